@@ -1,0 +1,68 @@
+"""netdyn: network-dynamics analysis of deep neural networks.
+
+Implements the framework of Lin, Zhang, Feng and Zhao, "An Analysis Framework for Understanding Deep Neural
+Networks Based on Network Dynamics" (arXiv 2501.02436). Every public name is listed in ``__all__`` and
+re-exported from the module that defines it; modules load on first use so that ``import netdyn`` stays light
+(torch, pandas and matplotlib are imported only when a name that needs them is touched).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    # errors
+    "NetdynError": "netdyn.errors",
+    "DatasetError": "netdyn.errors",
+    "ConfigError": "netdyn.errors",
+    "ModelError": "netdyn.errors",
+    "RunError": "netdyn.errors",
+    "DivergedError": "netdyn.errors",
+    # data
+    "Dataset": "netdyn.data",
+    "load_dataset": "netdyn.data",
+    "list_datasets": "netdyn.data",
+    # models
+    "MLP": "netdyn.models",
+    "Trace": "netdyn.models",
+    # training
+    "TrainConfig": "netdyn.training",
+    "TrainResult": "netdyn.training",
+    "train": "netdyn.training",
+    # run folders
+    "RunFolder": "netdyn.store",
+    "load_run": "netdyn.store",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'netdyn' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # pragma: no cover - static analysers see the real imports
+    from netdyn.data import Dataset, list_datasets, load_dataset  # noqa: F401
+    from netdyn.errors import (  # noqa: F401
+        ConfigError,
+        DatasetError,
+        DivergedError,
+        ModelError,
+        NetdynError,
+        RunError,
+    )
+    from netdyn.models import MLP, Trace  # noqa: F401
+    from netdyn.store import RunFolder, load_run  # noqa: F401
+    from netdyn.training import TrainConfig, TrainResult, train  # noqa: F401

@@ -1,0 +1,6 @@
+"""The network: :class:`MLP` with explicit layer blocks, and :class:`Trace`, its per-layer values on a batch."""
+
+from netdyn.models.activations import ACTIVATIONS, Gauss, gauss
+from netdyn.models.mlp import BN_MODES, MLP, LayerBlock, Trace
+
+__all__ = ["ACTIVATIONS", "BN_MODES", "MLP", "Gauss", "LayerBlock", "Trace", "gauss"]

@@ -1,0 +1,235 @@
+"""The run folder (SPEC section 8): config, checkpoints, tidy tables, figures, report, summary.
+
+    RUN/
+      config.json                  model architecture, training config, dataset spec
+      checkpoints/step_N.safetensors   model parameters (keys ``model.*``) and optimiser state (``optim.*``)
+      metrics/NAME.parquet         tidy tables (history, analysis tables)
+      figures/NAME.png|svg
+      report.html
+      summary.json
+
+Every write is atomic, so an interrupted run leaves its last complete checkpoint and tables readable.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from netdyn import _io
+from netdyn.errors import ModelError, RunError
+
+_CKPT = re.compile(r"^step_(\d+)\.safetensors$")
+
+
+class RunFolder:
+    """A run folder on disk. Construction stores the path; reading and writing happen in named methods."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    # ---------------------------------------------------------------- layout
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def metrics_dir(self) -> Path:
+        return self.path / "metrics"
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.path / "figures"
+
+    @property
+    def report_path(self) -> Path:
+        return self.path / "report.html"
+
+    def exists(self) -> bool:
+        return self.config_path.is_file()
+
+    # ---------------------------------------------------------------- json
+    def write_config(self, config: dict[str, Any]) -> Path:
+        return _io.write_json(self.config_path, config)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self._read_json(self.config_path, "config.json")
+
+    def write_summary(self, summary: dict[str, Any]) -> Path:
+        return _io.write_json(self.path / "summary.json", summary)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        path = self.path / "summary.json"
+        return self._read_json(path, "summary.json") if path.exists() else {}
+
+    def _read_json(self, path: Path, what: str) -> dict[str, Any]:
+        if not path.is_file():
+            raise RunError(f"{self.path} is not a netdyn run folder: {what} is missing")
+        try:
+            return json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RunError(f"{path} is corrupt: {exc}") from None
+
+    # ---------------------------------------------------------------- tables
+    def write_table(self, name: str, df: pd.DataFrame) -> Path:
+        return _io.write_parquet(self.metrics_dir / f"{name}.parquet", df)
+
+    def read_table(self, name: str) -> pd.DataFrame:
+        path = self.metrics_dir / f"{name}.parquet"
+        if not path.is_file():
+            raise RunError(f"{self.path}: no table {name!r} (looked for {path})")
+        return pd.read_parquet(path)
+
+    def table_names(self) -> list[str]:
+        if not self.metrics_dir.is_dir():
+            return []
+        return sorted(p.stem for p in self.metrics_dir.glob("*.parquet"))
+
+    @property
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {name: self.read_table(name) for name in self.table_names()}
+
+    @property
+    def history(self) -> pd.DataFrame:
+        return self.read_table("history")
+
+    # ---------------------------------------------------------------- checkpoints
+    def checkpoints(self) -> list[int]:
+        """Steps of the checkpoints on disk, ascending."""
+        if not self.checkpoint_dir.is_dir():
+            return []
+        steps = [int(m.group(1)) for p in self.checkpoint_dir.iterdir() if (m := _CKPT.match(p.name))]
+        return sorted(steps)
+
+    def checkpoint_path(self, step: int) -> Path:
+        return self.checkpoint_dir / f"step_{int(step)}.safetensors"
+
+    def save_checkpoint(
+        self,
+        step: int,
+        net: torch.nn.Module,
+        optimizer: torch.optim.Optimizer | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Path:
+        tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+        metadata = {"step": str(int(step)), "meta": json.dumps(meta or {})}
+        if optimizer is not None:
+            state = optimizer.state_dict()
+            scalars: dict[str, Any] = {}
+            for idx, entry in state["state"].items():
+                for key, value in entry.items():
+                    if isinstance(value, torch.Tensor):
+                        tensors[f"optim.{idx}.{key}"] = value.detach().cpu().contiguous().clone()
+                    else:
+                        scalars[f"{idx}.{key}"] = value
+            metadata["optim_groups"] = json.dumps(state["param_groups"])
+            metadata["optim_scalars"] = json.dumps(scalars)
+        path = self.checkpoint_path(step)
+        with _io.atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=metadata)
+        return path
+
+    def resolve_step(self, step: int | str | None = "last") -> int:
+        steps = self.checkpoints()
+        if not steps:
+            raise RunError(f"{self.path} holds no checkpoints (looked in {self.checkpoint_dir})")
+        if step is None or step == "last":
+            return steps[-1]
+        if step == "first":
+            return steps[0]
+        step = int(step)
+        if step not in steps:
+            raise RunError(f"{self.path} has no checkpoint at step {step}; it has {steps}")
+        return step
+
+    def load_checkpoint(self, step: int | str | None = "last") -> dict[str, Any]:
+        """The raw checkpoint: ``{"step", "model": state_dict, "optim": state_dict | None, "meta": dict}``."""
+        step = self.resolve_step(step)
+        path = self.checkpoint_path(step)
+        try:
+            tensors = load_file(str(path))
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as f:
+                metadata = f.metadata() or {}
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise RunError(f"checkpoint {path} is unreadable: {exc}") from None
+        model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        optim = None
+        if "optim_groups" in metadata:
+            state: dict[int, dict[str, Any]] = {}
+            for key, value in tensors.items():
+                if key.startswith("optim."):
+                    _, idx, name = key.split(".", 2)
+                    state.setdefault(int(idx), {})[name] = value
+            for key, value in json.loads(metadata["optim_scalars"]).items():
+                idx, name = key.split(".", 1)
+                state.setdefault(int(idx), {})[name] = value
+            optim = {"state": state, "param_groups": json.loads(metadata["optim_groups"])}
+        return {"step": step, "model": model, "optim": optim, "meta": json.loads(metadata.get("meta", "{}"))}
+
+    def model(self, step: int | str | None = "last"):
+        """The network at a checkpoint, rebuilt from config.json alone, in evaluation mode on the CPU."""
+        from netdyn.models import MLP
+
+        arch = self.config.get("model")
+        if not arch:
+            raise RunError(f"{self.config_path} records no model architecture")
+        net = MLP.from_config(arch)
+        ckpt = self.load_checkpoint(step)
+        expected = net.state_dict()
+        for key, value in ckpt["model"].items():
+            if key in expected and expected[key].shape != value.shape:
+                raise ModelError(
+                    f"checkpoint step {ckpt['step']} of {self.path}: {key} has shape {tuple(value.shape)} "
+                    f"but config.json's model needs {tuple(expected[key].shape)}"
+                )
+        missing = sorted(set(expected) - set(ckpt["model"]))
+        unexpected = sorted(set(ckpt["model"]) - set(expected))
+        if missing or unexpected:
+            raise ModelError(
+                f"checkpoint step {ckpt['step']} of {self.path} does not match config.json's model "
+                f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+            )
+        floats = [v.dtype for v in ckpt["model"].values() if v.is_floating_point()]
+        dtype = floats[0] if floats else torch.float32
+        net.to(dtype=dtype)
+        net.load_state_dict(ckpt["model"])
+        net.eval()
+        return net
+
+    def dataset(self, **overrides: Any):
+        """The dataset the run was trained on, rebuilt from its recorded spec."""
+        from netdyn.data import load_dataset
+
+        spec = dict(self.config.get("data") or {})
+        if not spec:
+            raise RunError(f"{self.config_path} records no dataset spec")
+        spec.update(overrides)
+        return load_dataset(**spec)
+
+
+def load_run(path: str | Path) -> RunFolder:
+    """Open a run folder: ``run.config``, ``run.model(step)``, ``run.tables``, ``run.summary``, ``run.dataset()``."""
+    run = RunFolder(path)
+    if not run.path.is_dir():
+        raise RunError(f"no run folder at {run.path}")
+    if not run.exists():
+        raise RunError(f"{run.path} is not a netdyn run folder: config.json is missing")
+    return run
