@@ -1,0 +1,234 @@
+"""One self-contained HTML page from sections of text, figures and tables.
+
+The page needs nothing beside itself: figures are embedded as base64 PNG, tables as HTML tables, and the style
+sheet is inline, so the file can be mailed, archived or opened offline. Everything the caller provides
+(titles, text, table cells, metadata) is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import html
+import json
+import math
+import numbers
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from netdyn._io import write_bytes
+from netdyn.plots.save import figure_bytes
+
+_STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #1d1d1f;
+       max-width: 1000px; margin: 2em auto; padding: 0 1em; line-height: 1.5; }
+h1 { font-size: 1.7em; margin-bottom: 0.2em; }
+h2 { font-size: 1.3em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 2em; }
+.generated { color: #666; margin-top: 0; }
+nav ol { padding-left: 1.4em; }
+figure { margin: 1em 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+.table-wrap { overflow-x: auto; margin: 1em 0; }
+table { border-collapse: collapse; font-size: 0.88em; }
+caption { text-align: left; font-weight: 600; padding: 0.3em 0; }
+th, td { padding: 0.25em 0.7em; border-bottom: 1px solid #e5e5e5; text-align: left; vertical-align: top; }
+th { background: #f5f5f7; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.meta th { background: none; color: #444; }
+.meta pre { margin: 0; font-size: 0.95em; white-space: pre-wrap; }
+.note { color: #666; font-size: 0.85em; }
+"""
+
+
+@dataclass
+class ReportSection:
+    """One quantity of the report: a heading, a short explanation, its figures and its tables."""
+
+    title: str
+    """The section heading (also its entry in the contents)."""
+    text: str = ""
+    """Plain text explaining what the quantity is and how to read it; blank lines separate paragraphs."""
+    figures: list[Figure] = field(default_factory=list)
+    """Figures, embedded as PNG in this order."""
+    tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
+    """(caption, table) pairs, embedded as HTML tables with rounded numbers."""
+
+
+def format_cell(value: object) -> str:
+    """A table cell as short text: integers whole, floats to 4 significant digits, large ones grouped."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return "–"
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        x = float(value)
+        if math.isnan(x):
+            return "–"
+        if math.isinf(x):
+            return "∞" if x > 0 else "−∞"
+        if x == 0:
+            return "0"
+        if abs(x) >= 1e4:
+            return f"{x:,.0f}"
+        if abs(x) >= 1e-3:
+            return f"{x:.4g}"
+        return f"{x:.3e}"
+    return str(value)
+
+
+def _column_formatter(values: pd.Series) -> Callable[[object], str]:
+    """One formatter for a whole column, so that its numbers align.
+
+    Float columns get fixed decimals, about 4 significant digits of the column's largest value, or integers
+    when every value is whole; ``format_cell`` serves the rest, and columns where fixed decimals would hide
+    small values.
+    """
+    if not pd.api.types.is_float_dtype(values.dtype):
+        return format_cell
+    x = values.to_numpy(dtype=float, na_value=np.nan)
+    finite = np.abs(x[np.isfinite(x)])
+    if finite.size == 0:
+        return format_cell
+    if np.all(finite == np.round(finite)) and finite.max() < 1e15:
+        return lambda v: format_cell(int(v) if _is_finite_float(v) else v)
+    largest = finite.max()
+    decimals = 4 - math.ceil(math.log10(largest))
+    smallest = finite[finite > 0].min()
+    if not 0 <= decimals <= 6 or smallest < 10.0 ** (1 - decimals):
+        return format_cell
+    return lambda v: f"{float(v):.{decimals}f}" if _is_finite_float(v) else format_cell(v)
+
+
+def _is_finite_float(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(float(value))
+
+
+def _paragraphs(text: str) -> str:
+    blocks = [" ".join(block.split()) for block in text.strip().split("\n\n")]
+    return "\n".join(f"<p>{html.escape(block)}</p>" for block in blocks if block)
+
+
+def _meta_value(value: object) -> str:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, Mapping | list | tuple):
+        text = json.dumps(value, indent=2, default=str, ensure_ascii=False)
+        return f"<pre>{html.escape(text)}</pre>"
+    return html.escape(format_cell(value))
+
+
+def _meta_table(meta: Mapping[str, object]) -> str:
+    rows = "\n".join(
+        f'<tr><th scope="row">{html.escape(str(key))}</th><td>{_meta_value(value)}</td></tr>'
+        for key, value in meta.items()
+    )
+    return f'<div class="table-wrap"><table class="meta">\n{rows}\n</table></div>'
+
+
+_NUM_TD = '<td class="num">'
+
+
+def _table(caption: str, table: pd.DataFrame, max_rows: int) -> str:
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(
+            f"render_report: table {caption!r} must be a pandas DataFrame, got {type(table).__name__}"
+        )
+    shown = table.head(max_rows)
+    numeric = [
+        pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+        for dtype in shown.dtypes
+    ]
+    formatters = [_column_formatter(shown[c]) for c in shown.columns]
+    head = "".join(f'<th scope="col">{html.escape(str(c))}</th>' for c in shown.columns)
+    body = "\n".join(
+        "<tr>"
+        + "".join(
+            (_NUM_TD if is_num else "<td>") + f"{html.escape(fmt(v))}</td>"
+            for v, is_num, fmt in zip(row, numeric, formatters, strict=True)
+        )
+        + "</tr>"
+        for row in shown.itertuples(index=False, name=None)
+    )
+    note = ""
+    if len(table) > max_rows:
+        note = f'<p class="note">First {max_rows} of {len(table)} rows.</p>'
+    return (
+        f'<div class="table-wrap"><table>\n<caption>{html.escape(caption)}</caption>\n'
+        f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table></div>{note}"
+    )
+
+
+def _figure(fig: Figure, fallback_alt: str, dpi: float) -> str:
+    if not isinstance(fig, Figure):
+        raise TypeError(f"render_report: expected a matplotlib Figure, got {type(fig).__name__}")
+    titles = [ax.get_title() for ax in fig.get_axes() if ax.get_title()]
+    alt = "; ".join(titles) or fallback_alt
+    encoded = base64.b64encode(figure_bytes(fig, "png", dpi=dpi)).decode("ascii")
+    return f'<figure><img src="data:image/png;base64,{encoded}" alt="{html.escape(alt)}"></figure>'
+
+
+def render_report(
+    title: str,
+    sections: Sequence[ReportSection],
+    path: str | os.PathLike,
+    meta: Mapping[str, object] | None = None,
+    max_table_rows: int = 100,
+    dpi: float = 100,
+) -> Path:
+    """Write one self-contained HTML file (atomically) and return its path.
+
+    The header holds ``title``, the date and ``meta`` (key/value pairs such as the configuration; mappings,
+    lists and dataclasses are shown as JSON). Each section gets a heading, its text as paragraphs, its figures
+    as PNG (``dpi``) and its tables with at most ``max_table_rows`` rows, numbers rounded to 4 significant
+    digits.
+    """
+    from netdyn import __version__
+
+    generated = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(title)}</title>",
+        f"<style>{_STYLE}</style>",
+        "</head>",
+        "<body>",
+        "<header>",
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p class="generated">Generated {html.escape(generated)} by netdyn {html.escape(__version__)}</p>',
+    ]
+    if meta:
+        parts.append(_meta_table(meta))
+    parts.append("</header>")
+    if len(sections) > 1:
+        items = "".join(
+            f'<li><a href="#section-{i}">{html.escape(s.title)}</a></li>' for i, s in enumerate(sections, 1)
+        )
+        parts.append(f"<nav><h2>Contents</h2><ol>{items}</ol></nav>")
+    for i, section in enumerate(sections, 1):
+        if not isinstance(section, ReportSection):
+            raise TypeError(f"render_report: sections must be ReportSection, got {type(section).__name__}")
+        parts.append(f'<section id="section-{i}">')
+        parts.append(f"<h2>{html.escape(section.title)}</h2>")
+        if section.text:
+            parts.append(_paragraphs(section.text))
+        for j, fig in enumerate(section.figures, 1):
+            parts.append(_figure(fig, f"{section.title}, figure {j}", dpi))
+        for caption, table in section.tables:
+            parts.append(_table(caption, table, max_table_rows))
+        parts.append("</section>")
+    parts += ["</body>", "</html>", ""]
+    target = Path(path)
+    write_bytes(target, "\n".join(parts).encode("utf-8"))
+    return target

@@ -1,0 +1,35 @@
+"""A run folder's analysis on disk: tables, figures and the self-contained ``report.html``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from netdyn.store import RunFolder
+
+
+def write_run_report(run: RunFolder, analysis: Any, title: str | None = None) -> Path:
+    """Save ``analysis`` into the run folder (``metrics/``, ``analysis.json``, ``figures/``) and write
+    ``report.html`` with the training curves first. Returns the report's path."""
+    analysis.save(run.path)
+    analysis.plot(run.path)
+    history = run.history if "history" in run.table_names() else None
+    config = run.config
+    model = config.get("model", {})
+    meta = {
+        "run folder": str(run.path),
+        "dataset": (config.get("data") or {}).get("name", "?"),
+        "model": ", ".join(
+            f"{k}={model[k]}" for k in ("width", "depth", "activation", "residual", "batchnorm") if k in model
+        ),
+        "training": ", ".join(
+            f"{k}={v}"
+            for k, v in (config.get("train") or {}).items()
+            if k in ("optimizer", "lr", "batch_size", "epochs", "steps", "loss")
+        ),
+    }
+    steps = analysis.summary.get("steps")
+    meta["checkpoints analysed"] = ", ".join(map(str, steps)) if steps else "last"
+    return analysis.to_html(
+        run.report_path, title=title or f"netdyn analysis of {run.path.name}", meta=meta, history=history
+    )
