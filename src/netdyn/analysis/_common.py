@@ -1,0 +1,105 @@
+"""Small pieces every analysis module shares: layer selection, device handling, seeded subsets, splits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+
+from netdyn.errors import ConfigError
+from netdyn.models import MLP
+
+SPLITS = ("train", "test")
+
+
+def resolve_layers(net: MLP, layers: Sequence[int] | None, *, hidden_only: bool = False) -> list[int]:
+    """The layers a function reports on: default 0..L-1 (1..L-1 with ``hidden_only``), validated."""
+    low = 1 if hidden_only else 0
+    valid = range(low, net.n_layers)
+    if layers is None:
+        return list(valid)
+    chosen = sorted({int(l) for l in layers})
+    bad = [l for l in chosen if l not in valid]
+    if bad:
+        raise ConfigError(
+            f"layers {bad} are out of range: this network's layers here are {low}..{net.n_layers - 1}"
+        )
+    return chosen
+
+
+def net_device(net: MLP) -> torch.device:
+    return next(net.parameters()).device
+
+
+def net_dtype(net: MLP) -> torch.dtype:
+    return next(net.parameters()).dtype
+
+
+def split_tensors(data: Any, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, y) of a Dataset's split, checked against nothing but presence."""
+    if split not in SPLITS:
+        raise ConfigError(f"split must be 'train' or 'test', got {split!r}")
+    return getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+
+
+def check_input_size(net: MLP, data: Any) -> None:
+    """A dataset whose samples do not fit the network's input layer is a clear error, not a shape crash."""
+    d = data.x_train.flatten(1).shape[1]
+    if d != net.widths[0]:
+        raise ConfigError(
+            f"dataset {getattr(data, 'name', '?')!r} has {d} input features but the network takes {net.widths[0]}"
+        )
+
+
+def make_generator(seed: int | torch.Generator) -> torch.Generator:
+    if isinstance(seed, torch.Generator):
+        return seed
+    return torch.Generator().manual_seed(int(seed))
+
+
+def seeded_subset(n: int, max_samples: int | None, seed: int | torch.Generator = 0) -> torch.Tensor | None:
+    """Sorted indices of a seeded random subset of ``max_samples`` out of n, or None to take all."""
+    if max_samples is None or max_samples >= n:
+        return None
+    perm = torch.randperm(n, generator=make_generator(seed))[:max_samples]
+    return torch.sort(perm).values
+
+
+def take(t: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+    return t if idx is None else t[idx]
+
+
+def walk(
+    net: MLP, x: torch.Tensor, bn_mode: str = "running"
+) -> Iterator[tuple[int, torch.Tensor, torch.Tensor | None]]:
+    """``net.iter_layers`` in evaluation mode, with the net's mode restored afterwards."""
+    was_training = net.training
+    net.eval()
+    try:
+        yield from net.iter_layers(x, bn_mode=bn_mode)
+    finally:
+        net.train(was_training)
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction of samples whose largest output is their label (SPEC section 1)."""
+    if logits.shape[0] == 0:
+        return float("nan")
+    return (logits.argmax(1) == labels.to(logits.device)).double().mean().item()
+
+
+#: Bytes of working memory one chunk of samples may take in the streaming analyses (tests lower it).
+CHUNK_BUDGET = 1 << 28
+
+
+def chunk_rows(n: int, bytes_per_row: int, budget: int | None = None) -> int:
+    """Samples per chunk so that one chunk's working values fit ``budget`` bytes (``CHUNK_BUDGET``)."""
+    budget = CHUNK_BUDGET if budget is None else budget
+    return max(1, min(max(n, 1), budget // max(1, bytes_per_row)))
+
+
+def iter_chunks(n: int, size: int) -> Iterator[slice]:
+    """Consecutive slices of ``size`` rows covering 0..n."""
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))

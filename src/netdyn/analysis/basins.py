@@ -1,0 +1,670 @@
+"""Attraction basins (SPEC 5.6): how far a training sample, or the weights, can be pushed before the network
+stops classifying the sample as its label; and two companions of the paper's grokking argument.
+
+Method, where the SPEC leaves the choice open:
+
+* **Noise design (common random numbers).** One Gaussian direction is drawn per (sample, repeat) in a sample
+  basin and per (layer, parameter, repeat) in a weight basin, and the same direction is scaled along the whole
+  eps grid. Each repeat is then a ray from the clean point: curves are smooth in eps, a sample's accuracy over
+  repeats is nearly monotone, and its basin radius is well defined. Points of one curve are therefore not
+  independent of each other; each point's interval is still valid on its own.
+* **Reproducibility.** Directions are drawn in float32 (then cast to the network's dtype) from generators on
+  the network's device, seeded from ``seed``: the same seed gives the same curve on one device whatever the
+  dtype and chunk budget; CPU and CUDA draw different streams. Sample noise comes in streams of 256 samples
+  each, so it does not depend on how the work is chunked.
+* **Interval (95 %).** The hits form a samples x repeats table, a crossed two-factor design: a sample is hard
+  or easy for every repeat, and in a weight basin a repeat (one perturbed network) is good or bad for every
+  sample. The variance of the mean accuracy comes from the two-way random-effects ANOVA (variance components
+  of samples, repeats and residual from the mean squares, truncated at 0), its degrees of freedom from
+  Satterthwaite's approximation. The interval is Wilson's score interval on the effective number of trials
+  p(1-p)/var, shrunk by (z/t_df)^2 for the few degrees of freedom (Korn & Graubard, 1998), and capped at the
+  number of trials. With independent noise per sample (a sample basin) this is close to Wilson over all
+  trials; with five perturbed networks (a weight basin) the repeat component dominates and the interval widens
+  accordingly. Where every trial agrees (accuracy 0 or 1) it is Wilson's interval over the samples, each
+  counted once. Samples are treated as a sample of the data distribution, repeats as a sample of the noise.
+* **Sizes.** ``size_mid`` / ``size_half`` are the first eps where the curve is <= (acc(0) + 1/C)/2 or
+  acc(0)/2, interpolated linearly between the grid points around the crossing (0 if the clean accuracy is
+  already there). The curve always starts at eps = 0 (prepended to an explicit grid that lacks it).
+* **Per-sample radius.** The first eps where the sample's accuracy over repeats is below 1/2, interpolated
+  like the sizes; 0 for a sample misclassified clean, ``inf`` (right-censored: beyond the grid) if it never
+  falls.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from netdyn.analysis._common import (
+    check_input_size,
+    make_generator,
+    net_device,
+    net_dtype,
+    seeded_subset,
+    walk,
+)
+from netdyn.analysis.lmap import affine_layer
+from netdyn.errors import ConfigError
+from netdyn.models import MLP
+
+DEFAULT_CHUNK_BUDGET = 512 << 20  # bytes one forward pass of perturbed copies may take on an accelerator
+CPU_CHUNK_BUDGET = 64 << 20  # on a CPU, where smaller passes stay in cache and run faster
+CPU_SAMPLES = 2000  # default n_samples when the network is on a CPU
+GRID_TENTHS = (30, 120)  # default grid: eps = i / 10 up to 3.0, extended by blocks of 30 up to 12.0
+NOISE_BLOCK = 256  # samples per noise stream
+CURVE_COLUMNS = ["eps", "accuracy", "ci_low", "ci_high"]
+PER_SAMPLE_COLUMNS = ["sample", "label", "radius"]
+_WEIGHT, _BIAS, _BN_WEIGHT, _BN_BIAS = range(4)  # parameter kinds of a layer, for the weight-noise seeds
+_MAX_SEED = 2**62
+
+
+@dataclass
+class BasinCurve:
+    """Accuracy of noised training samples (or of the samples under noised weights) against the noise
+    amplitude.
+
+    ``curve`` has the columns ``eps, accuracy, ci_low, ci_high`` (95% interval, see the module docstring);
+    ``size_mid`` and ``size_half`` are the eps where the accuracy falls to (acc(0) + 1/C)/2 and to acc(0)/2
+    (NaN if never on the grid); ``per_sample`` (``sample, label, radius``) is filled by
+    ``sample_basin(per_sample=True)``. ``kind`` is ``"sample"`` or ``"weight"``; ``settings`` records the
+    options used.
+    """
+
+    kind: str
+    curve: pd.DataFrame
+    size_mid: float
+    size_half: float
+    per_sample: pd.DataFrame | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def clean_accuracy(self) -> float:
+        """Accuracy at eps = 0."""
+        return float(self.curve["accuracy"].iloc[0])
+
+
+# ------------------------------------------------------------------------------------------- grid and tallies
+def default_eps_blocks() -> list[np.ndarray]:
+    """The default grid in its blocks: 0..3 (31 points), then 3.1..6, 6.1..9, 9.1..12, each evaluated only
+    while ``size_half`` has not been reached."""
+    first, last = GRID_TENTHS
+    blocks = [np.arange(0, first + 1) / 10]
+    for start in range(first, last, first):
+        blocks.append(np.arange(start + 1, start + first + 1) / 10)
+    return blocks
+
+
+def _check_eps(eps: Any) -> np.ndarray:
+    grid = np.asarray(eps, dtype=np.float64).reshape(-1)
+    if grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(grid < 0):
+        raise ConfigError("eps must be a non-empty list of finite amplitudes >= 0")
+    if np.any(np.diff(grid) <= 0):
+        raise ConfigError("eps must be strictly increasing")
+    return grid if grid[0] == 0 else np.concatenate([[0.0], grid])
+
+
+@dataclass
+class _Tally:
+    """Hits on an eps grid: ``correct[e, s]`` = repeats in which sample s was classified as its label at eps
+    e, ``by_repeat[e, r]`` = samples that repeat r classified as their label."""
+
+    eps: np.ndarray
+    correct: np.ndarray
+    by_repeat: np.ndarray
+
+    @property
+    def accuracy(self) -> np.ndarray:
+        return self.correct.sum(1) / (self.correct.shape[1] * self.by_repeat.shape[1])
+
+    def concat(self, other: _Tally) -> _Tally:
+        return _Tally(
+            np.concatenate([self.eps, other.eps]),
+            np.concatenate([self.correct, other.correct]),
+            np.concatenate([self.by_repeat, other.by_repeat]),
+        )
+
+
+def _run_grid(evaluate: Callable[[np.ndarray], Any], eps: Any) -> Any:
+    """Evaluate an explicit grid as given, or the default grid block by block until ``size_half`` is reached.
+
+    ``evaluate(block)`` returns an object with ``.accuracy`` and ``.concat(other)`` (a :class:`_Tally`).
+    """
+    if eps is not None:
+        return evaluate(_check_eps(eps))
+    blocks = default_eps_blocks()
+    tally = evaluate(blocks[0])
+    grid = blocks[0]
+    for block in blocks[1:]:
+        acc = np.asarray(tally.accuracy)
+        if not math.isnan(_first_crossing(grid, acc, acc[0] / 2)):
+            break
+        tally = tally.concat(evaluate(block))
+        grid = np.concatenate([grid, block])
+    return tally
+
+
+def _first_crossing(eps: np.ndarray, values: np.ndarray, threshold: float) -> float:
+    """First eps where ``values`` <= threshold, linearly interpolated from the grid point before; NaN if never."""
+    where = np.flatnonzero(values <= threshold)
+    if where.size == 0:
+        return float("nan")
+    i = int(where[0])
+    if i == 0:
+        return float(eps[0])
+    a0, a1 = values[i - 1], values[i]
+    return float(eps[i - 1] + (a0 - threshold) / (a0 - a1) * (eps[i] - eps[i - 1]))
+
+
+def _basin_sizes(eps: np.ndarray, acc: np.ndarray, num_classes: int, kind: str = "") -> tuple[float, float]:
+    """(size_mid, size_half) of a curve starting at eps = 0; warns for each size not reached on the grid."""
+    acc0 = float(acc[0])
+    sizes = []
+    for name, threshold, label in (
+        ("size_mid", (acc0 + 1 / num_classes) / 2, "(acc(0) + 1/C)/2"),
+        ("size_half", acc0 / 2, "acc(0)/2"),
+    ):
+        size = _first_crossing(eps, acc, threshold)
+        if math.isnan(size):
+            warnings.warn(
+                f"{kind} basin: accuracy never fell to {label} = {threshold:.3f} on eps up to {eps[-1]:g}; "
+                f"{name} is NaN",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        sizes.append(size)
+    return sizes[0], sizes[1]
+
+
+def _interval(correct: np.ndarray, by_repeat: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, ...]:
+    """Accuracy and its interval per eps from the samples x repeats hit counts (see the module docstring)."""
+    from scipy import stats  # scikit-learn's own dependency; imported here to keep ``import netdyn`` light
+
+    correct = np.asarray(correct, dtype=np.float64)
+    by_repeat = np.asarray(by_repeat, dtype=np.float64)
+    n, repeats = correct.shape[1], by_repeat.shape[1]
+    trials = n * repeats
+    p = correct.sum(1) / trials
+    ss_rows = repeats * ((correct / repeats - p[:, None]) ** 2).sum(1)
+    ss_cols = n * ((by_repeat / n - p[:, None]) ** 2).sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if n > 1 and repeats > 1:
+            ss_err = np.clip(trials * p * (1 - p) - ss_rows - ss_cols, 0, None)  # hits are 0/1
+            ms_rows, ms_cols = ss_rows / (n - 1), ss_cols / (repeats - 1)
+            ms_err = ss_err / ((n - 1) * (repeats - 1))
+            parts = [  # variance of the mean from samples, repeats, residual, with their degrees of freedom
+                (np.clip(ms_rows - ms_err, 0, None) / trials, n - 1),
+                (np.clip(ms_cols - ms_err, 0, None) / trials, repeats - 1),
+                (ms_err / trials, (n - 1) * (repeats - 1)),
+            ]
+        elif n > 1:
+            parts = [(ss_rows / (n - 1) / n, n - 1)]
+        elif repeats > 1:
+            parts = [(ss_cols / (repeats - 1) / repeats, repeats - 1)]
+        else:
+            parts = [(np.zeros_like(p), 1)]
+        var = sum(v for v, _ in parts)
+        df = var**2 / sum(v**2 / d for v, d in parts)
+        n_eff = np.where(var > 0, p * (1 - p) / var, n)  # no spread seen: count each sample once
+    df = np.where(np.isfinite(df) & (df > 0), df, np.inf)
+    z = stats.norm.ppf(0.5 + level / 2)
+    t = np.where(np.isinf(df), z, stats.t.ppf(0.5 + level / 2, np.minimum(df, 1e12)))
+    n_eff = np.clip(n_eff * (z / t) ** 2, 1, trials)
+    centre = (p + z**2 / (2 * n_eff)) / (1 + z**2 / n_eff)
+    half = z / (1 + z**2 / n_eff) * np.sqrt(p * (1 - p) / n_eff + z**2 / (4 * n_eff**2))
+    return p, np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+
+
+def _curve_table(tally: _Tally) -> pd.DataFrame:
+    acc, low, high = _interval(tally.correct, tally.by_repeat)
+    # Wilson's interval holds p; clipping guards only float rounding at the ends
+    low, high = np.minimum(low, acc), np.maximum(high, acc)
+    table = {"eps": tally.eps, "accuracy": acc, "ci_low": low, "ci_high": high}
+    return pd.DataFrame(table, columns=CURVE_COLUMNS)
+
+
+def _radii(tally: _Tally) -> np.ndarray:
+    """Each sample's basin radius (see the module docstring)."""
+    share = tally.correct / tally.by_repeat.shape[1]  # [E, n]
+    below = share < 0.5
+    first = below.argmax(0)
+    never = ~below.any(0)
+    radius = np.empty(share.shape[1])
+    radius[never] = np.inf
+    at_start = ~never & (first == 0)
+    radius[at_start] = tally.eps[0]
+    i = np.flatnonzero(~never & (first > 0))
+    if i.size:
+        j = first[i]
+        a0, a1 = share[j - 1, i], share[j, i]
+        e0, e1 = tally.eps[j - 1], tally.eps[j]
+        radius[i] = e0 + (a0 - 0.5) / (a0 - a1) * (e1 - e0)
+    return radius
+
+
+# ----------------------------------------------------------------------------------------------- shared setup
+def _gaussian(seed: int, shape: Sequence[int], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Standard normal noise from a generator of its own, drawn in float32 so every dtype sees one draw."""
+    gen = torch.Generator(device=device).manual_seed(int(seed))
+    return torch.randn(tuple(shape), generator=gen, device=device, dtype=torch.float32).to(dtype)
+
+
+def _draw_seeds(gen: torch.Generator, shape: Sequence[int]) -> np.ndarray:
+    return torch.randint(0, _MAX_SEED, tuple(shape), generator=gen, device=gen.device).cpu().numpy()
+
+
+def _check_count(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _training_subset(net: MLP, data: Any, n_samples: int | None, gen: torch.Generator):
+    """Indices, inputs and labels of the training samples a basin is measured on."""
+    check_input_size(net, data)
+    x, y = data.x_train.flatten(1), data.y_train
+    total = x.shape[0]
+    if total == 0:
+        raise ConfigError("the dataset has no training samples")
+    if n_samples is None:
+        n_samples = total if net_device(net).type != "cpu" else CPU_SAMPLES
+    idx = seeded_subset(total, _check_count(n_samples, "n_samples"), gen)
+    if idx is None:
+        return torch.arange(total), x, y
+    return idx, x[idx], y[idx]
+
+
+def _chunk_budget(net: MLP, chunk_budget: int | None) -> int:
+    if chunk_budget is None:
+        return CPU_CHUNK_BUDGET if net_device(net).type == "cpu" else DEFAULT_CHUNK_BUDGET
+    return _check_count(chunk_budget, "chunk_budget")
+
+
+def _settings(eps: Any, repeats: int, n: int, seed: Any, num_classes: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "eps": "default" if eps is None else "explicit",
+        "repeats": repeats,
+        "n_samples": n,
+        "seed": int(seed) if isinstance(seed, (int, np.integer)) else None,  # None: a Generator was passed
+        "num_classes": int(num_classes),
+        **extra,
+    }
+
+
+# ----------------------------------------------------------------------------------------------- sample basin
+def _clean_layer(net: MLP, x: torch.Tensor, layer: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(x^layer, x^{layer-1}) of a batch, computed clean in running mode."""
+    steps = walk(net, x)
+    prev = None
+    try:
+        for l, x_l, _ in steps:
+            if l == layer:
+                return x_l, prev
+            prev = x_l
+    finally:
+        steps.close()
+    raise AssertionError("unreachable: layer was validated")  # pragma: no cover
+
+
+def _sample_tally(
+    net: MLP, x: torch.Tensor, y: torch.Tensor, eps: np.ndarray, repeats: int, layer: int,
+    block_seeds: np.ndarray, budget: int,
+) -> _Tally:
+    device, dtype = net_device(net), net_dtype(net)
+    n, n_eps = x.shape[0], len(eps)
+    widths = net.widths
+    skip = layer + 1 < net.n_layers and net.blocks[layer].skip is not None
+    row_width = widths[layer] * (2 if skip else 1) + 4 * max(widths[layer + 1 :])
+    row_bytes = torch.finfo(dtype).bits // 8 * row_width
+    rows = max(1, budget // row_bytes)
+    block_rows = NOISE_BLOCK * repeats
+    blocks_per_pass = max(1, rows // (block_rows * n_eps))
+    eps_per_pass = n_eps if blocks_per_pass > 1 else max(1, min(n_eps, rows // block_rows))
+    eps_t = torch.as_tensor(eps, dtype=dtype, device=device)
+    labels = y.to(device)
+    correct = torch.zeros(n_eps, n, dtype=torch.int32, device=device)
+    by_repeat = torch.zeros(n_eps, repeats, dtype=torch.int64, device=device)
+    step = blocks_per_pass * NOISE_BLOCK
+    for s0 in range(0, n, step):
+        s1 = min(n, s0 + step)
+        x_l, x_prev = _clean_layer(net, x[s0:s1], layer)
+        directions = []
+        for b0 in range(s0, s1, NOISE_BLOCK):
+            nb = min(NOISE_BLOCK, s1 - b0)
+            xi = _gaussian(block_seeds[b0 // NOISE_BLOCK], (repeats, nb, widths[layer]), device, dtype)
+            directions.append(xi / torch.linalg.vector_norm(xi, dim=-1, keepdim=True))
+        delta = torch.cat(directions, 1) * torch.linalg.vector_norm(x_l, dim=-1, keepdim=True)  # [R, ns, w]
+        hits_label = labels[s0:s1]
+        for e0 in range(0, n_eps, eps_per_pass):
+            e = eps_t[e0 : e0 + eps_per_pass]
+            batch = (x_l + e[:, None, None, None] * delta).reshape(-1, widths[layer])
+            prev = None
+            if skip:
+                prev = x_prev.expand(len(e), repeats, *x_prev.shape).reshape(-1, x_prev.shape[-1])
+            logits = net.run_from(layer, batch, prev, bn_mode="running")
+            hit = logits.argmax(1).view(len(e), repeats, s1 - s0) == hits_label
+            correct[e0 : e0 + len(e), s0:s1] = hit.sum(1, dtype=torch.int32)
+            by_repeat[e0 : e0 + len(e)] += hit.sum(2)
+    return _Tally(eps, correct.cpu().numpy(), by_repeat.cpu().numpy())
+
+
+def sample_basin(
+    net: MLP,
+    data: Any,
+    eps: Sequence[float] | np.ndarray | None = None,
+    repeats: int = 5,
+    n_samples: int | None = None,
+    layer: int = 0,
+    per_sample: bool = False,
+    seed: int | torch.Generator = 0,
+    chunk_budget: int | None = None,
+) -> BasinCurve:
+    """Attraction basin in sample space (SPEC 5.6): accuracy of x~ = x + eps ||x|| xi / ||xi||, xi ~ N(0, I).
+
+    ``eps=None`` is the default grid (0..3 by 0.1, extended by blocks of 3 up to 12 while ``size_half`` is not
+    reached); an explicit grid is used as given (with 0 prepended if missing). ``repeats`` noise draws per
+    sample; ``n_samples`` training samples (a seeded subset; default all on a GPU, 2,000 on a CPU).
+    ``layer=l`` perturbs x^l of the clean forward pass and runs the rest of the network from there.
+    ``per_sample=True`` adds each sample's radius. Many (eps, repeat) copies go through the network in one
+    batch of about ``chunk_budget`` bytes (default 512 MiB on an accelerator, 64 MiB on a CPU). See the module
+    docstring for the noise design, the interval and the radius.
+    """
+    repeats = _check_count(repeats, "repeats")
+    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 0 <= layer < net.n_layers:
+        raise ConfigError(f"layer must be in 0..{net.n_layers - 1} (the layer perturbed), got {layer!r}")
+    budget = _chunk_budget(net, chunk_budget)
+    gen = make_generator(seed)
+    idx, x, y = _training_subset(net, data, n_samples, gen)
+    block_seeds = _draw_seeds(gen, (math.ceil(len(idx) / NOISE_BLOCK),))
+    with torch.no_grad():
+        tally = _run_grid(
+            lambda grid: _sample_tally(net, x, y, grid, repeats, int(layer), block_seeds, budget), eps
+        )
+    curve = _curve_table(tally)
+    size_mid, size_half = _basin_sizes(tally.eps, curve["accuracy"].to_numpy(), data.num_classes, "sample")
+    samples = None
+    if per_sample:
+        samples = pd.DataFrame(
+            {"sample": idx.numpy(), "label": y.numpy(), "radius": _radii(tally)}, columns=PER_SAMPLE_COLUMNS
+        )
+    settings = _settings(eps, repeats, len(idx), seed, data.num_classes, layer=int(layer))
+    return BasinCurve("sample", curve, size_mid, size_half, samples, settings)
+
+
+# ----------------------------------------------------------------------------------------------- weight basin
+def _param_noise(param: torch.Tensor, seed: int) -> torch.Tensor:
+    """||p|| * Xi / ||Xi|| for one parameter tensor (Frobenius norms), Xi drawn from ``seed``."""
+    xi = _gaussian(seed, param.shape, param.device, param.dtype)
+    return torch.linalg.vector_norm(param) * xi / torch.linalg.vector_norm(xi)
+
+
+def _layer_params(net: MLP, l: int) -> dict[int, torch.Tensor]:
+    """Layer l's perturbable parameters by kind."""
+    block = net.block(l)
+    params = {_WEIGHT: block.linear.weight}
+    if block.linear.bias is not None:
+        params[_BIAS] = block.linear.bias
+    if block.bn is not None:
+        params[_BN_WEIGHT], params[_BN_BIAS] = block.bn.weight, block.bn.bias
+    return params
+
+
+def _perturbed_kinds(net: MLP, l: int, layers: set[int], include_bias: bool, include_bn: bool) -> set[int]:
+    if l not in layers:
+        return set()
+    kinds = {_WEIGHT}
+    if include_bias:
+        kinds.add(_BIAS)
+    if include_bn:
+        kinds |= {_BN_WEIGHT, _BN_BIAS}
+    return kinds & set(_layer_params(net, l))
+
+
+def _stack_layers(
+    net: MLP, eps: torch.Tensor, reps: torch.Tensor, seeds: np.ndarray, layers: set[int],
+    include_bias: bool, include_bn: bool,
+) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Per layer, the folded affine map z = W' x + b' (Linear + running-mode BN) of K perturbed networks, one
+    per (eps[k], reps[k]): W' is [K, out, in] (or [out, in] where the layer is not perturbed), b' [K, out] or
+    [out]."""
+    unique, position = torch.unique(reps, return_inverse=True)
+    folded = []
+    for l in range(1, net.n_layers + 1):
+        params = _layer_params(net, l)
+        kinds = _perturbed_kinds(net, l, layers, include_bias, include_bn)
+        value = {}
+        for kind, p in params.items():
+            if kind in kinds:
+                noise = torch.stack([_param_noise(p, seeds[l - 1, kind, r]) for r in unique.tolist()])
+                value[kind] = noise[position].mul_(eps.view(-1, *([1] * p.dim()))).add_(p)  # a fresh [K, ...]
+            else:
+                value[kind] = p
+        w, b = value[_WEIGHT], value.get(_BIAS)
+        bn = net.block(l).bn
+        if bn is not None:
+            g = value[_BN_WEIGHT] * torch.rsqrt(bn.running_var + bn.eps)
+            shift = -bn.running_mean if b is None else b - bn.running_mean
+            w = w.mul_(g.unsqueeze(-1)) if w.dim() == 3 else g.unsqueeze(-1) * w  # in place: our own copy
+            b = g * shift + value[_BN_BIAS]
+        folded.append((w, b))
+    return folded
+
+
+def _affine(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """x W'^T + b' with a shared [n, in] or stacked [K, n, in] input and shared or stacked W', b'."""
+    if w.dim() == 3 and x.dim() == 2:  # one GEMM for all K networks
+        k, out, _ = w.shape
+        z = (x @ w.reshape(k * out, -1).T).view(x.shape[0], k, out).transpose(0, 1)
+    else:
+        z = torch.matmul(x, w.transpose(-1, -2))
+    if b is not None:
+        z = z + (b.unsqueeze(-2) if b.dim() == 2 else b)
+    return z
+
+
+def _stacked_logits(
+    net: MLP, folded: list[tuple[torch.Tensor, torch.Tensor | None]], x: torch.Tensor
+) -> torch.Tensor:
+    """Logits [K, n, C] of the K networks of ``folded`` on the same samples x [n, d] (BN in running mode)."""
+    prev2: torch.Tensor | None = None
+    for block, (w, b) in zip(net.blocks, folded, strict=True):
+        z = _affine(x, w, b)
+        if block.skip == "pre":
+            out = block.transfer(z + prev2)
+        elif block.skip == "post":
+            out = block.transfer(z) + prev2
+        else:
+            out = block.transfer(z)
+        prev2, x = x, out
+    k = max(w.shape[0] if w.dim() == 3 else 1 for w, _ in folded)
+    return x.expand(k, *x.shape[-2:])
+
+
+def _weight_tally(
+    net: MLP, x: torch.Tensor, y: torch.Tensor, eps: np.ndarray, repeats: int, seeds: np.ndarray,
+    layers: set[int], include_bias: bool, include_bn: bool, budget: int,
+) -> _Tally:
+    device, dtype = net_device(net), net_dtype(net)
+    n, n_eps = x.shape[0], len(eps)
+    elt = torch.finfo(dtype).bits // 8
+    stacked_numel = sum(net.block(l).linear.weight.numel() + 2 * net.widths[l] for l in layers)
+    per_net = max(1, min(n_eps * repeats, budget // 2 // (stacked_numel * elt)))
+    row_bytes = elt * (net.widths[0] + 4 * max(net.widths[1:]))
+    # repeat-major pairs: one chunk of networks shares few noise directions
+    pair_eps = torch.arange(n_eps, device=device).repeat(repeats)
+    pair_rep = torch.arange(repeats, device=device).repeat_interleave(n_eps)
+    eps_t = torch.as_tensor(eps, dtype=dtype, device=device)
+    labels = y.to(device)
+    correct = torch.zeros(n_eps, n, dtype=torch.int32, device=device)
+    by_repeat = torch.zeros(n_eps, repeats, dtype=torch.int64, device=device)
+    for k0 in range(0, n_eps * repeats, per_net):
+        pe, pr = pair_eps[k0 : k0 + per_net], pair_rep[k0 : k0 + per_net]
+        folded = _stack_layers(net, eps_t[pe], pr, seeds, layers, include_bias, include_bn)
+        step = max(1, budget // 2 // (len(pe) * row_bytes))
+        for s0 in range(0, n, step):
+            xb = x[s0 : s0 + step].to(device=device, dtype=dtype)
+            hit = _stacked_logits(net, folded, xb).argmax(-1) == labels[s0 : s0 + step]  # [K, ns]
+            correct[:, s0 : s0 + step].index_add_(0, pe, hit.to(torch.int32))
+            by_repeat.index_put_((pe, pr), hit.sum(1), accumulate=True)
+    return _Tally(eps, correct.cpu().numpy(), by_repeat.cpu().numpy())
+
+
+def weight_basin(
+    net: MLP,
+    data: Any,
+    eps: Sequence[float] | np.ndarray | None = None,
+    repeats: int = 5,
+    n_samples: int | None = None,
+    layers: Sequence[int] | None = None,
+    include_bias: bool = False,
+    include_bn: bool = False,
+    seed: int | torch.Generator = 0,
+    chunk_budget: int | None = None,
+) -> BasinCurve:
+    """Attraction basin in weight space (SPEC 5.6): accuracy on the clean training samples (BN in running
+    mode) when every weight matrix becomes W^l + eps ||W^l||_F Xi^l / ||Xi^l||_F.
+
+    ``include_bias`` perturbs each bias vector the same way (scaled by its own norm), ``include_bn`` the
+    batch-norm weight and bias vectors; ``layers`` (1..L) restricts the noise to those layers. Grid, repeats,
+    samples and seed as in :func:`sample_basin`. K perturbed networks run at once as stacked weights
+    ([K, out, in], BN folded per network), K and the sample chunks sized to ``chunk_budget`` bytes (default as
+    in :func:`sample_basin`). Noise directions are shared along the eps grid, one per (layer, parameter,
+    repeat), and do not depend on ``include_bias`` / ``include_bn`` / ``layers``.
+    """
+    repeats = _check_count(repeats, "repeats")
+    L = net.n_layers
+    if layers is None:
+        chosen = set(range(1, L + 1))
+    else:
+        chosen = {int(l) for l in layers}
+        if not chosen or any(not 1 <= l <= L for l in chosen):
+            raise ConfigError(f"weight_basin layers must be a non-empty subset of 1..{L}, got {list(layers)}")
+    budget = _chunk_budget(net, chunk_budget)
+    gen = make_generator(seed)
+    idx, x, y = _training_subset(net, data, n_samples, gen)
+    seeds = _draw_seeds(gen, (L, 4, repeats))
+    with torch.no_grad():
+        tally = _run_grid(
+            lambda grid: _weight_tally(
+                net, x, y, grid, repeats, seeds, chosen, include_bias, include_bn, budget
+            ),
+            eps,
+        )
+    curve = _curve_table(tally)
+    size_mid, size_half = _basin_sizes(tally.eps, curve["accuracy"].to_numpy(), data.num_classes, "weight")
+    settings = _settings(
+        eps, repeats, len(idx), seed, data.num_classes,
+        layers=sorted(chosen), include_bias=bool(include_bias), include_bn=bool(include_bn),
+    )
+    return BasinCurve("weight", curve, size_mid, size_half, None, settings)
+
+
+# ------------------------------------------------------------------------------------------------- companions
+def nearest_train_distance(
+    data: Any, device: torch.device | str | None = None, chunk_budget: int = DEFAULT_CHUNK_BUDGET
+) -> pd.DataFrame:
+    """Each test sample's Euclidean distance to its nearest training sample, divided by the test sample's norm
+    (NaN for an all-zero test sample): columns ``sample, label, distance``.
+
+    Computed in float64 on ``device`` (default: the CPU, where the data live), test samples in chunks whose
+    distance matrix fits ``chunk_budget`` bytes; the nearest neighbour is found with ||a||^2 + ||b||^2 - 2 a.b
+    and its distance then recomputed directly.
+    """
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    train = data.x_train.flatten(1).to(device=dev, dtype=torch.float64)
+    test = data.x_test.flatten(1).to(device=dev, dtype=torch.float64)
+    if train.shape[0] == 0:
+        raise ConfigError("nearest_train_distance needs at least one training sample")
+    if train.shape[1] != test.shape[1]:
+        raise ConfigError(f"train samples have {train.shape[1]} features but test samples {test.shape[1]}")
+    train_sq = (train**2).sum(1)
+    step = max(1, chunk_budget // (3 * 8 * train.shape[0]))
+    distance = torch.empty(test.shape[0], dtype=torch.float64, device=dev)
+    with torch.no_grad():
+        for s0 in range(0, test.shape[0], step):
+            a = test[s0 : s0 + step]
+            d2 = torch.addmm(train_sq[None, :] + (a**2).sum(1, keepdim=True), a, train.T, alpha=-2)
+            nearest = d2.argmin(1)
+            distance[s0 : s0 + step] = torch.linalg.vector_norm(a - train[nearest], dim=1)
+        norm = torch.linalg.vector_norm(test, dim=1)
+        relative = torch.where(norm > 0, distance / norm, torch.full_like(norm, float("nan")))
+    labels = data.y_test.cpu().numpy()
+    table = {"sample": np.arange(test.shape[0]), "label": labels, "distance": relative.cpu().numpy()}
+    return pd.DataFrame(table, columns=["sample", "label", "distance"])
+
+
+def bn_perturbation(
+    net: MLP, data: Any, batch_size: int, n_batches: int | None = None, seed: int | torch.Generator = 0
+) -> pd.DataFrame:
+    """Per batch-norm layer, ||W~_batch - W~_run||_F / ||W~_run||_F: columns ``layer, eps_equivalent``.
+
+    W~ = [W | b] is the layer's Linear and batch norm folded into one affine map, with the running statistics
+    or with the (biased) mean and variance of a^l over a training batch of ``batch_size``, the batch
+    propagated in batch mode up to that layer. Batches are consecutive slices of seeded permutations of the
+    training set (full batches only, as many epochs as ``n_batches`` needs; default one epoch) and the ratio
+    is averaged over them: the weight perturbation that evaluating with running instead of batch statistics
+    amounts to, comparable with a weight basin's eps. Empty for a network without batch norm.
+    """
+    check_input_size(net, data)
+    x = data.x_train.flatten(1)
+    total = x.shape[0]
+    batch_size = _check_count(batch_size, "batch_size")
+    if not 2 <= batch_size <= total:
+        raise ConfigError(f"batch_size must be in 2..{total} (the training set size), got {batch_size}")
+    per_epoch = total // batch_size
+    n_batches = per_epoch if n_batches is None else _check_count(n_batches, "n_batches")
+    bn_layers = [l for l in net.hidden_layers if net.block(l).bn is not None]
+    if not bn_layers:
+        empty = {"layer": pd.Series([], dtype="int64"), "eps_equivalent": pd.Series([], dtype="float64")}
+        return pd.DataFrame(empty)
+    gen = make_generator(seed)
+    folds = {}
+    with torch.no_grad():
+        for l in bn_layers:
+            block = net.block(l)
+            w_run, b_run = affine_layer(net, l)
+            bias = block.linear.bias
+            bias = bias.double() if bias is not None else torch.zeros_like(b_run)
+            g_run = block.bn.weight.double() * torch.rsqrt(block.bn.running_var.double() + block.bn.eps)
+            folds[l] = {
+                "row_sq": (block.linear.weight.double() ** 2).sum(1),
+                "bias": bias,
+                "g_run": g_run,
+                "shift_run": g_run * block.bn.running_mean.double(),
+                "norm_run": torch.sqrt((w_run**2).sum() + (b_run**2).sum()),
+            }
+        totals = dict.fromkeys(bn_layers, 0.0)
+        last = bn_layers[-1]
+        done = 0
+        while done < n_batches:
+            order = torch.randperm(total, generator=gen)
+            for k in range(min(per_epoch, n_batches - done)):
+                batch = x[order[k * batch_size : (k + 1) * batch_size]]
+                steps = walk(net, batch, bn_mode="batch")
+                prev = None
+                for l, x_l, _ in steps:
+                    if l in folds:
+                        f = folds[l]
+                        block = net.block(l)
+                        a = block.linear(prev).double()
+                        mean, var = a.mean(0), a.var(0, unbiased=False)
+                        g = block.bn.weight.double() * torch.rsqrt(var + block.bn.eps)
+                        dg = g - f["g_run"]
+                        db = dg * f["bias"] - g * mean + f["shift_run"]  # beta cancels
+                        diff = torch.sqrt((dg**2 * f["row_sq"]).sum() + (db**2).sum())
+                        totals[l] += (diff / f["norm_run"]).item()
+                    if l == last:
+                        break
+                    prev = x_l
+                steps.close()
+            done += min(per_epoch, n_batches - done)
+    return pd.DataFrame(
+        {"layer": bn_layers, "eps_equivalent": [totals[l] / n_batches for l in bn_layers]},
+        columns=["layer", "eps_equivalent"],
+    )

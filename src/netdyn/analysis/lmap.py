@@ -1,0 +1,103 @@
+"""L-map, the linear substitution map (SPEC 5.1): the network after layer l with every transfer function
+replaced by the identity. Batch norm after the cut becomes the affine map of its running statistics; skips stay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+import torch
+
+from netdyn.analysis._common import SPLITS, accuracy, check_input_size, resolve_layers, split_tensors, walk
+from netdyn.errors import ConfigError
+from netdyn.models import MLP
+
+
+def bn_affine(net: MLP, j: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Batch norm of layer j as z = g * a + d (running statistics), in float64; None where there is none."""
+    bn = net.block(j).bn
+    if bn is None:
+        return None
+    inv = torch.rsqrt(bn.running_var.double() + bn.eps)
+    g = bn.weight.double() * inv
+    d = bn.bias.double() - bn.running_mean.double() * g
+    return g, d
+
+
+def affine_layer(net: MLP, j: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Layer j's Linear and batch norm folded into z^j = W~ x^{j-1} + b~ (float64, running statistics)."""
+    lin = net.block(j).linear
+    w = lin.weight.detach().double()
+    b = (
+        lin.bias.double()
+        if lin.bias is not None
+        else torch.zeros(w.shape[0], dtype=torch.float64, device=w.device)
+    )
+    folded = bn_affine(net, j)
+    if folded is not None:
+        g, d = folded
+        w, b = g[:, None] * w, g * b + d
+    return w, b
+
+
+def lmap_matrix(net: MLP, l: int, with_skip: bool = False):
+    """The L-map of layer l: h^L = M_l x^l + c_l (+ S_l x^{l-1} where a skip crosses the cut).
+
+    Returns ``(M_l, c_l)``, or ``(M_l, c_l, S_l)`` with ``with_skip=True`` (S_l zero where no skip crosses).
+    Computed backwards from the output in float64, returned in the network's dtype.
+    """
+    L = net.n_layers
+    if not 0 <= l < L:
+        raise ConfigError(f"lmap_matrix takes a layer in 0..{L - 1}, got {l}")
+    ref = net.block(1).linear.weight
+    widths = net.widths
+    with torch.no_grad():
+        # coefficient of h^L on each v_j, j = l-1..L-1, where v_j is the linearised x^j
+        coef: dict[int, torch.Tensor] = {}
+        w_out, b_out = affine_layer(net, L)
+        coef[L - 1] = w_out
+        const = b_out.clone()
+        for j in range(L - 1, l, -1):
+            g = coef.pop(j)
+            w_j, b_j = affine_layer(net, j)
+            const = const + g @ b_j
+            coef[j - 1] = coef.get(j - 1, 0) + g @ w_j
+            if net.block(j).skip is not None:  # pre or post: identical once f is the identity
+                coef[j - 2] = coef.get(j - 2, 0) + g
+        m = coef.get(l)
+        if m is None:  # pragma: no cover - every layer feeds the next
+            m = torch.zeros(widths[-1], widths[l], dtype=torch.float64, device=ref.device)
+        s = coef.get(l - 1)
+        if s is None:
+            s = torch.zeros(
+                widths[-1], widths[l - 1] if l >= 1 else 0, dtype=torch.float64, device=ref.device
+            )
+    # copies, never views of the network's parameters (a float64 net's output weight would be one)
+    m, const, s = (t.to(ref.dtype).clone() for t in (m, const, s))
+    return (m, const, s) if with_skip else (m, const)
+
+
+def lmap_accuracy(net: MLP, data: Any, layers: Sequence[int] | None = None) -> pd.DataFrame:
+    """Accuracy of the L-map at each layer l = 0..L-1 on train and test: columns ``layer, split, accuracy``."""
+    check_input_size(net, data)
+    chosen = resolve_layers(net, layers)
+    maps = {l: lmap_matrix(net, l, with_skip=True) for l in chosen}
+    rows = []
+    for split in SPLITS:
+        x, y = split_tensors(data, split)
+        prev = None
+        for l, x_l, _ in walk(net, x):
+            if l in maps:
+                m, c, s = maps[l]
+                logits = x_l @ m.T + c
+                if l >= 1 and s.abs().max() > 0:
+                    logits = logits + prev @ s.T
+                rows.append({"layer": l, "split": split, "accuracy": accuracy(logits, y)})
+            prev = x_l
+            if l >= max(chosen):
+                break
+    return pd.DataFrame(rows, columns=["layer", "split", "accuracy"]).sort_values(
+        ["split", "layer"], ignore_index=True
+    )

@@ -1,0 +1,197 @@
+"""LP, the linear perceptron (SPEC 5.2): ridge least squares from a layer's outputs x^l to the network's own
+output local fields h^L on the training set, and the accuracy of that linear replacement on both splits.
+
+The fit streams: one pass over chunks of the training set accumulates, for every chosen layer at once, the
+float64 moments sum(x), sum(h), X^T X and X^T H (shifted by the first chunk's means, so that centring does not
+cancel digits); the normal equations are solved per layer; a second pass scores the probes on train and test.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import torch
+
+from netdyn.analysis._common import (
+    SPLITS,
+    check_input_size,
+    chunk_rows,
+    iter_chunks,
+    net_device,
+    net_dtype,
+    resolve_layers,
+    split_tensors,
+    walk,
+)
+from netdyn.errors import ConfigError
+from netdyn.models import MLP
+
+Probe = tuple[torch.Tensor, torch.Tensor]
+
+#: Eigenvalues of an unregularised (singular) system below this fraction of the largest are dropped.
+PINV_RCOND = 1e-10
+
+
+@dataclass
+class _Moments:
+    """Running float64 sums of one layer's training outputs x against the logits h, both shifted."""
+
+    shift_x: torch.Tensor
+    shift_h: torch.Tensor
+    n: int
+    sum_x: torch.Tensor
+    sum_h: torch.Tensor
+    xx: torch.Tensor
+    xh: torch.Tensor
+
+    @classmethod
+    def start(cls, x: torch.Tensor, h: torch.Tensor) -> _Moments:
+        n_x, n_h = x.shape[1], h.shape[1]
+        zeros = dict(dtype=torch.float64, device=x.device)
+        return cls(x.mean(0), h.mean(0), 0, torch.zeros(n_x, **zeros), torch.zeros(n_h, **zeros),
+                   torch.zeros(n_x, n_x, **zeros), torch.zeros(n_x, n_h, **zeros))
+
+    def add(self, x: torch.Tensor, h: torch.Tensor) -> None:
+        x = x - self.shift_x
+        h = h - self.shift_h
+        self.n += x.shape[0]
+        self.sum_x += x.sum(0)
+        self.sum_h += h.sum(0)
+        self.xx.addmm_(x.T, x)
+        self.xh.addmm_(x.T, h)
+
+
+def _check_ridge(ridge: float) -> float:
+    ridge = float(ridge)
+    if not math.isfinite(ridge) or ridge < 0:
+        raise ConfigError(f"ridge must be a finite number >= 0, got {ridge!r}")
+    return ridge
+
+
+def _accumulate(net: MLP, x: torch.Tensor, layers: Sequence[int]) -> dict[int, _Moments]:
+    """One pass over the training inputs: the moments of every chosen layer against the logits."""
+    L = net.n_layers
+    chosen = set(layers)
+    widths = net.widths
+    # per sample: the kept layers of the chunk, the walk's own one or two layers, one float64 copy, the logits
+    per_row = net_dtype(net).itemsize * (sum(widths[l] for l in chosen) + 2 * max(widths)) + 8 * (
+        max(widths) + widths[L]
+    )
+    moments: dict[int, _Moments] = {}
+    for rows in iter_chunks(x.shape[0], chunk_rows(x.shape[0], per_row)):
+        kept: dict[int, torch.Tensor] = {}
+        h = None
+        for l, x_l, _ in walk(net, x[rows]):
+            if l in chosen:
+                kept[l] = x_l
+            if l == L:
+                h = x_l.double()
+        for l, x_l in kept.items():
+            xd = x_l.double()
+            if l not in moments:
+                moments[l] = _Moments.start(xd, h)
+            moments[l].add(xd, h)
+        del kept
+    return moments
+
+
+def _solve(m: _Moments, ridge: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ridge solution (A, a) in float64 from a layer's moments: h ~ x @ A + a."""
+    n = m.n
+    mean_x, mean_h = m.sum_x / n, m.sum_h / n
+    gram = m.xx - n * torch.outer(mean_x, mean_x)
+    gram = (gram + gram.T) / 2
+    cross = m.xh - n * torch.outer(mean_x, mean_h)
+    lam = ridge * torch.trace(gram).item() / gram.shape[0]
+    system = gram + lam * torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
+    a_mat = None
+    if lam > 0:
+        chol, info = torch.linalg.cholesky_ex(system)
+        if info.item() == 0:
+            a_mat = torch.cholesky_solve(cross, chol)
+    if a_mat is None:  # no ridge, or an all-zero layer: minimum-norm least squares on the eigenbasis
+        a_mat = _pinv_solve(system, cross)
+    intercept = (m.shift_h + mean_h) - (m.shift_x + mean_x) @ a_mat
+    return a_mat, intercept
+
+
+def _pinv_solve(system: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """Minimum-norm solution of a symmetric positive semi-definite system (what ``lstsq``'s gelsd gives, and
+    it runs on CUDA too, where ``lstsq`` assumes full rank)."""
+    evals, evecs = torch.linalg.eigh(system)
+    top = evals.max().clamp_min(0)
+    keep = evals > top * PINV_RCOND
+    inv = torch.where(keep, 1 / torch.where(keep, evals, 1), 0)
+    return evecs @ (inv[:, None] * (evecs.T @ rhs))
+
+
+def _fit(net: MLP, data: Any, layers: Sequence[int], ridge: float) -> dict[int, Probe]:
+    x, _ = split_tensors(data, "train")
+    if x.shape[0] == 0:
+        raise ConfigError("the LP is fitted on the training set, which is empty")
+    moments = _accumulate(net, x, layers)
+    return {l: _solve(moments[l], ridge) for l in layers}
+
+
+@torch.no_grad()
+def fit_probe(net: MLP, data: Any, l: int, ridge: float = 1e-6) -> Probe:
+    """The LP of layer l (SPEC 5.2): ``(A, a)`` with h^L ~ x^l @ A + a, A of shape [N_l, C].
+
+    Fitted on ``data``'s training set by ridge least squares to the network's own logits, X and H centred,
+    lambda = ridge * trace(Xc^T Xc) / N_l (the intercept is not penalised); ``ridge=0`` gives the minimum-norm
+    least-squares fit (directions with eigenvalue below ``PINV_RCOND`` of the largest dropped). Solved in
+    float64, returned in the network's dtype.
+    """
+    check_input_size(net, data)
+    (layer,) = resolve_layers(net, [l])
+    a_mat, intercept = _fit(net, data, [layer], _check_ridge(ridge))[layer]
+    dtype = net_dtype(net)
+    return a_mat.to(dtype), intercept.to(dtype)
+
+
+def _score(net: MLP, x: torch.Tensor, y: torch.Tensor, probes: dict[int, Probe]) -> dict[int, float]:
+    """Accuracy of each layer's probe on (x, y), streaming chunks of samples."""
+    if x.shape[0] == 0:
+        return {l: float("nan") for l in probes}
+    device = net_device(net)
+    last = max(probes)
+    widths = net.widths
+    per_row = net_dtype(net).itemsize * 2 * max(widths) + 8 * (max(widths) + widths[-1])
+    correct = {l: torch.zeros((), dtype=torch.int64, device=device) for l in probes}
+    for rows in iter_chunks(x.shape[0], chunk_rows(x.shape[0], per_row)):
+        labels = y[rows].to(device)
+        with closing(walk(net, x[rows])) as layers:
+            for l, x_l, _ in layers:
+                if l in probes:
+                    a_mat, intercept = probes[l]
+                    logits = torch.addmm(intercept, x_l.double(), a_mat)
+                    correct[l] += (logits.argmax(1) == labels).sum()
+                if l >= last:
+                    break
+    return {l: correct[l].item() / x.shape[0] for l in probes}
+
+
+@torch.no_grad()
+def lp_accuracy(
+    net: MLP, data: Any, layers: Sequence[int] | None = None, ridge: float = 1e-6
+) -> pd.DataFrame:
+    """Accuracy of the LP (SPEC 5.2) at each layer l = 0..L-1 on train and test: ``layer, split, accuracy``.
+
+    The LP of layer l is the ridge map of :func:`fit_probe` from x^l to the network's logits; its accuracy is
+    the argmax of its output against the labels.
+    """
+    check_input_size(net, data)
+    chosen = resolve_layers(net, layers)
+    probes = _fit(net, data, chosen, _check_ridge(ridge))
+    rows = []
+    for split in SPLITS:
+        x, y = split_tensors(data, split)
+        for l, acc in _score(net, x, y, probes).items():
+            rows.append({"layer": l, "split": split, "accuracy": acc})
+    table = pd.DataFrame(rows, columns=["layer", "split", "accuracy"])
+    return table.sort_values(["split", "layer"], ignore_index=True)
