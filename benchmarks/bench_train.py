@@ -77,8 +77,10 @@ def main() -> None:
         ours.append(run_netdyn(data, args.steps))
         theirs.append(run_tutorial(data, args.steps))
     a, b = statistics.median(ours), statistics.median(theirs)
-    print(f"cpu: {platform.processor() or platform.machine()}, threads: {torch.get_num_threads()}, "
-          f"torch {torch.__version__}")
+    print(
+        f"cpu: {platform.processor() or platform.machine()}, threads: {torch.get_num_threads()}, "
+        f"torch {torch.__version__}"
+    )
     print(f"netdyn   samples/s: median {a:,.0f}  runs {[round(v) for v in ours]}")
     print(f"tutorial samples/s: median {b:,.0f}  runs {[round(v) for v in theirs]}")
     print(f"ratio netdyn / tutorial: {a / b:.3f}")

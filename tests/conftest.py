@@ -10,7 +10,8 @@ import torch
 def _writable_homes(tmp_path_factory):
     os.environ.setdefault("MPLCONFIGDIR", str(tmp_path_factory.mktemp("mpl")))
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    # one thread per test process: pytest -n 2 on 2 cores would otherwise oversubscribe and spin-wait
+    torch.set_num_threads(1)
 
 
 def make_dataset(n_train=240, n_test=120, n_features=12, num_classes=3, seed=0):

@@ -25,6 +25,8 @@ _EXPORTS: dict[str, str] = {
     "Dataset": "netdyn.data",
     "load_dataset": "netdyn.data",
     "list_datasets": "netdyn.data",
+    "read_idx": "netdyn.data",
+    "write_idx": "netdyn.data",
     # models
     "MLP": "netdyn.models",
     "Trace": "netdyn.models",
@@ -32,6 +34,28 @@ _EXPORTS: dict[str, str] = {
     "TrainConfig": "netdyn.training",
     "TrainResult": "netdyn.training",
     "train": "netdyn.training",
+    # analysis (SPEC section 5)
+    "Analysis": "netdyn.analysis",
+    "AnalysisConfig": "netdyn.analysis",
+    "BasinCurve": "netdyn.analysis",
+    "LocalFields": "netdyn.analysis",
+    "analyze": "netdyn.analysis",
+    "analyze_checkpoints": "netdyn.analysis",
+    "bn_perturbation": "netdyn.analysis",
+    "class_geometry": "netdyn.analysis",
+    "fit_probe": "netdyn.analysis",
+    "local_fields": "netdyn.analysis",
+    "lmap_accuracy": "netdyn.analysis",
+    "lmap_matrix": "netdyn.analysis",
+    "lp_accuracy": "netdyn.analysis",
+    "nearest_train_distance": "netdyn.analysis",
+    "network_accuracy": "netdyn.analysis",
+    "neuron_mode_census": "netdyn.analysis",
+    "neuron_modes": "netdyn.analysis",
+    "rpd": "netdyn.analysis",
+    "rpd_summary": "netdyn.analysis",
+    "sample_basin": "netdyn.analysis",
+    "weight_basin": "netdyn.analysis",
     # run folders
     "RunFolder": "netdyn.store",
     "load_run": "netdyn.store",
@@ -54,7 +78,30 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - static analysers see the real imports
-    from netdyn.data import Dataset, list_datasets, load_dataset  # noqa: F401
+    from netdyn.analysis import (  # noqa: F401
+        Analysis,
+        AnalysisConfig,
+        BasinCurve,
+        LocalFields,
+        analyze,
+        analyze_checkpoints,
+        bn_perturbation,
+        class_geometry,
+        fit_probe,
+        lmap_accuracy,
+        lmap_matrix,
+        local_fields,
+        lp_accuracy,
+        nearest_train_distance,
+        network_accuracy,
+        neuron_mode_census,
+        neuron_modes,
+        rpd,
+        rpd_summary,
+        sample_basin,
+        weight_basin,
+    )
+    from netdyn.data import Dataset, list_datasets, load_dataset, read_idx, write_idx  # noqa: F401
     from netdyn.errors import (  # noqa: F401
         ConfigError,
         DatasetError,

@@ -170,7 +170,7 @@ class RunFolder:
                 metadata = f.metadata() or {}
         except (SafetensorError, OSError, ValueError) as exc:
             raise RunError(f"checkpoint {path} is unreadable: {exc}") from None
-        model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        model = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
         optim = None
         if "optim_groups" in metadata:
             state: dict[int, dict[str, Any]] = {}

@@ -7,8 +7,14 @@ from torch import nn
 from netdyn import MLP, ConfigError, ModelError
 from netdyn.models import gauss
 
-ACTS = {"relu": torch.relu, "tanh": torch.tanh, "linear": lambda h: h, "gauss": gauss,
-        "sigmoid": torch.sigmoid, "gelu": nn.functional.gelu}
+ACTS = {
+    "relu": torch.relu,
+    "tanh": torch.tanh,
+    "linear": lambda h: h,
+    "gauss": gauss,
+    "sigmoid": torch.sigmoid,
+    "gelu": nn.functional.gelu,
+}
 
 
 def reference_forward(net: MLP, x: torch.Tensor, bn_mode: str) -> tuple[list, list]:
@@ -154,8 +160,16 @@ def test_impossible_configs_raise_one_line(kwargs, words):
 
 
 def test_from_sequential_copies_parameters():
-    seq = nn.Sequential(nn.Flatten(), nn.Linear(6, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 4), nn.Tanh(),
-                        nn.Linear(4, 3), nn.Linear(3, 2))
+    seq = nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(6, 5),
+        nn.BatchNorm1d(5),
+        nn.ReLU(),
+        nn.Linear(5, 4),
+        nn.Tanh(),
+        nn.Linear(4, 3),
+        nn.Linear(3, 2),
+    )
     seq.train()(torch.randn(20, 6))  # give batch norm running statistics
     seq.eval()
     net = MLP.from_sequential(seq)

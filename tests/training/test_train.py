@@ -28,8 +28,17 @@ def test_steps_per_epoch_drops_a_single_leftover():
     assert steps_per_epoch(1050, 100) == 11
 
 
-@pytest.mark.parametrize("kwargs", [{"optimizer": "rmsprop"}, {"lr": -1}, {"batch_size": 0},
-                                    {"loss": "hinge"}, {"steps": 0}, {"bn_eval": "sometimes"}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"optimizer": "rmsprop"},
+        {"lr": -1},
+        {"batch_size": 0},
+        {"loss": "hinge"},
+        {"steps": 0},
+        {"bn_eval": "sometimes"},
+    ],
+)
 def test_config_rejects_impossible_values(kwargs):
     with pytest.raises(ConfigError):
         TrainConfig(**kwargs)
@@ -43,7 +52,9 @@ def test_mse_loss_is_sum_over_classes_mean_over_samples():
 
 def test_training_learns_and_records(tiny_data, tmp_path):
     net = MLP(12, 32, 2, 3, seed=0)
-    result = train(net, tiny_data, TrainConfig(epochs=20, batch_size=40, eval_every="log:8"), run_dir=tmp_path / "r")
+    result = train(
+        net, tiny_data, TrainConfig(epochs=20, batch_size=40, eval_every="log:8"), run_dir=tmp_path / "r"
+    )
     h = result.history
     assert list(h.columns) == HISTORY_COLUMNS
     assert set(h["split"]) == {"train", "test"} and set(h["bn_mode"]) == {"none"}
@@ -65,10 +76,11 @@ def test_same_seed_same_tables_and_weights(tiny_data):
     cfg = TrainConfig(steps=30, batch_size=32, eval_every=10, seed=3)
     a = train(MLP(12, 16, 2, 3, batchnorm=True, seed=1), tiny_data, cfg)
     b = train(MLP(12, 16, 2, 3, batchnorm=True, seed=1), tiny_data, cfg)
-    c = train(MLP(12, 16, 2, 3, batchnorm=True, seed=1), tiny_data, TrainConfig(steps=30, batch_size=32, seed=4))
+    c = train(
+        MLP(12, 16, 2, 3, batchnorm=True, seed=1), tiny_data, TrainConfig(steps=30, batch_size=32, seed=4)
+    )
     pd.testing.assert_frame_equal(a.history.drop(columns="wall_time"), b.history.drop(columns="wall_time"))
-    for pa, pb, pc in zip(a.net.state_dict().values(), b.net.state_dict().values(), c.net.state_dict().values(),
-                          strict=True):
+    for pa, pb in zip(a.net.state_dict().values(), b.net.state_dict().values(), strict=True):
         assert torch.equal(pa, pb)
     assert any(not torch.equal(pa, pc) for pa, pc in zip(a.net.parameters(), c.net.parameters(), strict=True))
 
@@ -79,8 +91,15 @@ class Interrupt(Exception):
 
 @pytest.mark.parametrize("optimizer, stop_at", [("adam", 12), ("adam", 9), ("sgd", 12), ("adamw", 9)])
 def test_resume_after_interruption_matches_uninterrupted(tiny_data, tmp_path, optimizer, stop_at):
-    cfg = TrainConfig(optimizer=optimizer, lr=0.01, epochs=6, batch_size=50, eval_every=3,
-                      checkpoint_every=6, bn_eval="both")
+    cfg = TrainConfig(
+        optimizer=optimizer,
+        lr=0.01,
+        epochs=6,
+        batch_size=50,
+        eval_every=3,
+        checkpoint_every=6,
+        bn_eval="both",
+    )
 
     def make():
         return MLP(12, 16, 3, 3, batchnorm=True, residual=True, seed=2)
@@ -98,22 +117,37 @@ def test_resume_after_interruption_matches_uninterrupted(tiny_data, tmp_path, op
     assert cut.history["step"].max() == stop_at
     with pytest.raises(RunError, match="already holds a run"):
         train(make(), tiny_data, cfg, run_dir=tmp_path / "cut")
-    resumed = train(MLP(12, 16, 3, 3, batchnorm=True, residual=True, seed=99), tiny_data, cfg,
-                    run_dir=tmp_path / "cut", resume=True)
+    resumed = train(
+        MLP(12, 16, 3, 3, batchnorm=True, residual=True, seed=99),
+        tiny_data,
+        cfg,
+        run_dir=tmp_path / "cut",
+        resume=True,
+    )
     for key, value in whole.net.state_dict().items():
         assert torch.equal(value, resumed.net.state_dict()[key]), key
-    pd.testing.assert_frame_equal(whole.history.drop(columns="wall_time"), resumed.history.drop(columns="wall_time"))
+    pd.testing.assert_frame_equal(
+        whole.history.drop(columns="wall_time"), resumed.history.drop(columns="wall_time")
+    )
 
 
 def test_resume_refuses_a_different_config(tiny_data, tmp_path):
     train(MLP(12, 8, 1, 3, seed=0), tiny_data, TrainConfig(steps=5), run_dir=tmp_path / "r")
     with pytest.raises(RunError, match="differs"):
-        train(MLP(12, 8, 1, 3, seed=0), tiny_data, TrainConfig(steps=5, lr=0.1), run_dir=tmp_path / "r", resume=True)
+        train(
+            MLP(12, 8, 1, 3, seed=0),
+            tiny_data,
+            TrainConfig(steps=5, lr=0.1),
+            run_dir=tmp_path / "r",
+            resume=True,
+        )
 
 
 def test_divergence_stops_and_keeps_records(tiny_data, tmp_path):
     net = MLP(12, 16, 2, 3, seed=0)
-    cfg = TrainConfig(optimizer="sgd", lr=1e6, momentum=0.0, loss="mse", steps=200, batch_size=40, eval_every=1)
+    cfg = TrainConfig(
+        optimizer="sgd", lr=1e6, momentum=0.0, loss="mse", steps=200, batch_size=40, eval_every=1
+    )
     result = train(net, tiny_data, cfg, run_dir=tmp_path / "d")
     s = result.summary
     assert s["diverged"] is True and 1 <= s["diverged_step"] < 200

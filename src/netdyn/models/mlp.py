@@ -168,14 +168,18 @@ class MLP(nn.Module):
         if not isinstance(depth, int) or depth < 1:
             raise ConfigError(f"depth must be an integer >= 1 (hidden layers), got {depth!r}")
         if in_features < 1 or num_classes < 1:
-            raise ConfigError(f"in_features and num_classes must be >= 1, got {in_features} and {num_classes}")
+            raise ConfigError(
+                f"in_features and num_classes must be >= 1, got {in_features} and {num_classes}"
+            )
         widths = [int(w) for w in _as_list(width, depth, "width")]
         if any(w < 1 for w in widths):
             raise ConfigError(f"width must be >= 1, got {width!r}")
         activations = _as_list(activation, depth, "activation")
         for name in activations:
             if name not in ACTIVATIONS:
-                raise ConfigError(f"unknown activation {name!r}; choose one of {', '.join(sorted(ACTIVATIONS))}")
+                raise ConfigError(
+                    f"unknown activation {name!r}; choose one of {', '.join(sorted(ACTIVATIONS))}"
+                )
         batchnorms = [bool(b) for b in _as_list(batchnorm, depth, "batchnorm")]
         if residual is True:
             residual = "pre"
@@ -184,7 +188,9 @@ class MLP(nn.Module):
         if residual not in (None, "pre", "post"):
             raise ConfigError(f"residual must be False, True, 'pre' or 'post', got {residual!r}")
         if residual and depth < 3:
-            raise ConfigError(f"a residual network needs depth >= 3 (skips join layers l-2 and l), got {depth}")
+            raise ConfigError(
+                f"a residual network needs depth >= 3 (skips join layers l-2 and l), got {depth}"
+            )
         if init not in INITS:
             raise ConfigError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
         if not math.isfinite(init_scale):
@@ -193,8 +199,17 @@ class MLP(nn.Module):
         skips = _skip_pattern(residual, widths)
         sizes = [in_features, *widths]
         blocks = [
-            LayerBlock(l, sizes[l - 1], sizes[l], activations[l - 1], batchnorms[l - 1], skips[l - 1], bias,
-                       bn_eps, bn_momentum)
+            LayerBlock(
+                l,
+                sizes[l - 1],
+                sizes[l],
+                activations[l - 1],
+                batchnorms[l - 1],
+                skips[l - 1],
+                bias,
+                bn_eps,
+                bn_momentum,
+            )
             for l in range(1, depth + 1)
         ]
         blocks.append(LayerBlock(depth + 1, sizes[-1], num_classes, None, False, None, bias))

@@ -165,7 +165,9 @@ def run_config(net: MLP, data: Any, config: TrainConfig) -> dict[str, Any]:
 def _check_inputs(net: MLP, data: Any) -> None:
     d = data.x_train.flatten(1).shape[1]
     if d != net.widths[0]:
-        raise ConfigError(f"dataset {getattr(data, 'name', '?')!r} has {d} input features; the network takes {net.widths[0]}")
+        raise ConfigError(
+            f"dataset {getattr(data, 'name', '?')!r} has {d} input features; the network takes {net.widths[0]}"
+        )
     n_classes = net.widths[-1]
     top = int(max(data.y_train.max().item(), data.y_test.max().item() if len(data.y_test) else 0))
     if top >= n_classes:
@@ -219,8 +221,9 @@ def train(
     step_fn = StepFn(net, optimizer, x_train, y_train, config.loss)
     step_fn.counter.fill_(start_step)
     t0 = time.perf_counter() - time_offset
-    state = TrainState(start_step, start_step / per_epoch, total, net, optimizer, history,
-                       folder.path if folder else None)
+    state = TrainState(
+        start_step, start_step / per_epoch, total, net, optimizer, history, folder.path if folder else None
+    )
     bar = _progress_bar(total, start_step) if progress else None
 
     def wall() -> float:
@@ -231,14 +234,25 @@ def train(
         for split, xs, ys in (("train", x_train, y_train), ("test", x_test, y_test)):
             for mode in modes:
                 loss, acc = evaluate(net, xs, ys, config.loss, "running" if mode == "none" else mode, batch)
-                history.append({"step": step, "epoch": step / per_epoch, "wall_time": wall(), "split": split,
-                                "bn_mode": mode, "loss": loss, "accuracy": acc})
+                history.append(
+                    {
+                        "step": step,
+                        "epoch": step / per_epoch,
+                        "wall_time": wall(),
+                        "split": split,
+                        "bn_mode": mode,
+                        "loss": loss,
+                        "accuracy": acc,
+                    }
+                )
         net.train()
         if folder is not None:
             folder.write_table("history", _history_frame(history))
         if bar is not None:
-            last = {r["split"]: r["accuracy"] for r in history[-2 * len(modes):]}
-            bar.set_postfix(train=f"{last.get('train', float('nan')):.3f}", test=f"{last.get('test', float('nan')):.3f}")
+            last = {r["split"]: r["accuracy"] for r in history[-2 * len(modes) :]}
+            bar.set_postfix(
+                train=f"{last.get('train', float('nan')):.3f}", test=f"{last.get('test', float('nan')):.3f}"
+            )
 
     def checkpoint_now(step: int) -> None:
         if folder is not None:
@@ -300,12 +314,27 @@ def _notify(callbacks: Sequence[Callback], event: str, state: TrainState) -> Non
 
 def _history_frame(history: list[dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(history, columns=HISTORY_COLUMNS)
-    return df.astype({"step": "int64", "epoch": "float64", "wall_time": "float64", "loss": "float64",
-                      "accuracy": "float64"})
+    return df.astype(
+        {
+            "step": "int64",
+            "epoch": "float64",
+            "wall_time": "float64",
+            "loss": "float64",
+            "accuracy": "float64",
+        }
+    )
 
 
-def _summary(table: pd.DataFrame, state: TrainState, total: int, wall: float, diverged_step: int | None,
-             n_train: int, n_test: int, modes: list[str]) -> dict[str, Any]:
+def _summary(
+    table: pd.DataFrame,
+    state: TrainState,
+    total: int,
+    wall: float,
+    diverged_step: int | None,
+    n_train: int,
+    n_test: int,
+    modes: list[str],
+) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "steps": int(table["step"].max()) if len(table) else 0,
         "total_steps": total,
@@ -326,8 +355,14 @@ def _summary(table: pd.DataFrame, state: TrainState, total: int, wall: float, di
     return summary
 
 
-def _open_folder(folder: RunFolder, record: dict[str, Any], net: MLP, optimizer: torch.optim.Optimizer,
-                 resume: bool, device: torch.device) -> tuple[int, float, list[dict[str, Any]]]:
+def _open_folder(
+    folder: RunFolder,
+    record: dict[str, Any],
+    net: MLP,
+    optimizer: torch.optim.Optimizer,
+    resume: bool,
+    device: torch.device,
+) -> tuple[int, float, list[dict[str, Any]]]:
     """Prepare the run folder; on resume, load the last checkpoint and the history up to it."""
     if not resume:
         if folder.exists() or folder.checkpoints():
@@ -362,4 +397,4 @@ def _normalise(obj: Any) -> Any:
 def _progress_bar(total: int, start: int):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, mininterval=0.5, leave=False)
+    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, mininterval=0.5, leave=False, disable=None)
