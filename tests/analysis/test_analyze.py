@@ -71,6 +71,10 @@ def test_save_plot_and_html(run_folder, tmp_path):
 
 def test_cli_analyze_all_checkpoints(run_folder, capsys):
     steps = load_run(run_folder).checkpoints()
+    first = ["analyze", str(run_folder), "--eps", "0,1,4", "--basin-samples", "50", "--repeats", "1", "--quiet"]
+    assert main(first) == 0
+    assert (run_folder / "metrics" / "sample_basin.parquet").exists()
+    assert (run_folder / "figures" / "weight_basin.png").exists()
     argv = ["analyze", str(run_folder), "--checkpoint", "all", "--no-basins", "--max-samples", "150", "--quiet"]
     assert main(argv) == 0
     out = capsys.readouterr().out
@@ -80,6 +84,10 @@ def test_cli_analyze_all_checkpoints(run_folder, capsys):
     assert sorted(set(lmap["step"])) == steps
     assert (run.path / "report.html").stat().st_size > 10_000
     assert (run.path / "figures" / "lmap_evolution.png").exists()
+    # the new analysis replaced the old one whole: no basin table or figure from the first is left
+    assert not (run.path / "metrics" / "sample_basin.parquet").exists()
+    assert not (run.path / "figures" / "weight_basin.png").exists()
+    assert "history" in run.table_names()
     # accuracy at step 0 (random init) is below the trained network's, read from the same table
     net_acc = run.read_table("network").query("split == 'train'").set_index("step")["accuracy"]
     assert net_acc[steps[-1]] > net_acc[steps[0]]

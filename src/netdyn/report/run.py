@@ -7,10 +7,29 @@ from typing import Any
 
 from netdyn.store import RunFolder
 
+#: Tables an analysis may write into ``metrics/`` (the training history lives there too and is never touched).
+ANALYSIS_TABLES = (
+    "network", "lmap", "lp", "rpd", "rpd_summary", "neuron_modes", "neuron_mode_census", "class_geometry",
+    "class_geometry_samples", "local_fields", "local_fields_summary", "sample_basin", "weight_basin",
+)
+
+
+def _remove_stale(run: RunFolder, analysis: Any) -> None:
+    """A new analysis replaces the previous one whole: tables and figures it does not produce again (basins
+    after ``--no-basins``, evolution figures after a single checkpoint) would otherwise mix two analyses."""
+    for name in ANALYSIS_TABLES:
+        if name not in analysis.tables:
+            (run.metrics_dir / f"{name}.parquet").unlink(missing_ok=True)
+    if run.figures_dir.is_dir():
+        for path in run.figures_dir.iterdir():
+            if path.suffix in (".png", ".svg"):
+                path.unlink()
+
 
 def write_run_report(run: RunFolder, analysis: Any, title: str | None = None) -> Path:
     """Save ``analysis`` into the run folder (``metrics/``, ``analysis.json``, ``figures/``) and write
     ``report.html`` with the training curves first. Returns the report's path."""
+    _remove_stale(run, analysis)
     analysis.save(run.path)
     analysis.plot(run.path)
     history = run.history if "history" in run.table_names() else None
