@@ -25,7 +25,7 @@ from netdyn.analysis.geometry import class_geometry
 from netdyn.analysis.lmap import lmap_accuracy
 from netdyn.analysis.modes import neuron_mode_census, neuron_modes
 from netdyn.analysis.probes import lp_accuracy
-from netdyn.analysis.ranks import rpd, rpd_summary
+from netdyn.analysis.ranks import rpd_tables
 from netdyn.errors import ConfigError
 from netdyn.models import MLP
 
@@ -197,68 +197,55 @@ def analyze(net: MLP, data: Any, config: AnalysisConfig | None = None, progress:
     on_gpu = net_device(net).type == "cuda"
     basin_n = config.basin_samples if config.basin_samples is not None else (None if on_gpu else 2000)
     eps = None if config.eps is None else list(config.eps)
-    tables: dict[str, pd.DataFrame] = {}
     extra: dict[str, Any] = {}
 
-    def basins() -> None:
+    def basins() -> dict[str, pd.DataFrame]:
         s = sample_basin(net, data, eps=eps, repeats=config.repeats, n_samples=basin_n, seed=config.seed)
         w = weight_basin(net, data, eps=eps, repeats=config.repeats, n_samples=basin_n, seed=config.seed)
-        tables["sample_basin"] = s.curve
-        tables["weight_basin"] = w.curve
         extra.update(
             sample_basin_size_mid=s.size_mid,
             sample_basin_size_half=s.size_half,
             weight_basin_size_mid=w.size_mid,
             weight_basin_size_half=w.size_half,
         )
+        return {"sample_basin": s.curve, "weight_basin": w.curve}
 
-    def modes() -> None:
+    def ranks() -> dict[str, pd.DataFrame]:
+        curves, summary = rpd_tables(
+            net, data, hidden, bins=config.bins, max_samples=config.max_samples, seed=config.seed
+        )
+        return {"rpd": curves, "rpd_summary": summary}
+
+    def modes() -> dict[str, pd.DataFrame]:
         table = neuron_modes(net, data, layers=hidden, max_samples=config.max_samples, seed=config.seed)
-        tables["neuron_modes"] = table
-        tables["neuron_mode_census"] = neuron_mode_census(table)
+        return {"neuron_modes": table, "neuron_mode_census": neuron_mode_census(table)}
 
-    def fields() -> None:
+    def geometry() -> dict[str, pd.DataFrame]:
+        per_sample = class_geometry(net, data, layers, per_sample=True, classes=[geometry_class], limit=100)
+        return {"class_geometry": class_geometry(net, data, layers), "class_geometry_samples": per_sample}
+
+    def fields() -> dict[str, pd.DataFrame]:
         lf = local_fields(net, data, classes=classes)
-        tables["local_fields"] = lf.points
-        tables["local_fields_summary"] = lf.summary
+        return {"local_fields": lf.points, "local_fields_summary": lf.summary}
 
-    steps: list[tuple[str, Callable[[], None]]] = [
-        ("network", lambda: tables.__setitem__("network", network_accuracy(net, data))),
-        ("L-map", lambda: tables.__setitem__("lmap", lmap_accuracy(net, data, layers))),
-        ("LP", lambda: tables.__setitem__("lp", lp_accuracy(net, data, layers))),
-        (
-            "RPD",
-            lambda: tables.__setitem__(
-                "rpd",
-                rpd(net, data, hidden, bins=config.bins, max_samples=config.max_samples, seed=config.seed),
-            ),
-        ),
-        (
-            "RPD summary",
-            lambda: tables.__setitem__(
-                "rpd_summary",
-                rpd_summary(net, data, hidden, bins=config.bins, max_samples=config.max_samples, seed=config.seed),
-            ),
-        ),
+    steps: list[tuple[str, Callable[[], dict[str, pd.DataFrame]]]] = [
+        ("network", lambda: {"network": network_accuracy(net, data)}),
+        ("L-map", lambda: {"lmap": lmap_accuracy(net, data, layers)}),
+        ("LP", lambda: {"lp": lp_accuracy(net, data, layers)}),
+        ("RPD", ranks),
         ("neuron modes", modes),
-        ("class geometry", lambda: tables.__setitem__("class_geometry", class_geometry(net, data, layers))),
-        (
-            "class geometry per sample",
-            lambda: tables.__setitem__(
-                "class_geometry_samples",
-                class_geometry(net, data, layers, per_sample=True, classes=[geometry_class], limit=100),
-            ),
-        ),
+        ("class geometry", geometry),
         ("local fields", fields),
     ]
     if config.basins:
         steps.append(("attraction basins", basins))
+    tables: dict[str, pd.DataFrame] = {}
     bar = _bar(len(steps)) if progress else None
     try:
         for name, step in steps:
             if bar is not None:
                 bar.set_description(name)
-            step()
+            tables.update(step())
             if bar is not None:
                 bar.update(1)
     finally:

@@ -33,9 +33,7 @@ CHUNK_ELEMENTS = 1 << 22
 
 
 # ---------------------------------------------------------------------------------------------- tie groups
-def sorted_runs(
-    rows: torch.Tensor, last: bool = True
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+def sorted_runs(rows: torch.Tensor, last: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Sort each row of ``rows`` [N, P]; return ``(order, first, last)``: the sorting permutation and, for
     each sorted position, the first and (with ``last=True``, else None) last sorted position of its run of
     equal values, all int64 [N, P]. Runs come from the sorted values' boundaries by cumulative max / min.
@@ -68,9 +66,7 @@ def tie_groups(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return unsort(order, first), unsort(order, last - first + 1)
 
 
-def pair_positions(
-    below: torch.Tensor, equal: torch.Tensor, sign: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+def pair_positions(below: torch.Tensor, equal: torch.Tensor, sign: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """First 0-based position a and tie-group size t of each entry [N, P] in the descending order of
     sign * value, from `tie_groups` and the sign of M_l[k(mu), i] of each entry (0: all P samples tied)."""
     n = below.shape[-1]
@@ -95,8 +91,10 @@ def rank_intervals(values: torch.Tensor, descending: torch.Tensor) -> tuple[torc
     is the SPEC's q = (r - 1/2) / P. Returned as float64 [P, N].
     """
     if values.ndim != 2 or descending.shape != values.shape[1:]:
-        raise ConfigError(f"rank_intervals takes values [P, N] and descending [N], got {tuple(values.shape)} "
-                          f"and {tuple(descending.shape)}")
+        raise ConfigError(
+            f"rank_intervals takes values [P, N] and descending [N], got {tuple(values.shape)} "
+            f"and {tuple(descending.shape)}"
+        )
     below, equal = tie_groups(values.T)
     sign = torch.where(descending.to(values.device), 1, -1).unsqueeze(1)
     start, size = pair_positions(below, equal, sign)
@@ -159,8 +157,10 @@ def rank_positions(values: torch.Tensor, weights: torch.Tensor, labels: torch.Te
     descending, with ties spread over their positions. Tensor ops on ``values``' device, chunked over neurons.
     """
     if values.ndim != 2 or weights.ndim != 2 or weights.shape[1] != values.shape[1]:
-        raise ConfigError(f"rank_positions takes values [P, N] and weights [C, N], got {tuple(values.shape)} "
-                          f"and {tuple(weights.shape)}")
+        raise ConfigError(
+            f"rank_positions takes values [P, N] and weights [C, N], got {tuple(values.shape)} "
+            f"and {tuple(weights.shape)}"
+        )
     if not torch.isfinite(values).all():
         raise ModelError("the layer's values hold NaN or infinity: cannot rank them (did training diverge?)")
     n, width = values.shape
@@ -258,14 +258,7 @@ def rpd(
     ``q`` are the bin centres of ``bins`` equal bins of [0, 1]; ``density`` integrates to 1. ``use="field"``
     ranks the local fields h^l instead of the outputs x^l. ``max_samples`` takes a seeded subset.
     """
-    frames = []
-    for l, ranks in _rpd_layers(net, data, layers, bins, use, max_samples, seed):
-        q, density = ranks.density(bins)
-        frames.append(pd.DataFrame({"layer": l, "q": q.numpy(), "density": density.numpy()}))
-    if not frames:
-        return pd.DataFrame({"layer": pd.Series(dtype="int64"), "q": pd.Series(dtype="float64"),
-                             "density": pd.Series(dtype="float64")})
-    return pd.concat(frames, ignore_index=True)
+    return rpd_tables(net, data, layers, bins, use, max_samples, seed)[0]
 
 
 @torch.no_grad()
@@ -284,14 +277,37 @@ def rpd_summary(
     ``top_mass`` T the expected fraction of pairs within the top n_k positions of their class;
     ``order_index`` O = (T - sum_k p_k^2) / (1 - sum_k p_k^2), 0 for a random order, ties included.
     """
-    rows = []
+    return rpd_tables(net, data, layers, bins, use, max_samples, seed)[1]
+
+
+@torch.no_grad()
+def rpd_tables(
+    net: MLP,
+    data: Any,
+    layers: Sequence[int] | None = None,
+    bins: int = 50,
+    use: str = "output",
+    max_samples: int | None = None,
+    seed: int | torch.Generator = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(rpd(...), rpd_summary(...))`` from one ranking of each layer (what ``analyze`` uses)."""
+    frames, rows = [], []
     for l, ranks in _rpd_layers(net, data, layers, bins, use, max_samples, seed):
         q, density = ranks.density(bins)
+        frames.append(pd.DataFrame({"layer": l, "q": q.numpy(), "density": density.numpy()}))
         top_mass = float(ranks.neuron_top_mass.mean())
         chance = ranks.chance
         order_index = (top_mass - chance) / (1.0 - chance) if chance < 1 else float("nan")
-        rows.append({"layer": l, "gradient": density_gradient(q, density), "top_mass": top_mass,
-                     "order_index": order_index})
-    return pd.DataFrame(rows, columns=["layer", "gradient", "top_mass", "order_index"]).astype(
+        rows.append(
+            {"layer": l, "gradient": density_gradient(q, density), "top_mass": top_mass, "order_index": order_index}
+        )
+    if frames:
+        curves = pd.concat(frames, ignore_index=True)
+    else:
+        curves = pd.DataFrame(
+            {"layer": pd.Series(dtype="int64"), "q": pd.Series(dtype="float64"), "density": pd.Series(dtype="float64")}
+        )
+    summary = pd.DataFrame(rows, columns=["layer", "gradient", "top_mass", "order_index"]).astype(
         {"layer": "int64", "gradient": "float64", "top_mass": "float64", "order_index": "float64"}
     )
+    return curves, summary
