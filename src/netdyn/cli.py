@@ -130,6 +130,8 @@ def dataclass_from_args(cls: type, args: argparse.Namespace, **extra: Any):
 
 # ---------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
+    from netdyn.models.activations import ACTIVATIONS
+    from netdyn.models.mlp import INITS
     from netdyn.training import TrainConfig
 
     parser = _Parser(
@@ -166,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument(
         "--activation",
         default="relu",
-        choices=["relu", "tanh", "linear", "gauss", "sigmoid", "gelu"],
+        choices=sorted(ACTIVATIONS),
         help="transfer function",
     )
     model.add_argument(
@@ -185,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument(
         "--init",
         default="default",
-        choices=["default", "orthogonal", "kaiming", "xavier"],
+        choices=list(INITS),
         help="initialisation (default: torch's nn.Linear rule)",
     )
     model.add_argument("--init-scale", type=float, default=1.0, help="multiply every initial weight and bias")
