@@ -4,6 +4,12 @@ import os
 
 import pytest
 import torch
+from hypothesis import settings
+
+# Two loaded cores make single examples slow now and then: no per-example deadline (a slow example is not a
+# failure; a wrong one is).
+settings.register_profile("netdyn", deadline=None)
+settings.load_profile("netdyn")
 
 
 @pytest.fixture(autouse=True, scope="session")

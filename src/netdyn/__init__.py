@@ -22,6 +22,7 @@ _EXPORTS: dict[str, str] = {
     "RunError": "netdyn.errors",
     "DivergedError": "netdyn.errors",
     # data
+    "DataSpec": "netdyn.data",
     "Dataset": "netdyn.data",
     "load_dataset": "netdyn.data",
     "list_datasets": "netdyn.data",
@@ -29,12 +30,15 @@ _EXPORTS: dict[str, str] = {
     "write_idx": "netdyn.data",
     # models
     "MLP": "netdyn.models",
+    "ModelSpec": "netdyn.models",
     "Trace": "netdyn.models",
     # training
     "TrainConfig": "netdyn.training",
     "TrainResult": "netdyn.training",
     "train": "netdyn.training",
     # analysis (SPEC section 5)
+    "QUANTITIES": "netdyn.analysis",
+    "Quantity": "netdyn.analysis",
     "Analysis": "netdyn.analysis",
     "AnalysisConfig": "netdyn.analysis",
     "BasinCurve": "netdyn.analysis",
@@ -56,9 +60,12 @@ _EXPORTS: dict[str, str] = {
     "rpd_summary": "netdyn.analysis",
     "sample_basin": "netdyn.analysis",
     "weight_basin": "netdyn.analysis",
-    # run folders
+    # run folders and whole runs
     "RunFolder": "netdyn.store",
     "load_run": "netdyn.store",
+    "RunSpec": "netdyn.spec",
+    "RunResult": "netdyn.spec",
+    "run": "netdyn.spec",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -79,10 +86,12 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - static analysers see the real imports
     from netdyn.analysis import (  # noqa: F401
+        QUANTITIES,
         Analysis,
         AnalysisConfig,
         BasinCurve,
         LocalFields,
+        Quantity,
         analyze,
         analyze_checkpoints,
         bn_perturbation,
@@ -101,7 +110,7 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see the real imports
         sample_basin,
         weight_basin,
     )
-    from netdyn.data import Dataset, list_datasets, load_dataset, read_idx, write_idx  # noqa: F401
+    from netdyn.data import Dataset, DataSpec, list_datasets, load_dataset, read_idx, write_idx  # noqa: F401
     from netdyn.errors import (  # noqa: F401
         ConfigError,
         DatasetError,
@@ -110,6 +119,7 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see the real imports
         NetdynError,
         RunError,
     )
-    from netdyn.models import MLP, Trace  # noqa: F401
+    from netdyn.models import MLP, ModelSpec, Trace  # noqa: F401
+    from netdyn.spec import RunResult, RunSpec, run  # noqa: F401
     from netdyn.store import RunFolder, load_run  # noqa: F401
     from netdyn.training import TrainConfig, TrainResult, train  # noqa: F401

@@ -83,34 +83,51 @@ def add_dataclass_options(
     skip: Sequence[str] = (),
     title: str | None = None,
     overrides: dict[str, Any] | None = None,
-) -> None:
-    """One ``--flag`` per dataclass field, its help from the field's docstring, its default the field's."""
+    rename: dict[str, str] | None = None,
+    choices: dict[str, Sequence[str]] | None = None,
+    helps: dict[str, str] | None = None,
+) -> argparse._ArgumentGroup:
+    """One ``--flag`` per dataclass field, its help from the field's docstring, its default the field's.
+
+    ``rename`` gives a field another flag name (``seed`` -> ``--model-seed``; the value lands under the new name
+    in the namespace), ``overrides`` other defaults, ``choices`` the allowed words of a field, ``helps`` help texts.
+    """
     group = parser.add_argument_group(title or cls.__name__)
     docs = field_docs(cls)
-    overrides = overrides or {}
+    overrides, rename, choices, helps = overrides or {}, rename or {}, choices or {}, helps or {}
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
-        default = overrides.get(f.name, f.default)
-        flag = "--" + f.name.replace("_", "-")
-        help_text = f"{docs.get(f.name, '')} (default: {default})"
-        if isinstance(default, bool):
+        default = overrides.get(f.name, f.default if f.default is not dataclasses.MISSING else None)
+        dest = rename.get(f.name, f.name)
+        flag = "--" + dest.replace("_", "-")
+        help_text = f"{helps.get(f.name, docs.get(f.name, ''))} (default: {default})"
+        if isinstance(f.default, bool):
             group.add_argument(
-                flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=help_text
+                flag, dest=dest, action=argparse.BooleanOptionalAction, default=default, help=help_text
             )
+        elif f.name in choices:
+            group.add_argument(flag, dest=dest, default=default, choices=list(choices[f.name]), help=help_text)
         elif "tuple" in str(f.type):
+            words = "str" in str(f.type).split("tuple", 1)[1] and "int" not in str(f.type).split("tuple", 1)[1]
             group.add_argument(
-                flag, dest=f.name, default=default, metavar="A,B,...", type=_comma_list, help=help_text
+                flag,
+                dest=dest,
+                default=default,
+                metavar="A,B,...",
+                type=_word_list if words else _comma_list,
+                help=help_text,
             )
         else:
             group.add_argument(
                 flag,
-                dest=f.name,
+                dest=dest,
                 default=default,
-                metavar=f.name.upper(),
+                metavar=dest.upper(),
                 type=lambda s, d=f.default: _parse_value(s, d),
                 help=help_text,
             )
+    return group
 
 
 def _comma_list(text: str) -> tuple[float | int, ...] | None:
@@ -122,16 +139,52 @@ def _comma_list(text: str) -> tuple[float | int, ...] | None:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
-def dataclass_from_args(cls: type, args: argparse.Namespace, **extra: Any):
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+def _word_list(text: str) -> tuple[str, ...] | None:
+    if text.lower() in ("none", "all", ""):
+        return None
+    return tuple(w.strip() for w in text.split(",") if w.strip())
+
+
+def _width(text: str) -> int | tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number or comma-separated whole numbers, got {text!r}"
+        ) from None
+    return values[0] if len(values) == 1 else values
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip().replace("-", "_"), _parse_value(value.strip(), None)
+
+
+def dataclass_from_args(cls: type, args: argparse.Namespace, rename: dict[str, str] | None = None, **extra: Any):
+    rename = rename or {}
+    values = {
+        f.name: getattr(args, rename.get(f.name, f.name))
+        for f in dataclasses.fields(cls)
+        if hasattr(args, rename.get(f.name, f.name))
+    }
     values.update(extra)
     return cls(**values)
 
 
 # ---------------------------------------------------------------------------------------------- parser
+#: Flags of the model and data specs whose names differ from their fields (seeds follow --seed by default).
+MODEL_FLAGS = {"seed": "model_seed"}
+DATA_FLAGS = {"name": "dataset", "seed": "data_seed"}
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from netdyn.analysis.config import AnalysisConfig
+    from netdyn.data._dataset import NORMALIZATIONS
+    from netdyn.data.spec import DataSpec
     from netdyn.models.activations import ACTIVATIONS
-    from netdyn.models.mlp import INITS
+    from netdyn.models.spec import INITS, RESIDUALS, ModelSpec
     from netdyn.training import TrainConfig
 
     parser = _Parser(
@@ -148,52 +201,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="train an MLP, recording its dynamics in a run folder",
         description="Train an MLP on a dataset and record its learning dynamics in a run folder.",
     )
-    data = p.add_argument_group("data")
-    data.add_argument(
-        "--dataset", default="mnist5k", help="dataset name (see `netdyn datasets`; default mnist5k)"
+    data = add_dataclass_options(
+        p,
+        DataSpec,
+        skip=("options",),
+        title="data",
+        rename=DATA_FLAGS,
+        overrides={"seed": None},
+        choices={"normalize": NORMALIZATIONS},
+        helps={
+            "name": "dataset name (see `netdyn datasets`)",
+            "seed": "seed of subsets and generated data (default: --seed)",
+        },
     )
-    data.add_argument("--train-size", type=int, default=None, help="stratified training subset size")
-    data.add_argument("--test-size", type=int, default=None, help="stratified test subset size")
     data.add_argument(
-        "--normalize",
-        default="unit",
-        choices=["unit", "none", "standard"],
-        help="sample normalisation (default unit: each sample has unit L2 norm)",
+        "--data-option", dest="data_options", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
+        help="a data-set option, e.g. n_features=8 for blobs or test=heldout for mnist5k (repeatable)",
     )
     data.add_argument("--data-root", default=None, help="folder holding the dataset's files")
     data.add_argument("--download", action="store_true", help="download mnist / fashion-mnist if missing")
-    model = p.add_argument_group("model")
-    model.add_argument("--width", type=int, default=256, help="neurons per hidden layer (default 256)")
-    model.add_argument("--depth", type=int, default=3, help="number of hidden layers (default 3)")
-    model.add_argument(
-        "--activation",
-        default="relu",
-        choices=sorted(ACTIVATIONS),
-        help="transfer function",
+    add_dataclass_options(
+        p,
+        ModelSpec,
+        skip=("in_features", "num_classes"),
+        title="model",
+        rename=MODEL_FLAGS,
+        choices={"activation": sorted(ACTIVATIONS), "residual": RESIDUALS, "init": INITS},
+        helps={"seed": "seed of the initial weights (default: --seed)"},
     )
-    model.add_argument(
-        "--residual",
-        default="none",
-        choices=["none", "pre", "post"],
-        help="residual pairs: skip joins the local field (pre) or the output (post)",
-    )
-    model.add_argument(
-        "--batchnorm",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="batch norm on every hidden layer",
-    )
-    model.add_argument("--bias", action=argparse.BooleanOptionalAction, default=True, help="biases")
-    model.add_argument(
-        "--init",
-        default="default",
-        choices=list(INITS),
-        help="initialisation (default: torch's nn.Linear rule)",
-    )
-    model.add_argument("--init-scale", type=float, default=1.0, help="multiply every initial weight and bias")
-    model.add_argument(
-        "--model-seed", type=int, default=None, help="seed of the initial weights (default: --seed)"
-    )
+    next(a for a in p._actions if a.dest == "width").type = _width
     add_dataclass_options(p, TrainConfig, title="training")
     run = p.add_argument_group("run")
     run.add_argument("--out", default=None, help="the run folder (default runs/<dataset>-<time>)")
@@ -227,17 +263,22 @@ def build_parser() -> argparse.ArgumentParser:
         default="last",
         help="which checkpoint: a step, last, or all (each quantity as a function of training step)",
     )
+    a.add_argument("--data-root", default=None, help="folder holding the run's dataset files on this machine")
     a.add_argument("--quiet", action="store_true", help="no progress bar")
-    from netdyn.analysis.analyze import AnalysisConfig
-
     add_dataclass_options(a, AnalysisConfig, title="analysis")
     a.set_defaults(handler=cmd_analyze)
 
     d = sub.add_parser(
         "datasets",
-        help="list the datasets and whether each is available here",
-        description="List every dataset, whether it loads on this machine, and how to get it.",
+        help="list the datasets and whether each is available here; --download NAME fetches one",
+        description="List every dataset, whether it loads on this machine, and how to get it; "
+        "with --download NAME, fetch the MNIST-format files of NAME (MD5-checked) first.",
     )
+    d.add_argument(
+        "--download", metavar="NAME", default=None, choices=["mnist", "fashion-mnist"],
+        help="download mnist or fashion-mnist (into --data-root, else ~/.cache/netdyn/NAME)",
+    )
+    d.add_argument("--data-root", default=None, help="with --download: the folder to download into")
     d.set_defaults(handler=cmd_datasets)
     return parser
 
@@ -249,44 +290,39 @@ def _version() -> str:
 
 
 # ---------------------------------------------------------------------------------------------- commands
-def cmd_train(args: argparse.Namespace) -> int:
-    from netdyn.data import load_dataset
-    from netdyn.models import MLP
-    from netdyn.training import TrainConfig, train
+def run_spec_from_args(args: argparse.Namespace):
+    """The :class:`~netdyn.spec.RunSpec` that ``netdyn train``'s flags describe."""
+    from netdyn.analysis.config import AnalysisConfig
+    from netdyn.data.spec import DataSpec
+    from netdyn.models.spec import ModelSpec
+    from netdyn.spec import RunSpec
+    from netdyn.training import TrainConfig
 
     config = dataclass_from_args(TrainConfig, args)
-    out = Path(args.out) if args.out else Path("runs") / f"{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if args.model_seed is None:
+        args.model_seed = config.seed
+    if args.data_seed is None:
+        args.data_seed = config.seed
+    model = dataclass_from_args(ModelSpec, args, rename=MODEL_FLAGS)
+    data = dataclass_from_args(DataSpec, args, rename=DATA_FLAGS, options=dict(args.data_options))
+    analysis = None
+    if args.analyze:
+        analysis = AnalysisConfig(basins=args.basins, seed=config.seed, device=config.device, dtype=config.dtype)
+    return RunSpec(model=model, data=data, train=config, analysis=analysis)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from netdyn.spec import run
+
     if args.resume and args.out is None:
         raise UsageError("netdyn train: error: --resume needs --out (the run folder to continue)")
-    data = load_dataset(
-        args.dataset,
-        train_size=args.train_size,
-        test_size=args.test_size,
-        normalize=args.normalize,
-        root=args.data_root,
-        seed=config.seed,
-        download=args.download,
+    spec = run_spec_from_args(args)
+    out = Path(args.out) if args.out else Path("runs") / f"{spec.data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    result = run(
+        spec, out, resume=args.resume, progress=not args.quiet, root=args.data_root, download=args.download
     )
-    net = MLP(
-        data.n_features,
-        args.width,
-        args.depth,
-        data.num_classes,
-        activation=args.activation,
-        residual=False if args.residual == "none" else args.residual,
-        batchnorm=args.batchnorm,
-        bias=args.bias,
-        init=args.init,
-        init_scale=args.init_scale,
-        seed=config.seed if args.model_seed is None else args.model_seed,
-    )
-    if not args.quiet:
-        print(
-            f"training {net.extra_repr()} on {data.name} ({len(data.y_train)} train / {len(data.y_test)} test)"
-        )
-    result = train(net, data, config, run_dir=out, resume=args.resume, progress=not args.quiet)
-    s = result.summary
-    if result.diverged:
+    s = result.train.summary
+    if result.train.diverged:
         print(
             f"netdyn train: diverged: the loss became non-finite at step {s['diverged_step']}; "
             f"records up to then are in {out}",
@@ -298,19 +334,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"test accuracy {s.get('test_accuracy', float('nan')):.4f} after {s['steps']} steps "
         f"({s['wall_time']:.1f} s)"
     )
-    if args.analyze:
-        from netdyn.analysis.analyze import AnalysisConfig, analyze
-        from netdyn.report.run import write_run_report
-        from netdyn.store import load_run
-
-        config_a = AnalysisConfig(
-            basins=args.basins, seed=config.seed, device=config.device, dtype=config.dtype
-        )
-        analysis = analyze(result.net, data, config_a, progress=not args.quiet)
-        analysis.summary["steps"] = [s["steps"]]
-        report = write_run_report(load_run(out), analysis)
-        _print_analysis(analysis.summary)
-        print(f"report: {report}")
+    if result.analysis is not None:
+        _print_analysis(result.analysis.summary)
+        print(f"report: {out / 'report.html'}")
     print(f"run folder: {out}")
     return 0
 
@@ -350,7 +376,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"netdyn analyze: error: --checkpoint takes a step, last or all, got {steps!r}"
             ) from None
-    analysis = analyze_checkpoints(run, steps, config, progress=not args.quiet)
+    data = run.dataset(root=args.data_root)
+    analysis = analyze_checkpoints(run, steps, config, data=data, progress=not args.quiet)
     report = write_run_report(run, analysis)
     _print_analysis(analysis.summary)
     print(f"tables: {run.metrics_dir}")
@@ -359,8 +386,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from netdyn.data import list_datasets
+    from netdyn.data import list_datasets, load_dataset
 
+    if args.download:
+        data = load_dataset(args.download, root=args.data_root, download=True)
+        print(f"{args.download}: {data.n_train} training and {data.n_test} test samples are here")
     table = list_datasets()
     name_w = max(len(n) for n in table["name"])
     size_w = max(len(str(s)) for s in table["size"])

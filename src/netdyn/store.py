@@ -214,15 +214,31 @@ class RunFolder:
         net.eval()
         return net
 
-    def dataset(self, **overrides: Any):
-        """The dataset the run was trained on, rebuilt from its recorded spec."""
-        from netdyn.data import load_dataset
+    def dataset(self, root: str | Path | None = None, **overrides: Any):
+        """The dataset the run was trained on, rebuilt from its recorded spec. ``root`` is where its files lie
+        on this machine (default: the usual search; a folder recorded by an older netdyn is tried first when it
+        still exists). ``overrides`` replace fields of the spec (``train_size=...``)."""
+        from dataclasses import replace
 
-        spec = dict(self.config.get("data") or {})
-        if not spec:
+        from netdyn.data.spec import DataSpec, legacy_root
+
+        recorded = self.config.get("data")
+        if not recorded:
             raise RunError(f"{self.config_path} records no dataset spec")
-        spec.update(overrides)
-        return load_dataset(**spec)
+        spec = DataSpec.from_dict(recorded)
+        if overrides:
+            spec = replace(spec, **overrides)
+        old = legacy_root(recorded)
+        if root is None and old is not None and Path(old).is_dir():
+            root = old
+        return spec.load(root=root)
+
+    @property
+    def spec(self):
+        """The :class:`~netdyn.spec.RunSpec` of this run (from config.json; older folders too)."""
+        from netdyn.spec import RunSpec
+
+        return RunSpec.from_dict(self.config)
 
 
 def load_run(path: str | Path) -> RunFolder:

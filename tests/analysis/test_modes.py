@@ -224,14 +224,16 @@ def test_table_schema_determinism_and_census(make_blobs, fit_net):
     assert (relaxed["mode"].to_numpy() == expected).all()
 
     census = neuron_mode_census(table)
-    assert list(census.columns) == ["layer", "opm", "npm", "inactive", "order_preservation_mean",
-                                    "order_index_mean", "class_information_mean"]
+    assert list(census.columns) == ["layer", "opm", "npm", "inactive", "rho_mean", "rho_q10", "rho_q25",
+                                    "rho_median", "rho_q75", "order_index_mean", "class_information_mean"]
     np.testing.assert_allclose(census[["opm", "npm", "inactive"]].sum(axis=1).to_numpy(), 1.0)
     for _, row in census.iterrows():
         layer = table[table.layer == row.layer]
         assert row.opm == pytest.approx((layer["mode"] == "OPM").mean())
         assert row.npm == pytest.approx((layer["mode"] == "NPM").mean())
-        assert row.order_preservation_mean == pytest.approx(layer.order_preservation.mean())
+        assert row.rho_mean == pytest.approx(layer.order_preservation.mean())
+        assert row.rho_median == pytest.approx(np.median(layer.order_preservation))
+        assert row.rho_q10 <= row.rho_q25 <= row.rho_median <= row.rho_q75
         assert row.order_index_mean == pytest.approx(layer.order_index.mean())
         assert row.class_information_mean == pytest.approx(layer.class_information.mean())
 
@@ -250,7 +252,10 @@ def test_census_of_a_hand_made_table():
     assert census.opm.tolist() == [0.25, 1.0]
     assert census.npm.tolist() == [0.5, 0.0]
     assert census.inactive.tolist() == [0.25, 0.0]
-    assert census.order_preservation_mean.tolist() == pytest.approx([0.675, 0.95])
+    assert census.rho_mean.tolist() == pytest.approx([0.675, 0.95])
+    # numpy's linear quantiles of layer 1's rho [1.0, 0.5, 0.2, 1.0]
+    assert census.rho_q25.tolist() == pytest.approx([np.quantile([1.0, 0.5, 0.2, 1.0], 0.25), 0.95])
+    assert census.rho_median.tolist() == pytest.approx([0.75, 0.95])
 
 
 def test_bad_arguments_raise_config_error(make_blobs):

@@ -175,3 +175,31 @@ def test_real_mnist_checksums_reject_other_files(tmp_path, mirror):
     with pytest.raises(DatasetError, match="f68b3c2dcbeaaa9fbdd348bbdeb94873"):
         load_dataset("mnist", root=tmp_path / "d", download=True, mirrors=[url])
     assert not (tmp_path / "d").exists()
+
+
+def test_advertised_download_command_works(tmp_path, mirror, monkeypatch, capsys):
+    """The missing-files message tells users to run `netdyn datasets --download NAME`: that command works."""
+    from netdyn.cli import main
+    from netdyn.data import _mnist
+
+    url, md5, _ = mirror
+    monkeypatch.setenv("NETDYN_MNIST_MIRROR", url)
+    monkeypatch.setitem(_mnist.MD5, "mnist", md5)  # the served files are small synthetic ones
+    with pytest.raises(DatasetError, match="netdyn datasets --download mnist"):
+        load_dataset("mnist", root=tmp_path / "here")
+    assert main(["datasets", "--download", "mnist", "--data-root", str(tmp_path / "here")]) == 0
+    assert "mnist: 60 training and 30 test samples are here" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "here").iterdir()) == sorted(GZ_NAMES)
+    assert main(["datasets", "--download", "cifar"]) == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_spec_records_no_machine_path(tmp_path, write_mnist_folder):
+    from netdyn.data import DataSpec
+
+    write_mnist_folder(tmp_path)
+    data = load_dataset("mnist", root=tmp_path, normalize="none", train_size=20)
+    spec = DataSpec.of(data)
+    assert str(tmp_path) not in repr(spec.to_dict()) and "root" not in spec.to_dict()
+    again = spec.load(root=tmp_path)
+    assert torch.equal(again.x_train, data.x_train) and torch.equal(again.y_test, data.y_test)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 import torch
 
+from netdyn.data.samples import DataLike, SampleSet, as_samples, check_fits
 from netdyn.errors import ConfigError
 from netdyn.models import MLP
 
@@ -36,20 +36,18 @@ def net_dtype(net: MLP) -> torch.dtype:
     return next(net.parameters()).dtype
 
 
-def split_tensors(data: Any, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+def split_tensors(data: SampleSet, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(x, y) of a Dataset's split, checked against nothing but presence."""
     if split not in SPLITS:
         raise ConfigError(f"split must be 'train' or 'test', got {split!r}")
     return getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
 
 
-def check_input_size(net: MLP, data: Any) -> None:
-    """A dataset whose samples do not fit the network's input layer is a clear error, not a shape crash."""
-    d = data.x_train.flatten(1).shape[1]
-    if d != net.widths[0]:
-        raise ConfigError(
-            f"dataset {getattr(data, 'name', '?')!r} has {d} input features but the network takes {net.widths[0]}"
-        )
+def samples_for(net: MLP, data: DataLike) -> SampleSet:
+    """``data`` as a sample set that fits ``net`` (input width, labels among its outputs), else ConfigError."""
+    samples = as_samples(data, num_classes=net.widths[-1])
+    check_fits(samples, net.widths[0], net.widths[-1])
+    return samples
 
 
 def make_generator(seed: int | torch.Generator) -> torch.Generator:

@@ -43,14 +43,15 @@ import pandas as pd
 import torch
 
 from netdyn.analysis._common import (
-    check_input_size,
     make_generator,
     net_device,
     net_dtype,
+    samples_for,
     seeded_subset,
     walk,
 )
 from netdyn.analysis.lmap import affine_layer
+from netdyn.data.samples import DataLike, SampleSet, as_samples
 from netdyn.errors import ConfigError
 from netdyn.models import MLP
 
@@ -162,6 +163,14 @@ def _first_crossing(eps: np.ndarray, values: np.ndarray, threshold: float) -> fl
     return float(eps[i - 1] + (a0 - threshold) / (a0 - a1) * (eps[i] - eps[i - 1]))
 
 
+def curve_sizes(curve: pd.DataFrame, num_classes: int) -> tuple[float, float]:
+    """(size_mid, size_half) of a basin curve table (``eps, accuracy, ...``), NaN where not reached, silently:
+    the sizes a ``BasinCurve`` carries, recovered from its table alone."""
+    eps, acc = curve["eps"].to_numpy(float), curve["accuracy"].to_numpy(float)
+    acc0 = float(acc[0])
+    return _first_crossing(eps, acc, (acc0 + 1 / num_classes) / 2), _first_crossing(eps, acc, acc0 / 2)
+
+
 def _basin_sizes(eps: np.ndarray, acc: np.ndarray, num_classes: int, kind: str = "") -> tuple[float, float]:
     """(size_mid, size_half) of a curve starting at eps = 0; warns for each size not reached on the grid."""
     acc0 = float(acc[0])
@@ -265,9 +274,8 @@ def _check_count(value: Any, name: str) -> int:
     return int(value)
 
 
-def _training_subset(net: MLP, data: Any, n_samples: int | None, gen: torch.Generator):
+def _training_subset(net: MLP, data: SampleSet, n_samples: int | None, gen: torch.Generator):
     """Indices, inputs and labels of the training samples a basin is measured on."""
-    check_input_size(net, data)
     x, y = data.x_train.flatten(1), data.y_train
     total = x.shape[0]
     if total == 0:
@@ -356,7 +364,7 @@ def _sample_tally(
 
 def sample_basin(
     net: MLP,
-    data: Any,
+    data: DataLike,
     eps: Sequence[float] | np.ndarray | None = None,
     repeats: int = 5,
     n_samples: int | None = None,
@@ -375,6 +383,7 @@ def sample_basin(
     batch of about ``chunk_budget`` bytes (default 512 MiB on an accelerator, 64 MiB on a CPU). See the module
     docstring for the noise design, the interval and the radius.
     """
+    data = samples_for(net, data)
     repeats = _check_count(repeats, "repeats")
     if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 0 <= layer < net.n_layers:
         raise ConfigError(f"layer must be in 0..{net.n_layers - 1} (the layer perturbed), got {layer!r}")
@@ -517,7 +526,7 @@ def _weight_tally(
 
 def weight_basin(
     net: MLP,
-    data: Any,
+    data: DataLike,
     eps: Sequence[float] | np.ndarray | None = None,
     repeats: int = 5,
     n_samples: int | None = None,
@@ -537,6 +546,7 @@ def weight_basin(
     in :func:`sample_basin`). Noise directions are shared along the eps grid, one per (layer, parameter,
     repeat), and do not depend on ``include_bias`` / ``include_bn`` / ``layers``.
     """
+    data = samples_for(net, data)
     repeats = _check_count(repeats, "repeats")
     L = net.n_layers
     if layers is None:
@@ -567,7 +577,7 @@ def weight_basin(
 
 # ------------------------------------------------------------------------------------------------- companions
 def nearest_train_distance(
-    data: Any, device: torch.device | str | None = None, chunk_budget: int = DEFAULT_CHUNK_BUDGET
+    data: DataLike, device: torch.device | str | None = None, chunk_budget: int = DEFAULT_CHUNK_BUDGET
 ) -> pd.DataFrame:
     """Each test sample's Euclidean distance to its nearest training sample, divided by the test sample's norm
     (NaN for an all-zero test sample): columns ``sample, label, distance``.
@@ -576,6 +586,7 @@ def nearest_train_distance(
     distance matrix fits ``chunk_budget`` bytes; the nearest neighbour is found with ||a||^2 + ||b||^2 - 2 a.b
     and its distance then recomputed directly.
     """
+    data = as_samples(data)
     dev = torch.device(device) if device is not None else torch.device("cpu")
     train = data.x_train.flatten(1).to(device=dev, dtype=torch.float64)
     test = data.x_test.flatten(1).to(device=dev, dtype=torch.float64)
@@ -600,7 +611,7 @@ def nearest_train_distance(
 
 
 def bn_perturbation(
-    net: MLP, data: Any, batch_size: int, n_batches: int | None = None, seed: int | torch.Generator = 0
+    net: MLP, data: DataLike, batch_size: int, n_batches: int | None = None, seed: int | torch.Generator = 0
 ) -> pd.DataFrame:
     """Per batch-norm layer, ||W~_batch - W~_run||_F / ||W~_run||_F: columns ``layer, eps_equivalent``.
 
@@ -611,7 +622,7 @@ def bn_perturbation(
     is averaged over them: the weight perturbation that evaluating with running instead of batch statistics
     amounts to, comparable with a weight basin's eps. Empty for a network without batch norm.
     """
-    check_input_size(net, data)
+    data = samples_for(net, data)
     x = data.x_train.flatten(1)
     total = x.shape[0]
     batch_size = _check_count(batch_size, "batch_size")

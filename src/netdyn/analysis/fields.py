@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,14 +14,15 @@ import torch
 
 from netdyn.analysis._common import (
     SPLITS,
-    check_input_size,
     chunk_rows,
     iter_chunks,
     net_device,
     net_dtype,
+    samples_for,
     split_tensors,
     walk,
 )
+from netdyn.data.samples import DataLike
 from netdyn.errors import ConfigError
 from netdyn.models import MLP
 
@@ -89,14 +89,14 @@ def _check_choice(classes: Sequence[int], neurons: Sequence[int] | None, num_cla
 
 @torch.no_grad()
 def local_fields(
-    net: MLP, data: Any, classes: Sequence[int] = (1, 2, 3), neurons: Sequence[int] | None = None
+    net: MLP, data: DataLike, classes: Sequence[int] = (1, 2, 3), neurons: Sequence[int] | None = None
 ) -> LocalFields:
     """Output local fields of ``classes``' samples for a neuron pair, train and test (SPEC 5.7).
 
     ``neurons`` defaults to the output neurons of ``classes[0]`` and ``classes[1]``. See :class:`LocalFields`
     for the two tables.
     """
-    check_input_size(net, data)
+    data = samples_for(net, data)
     chosen, pair = _check_choice(classes, neurons, int(data.num_classes), net.widths[-1])
     device = net_device(net)
     wanted = torch.tensor(chosen, dtype=torch.int64)

@@ -10,22 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import closing
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
 from netdyn.analysis._common import (
-    check_input_size,
     chunk_rows,
     iter_chunks,
     net_device,
     net_dtype,
     resolve_layers,
+    samples_for,
     split_tensors,
     walk,
 )
+from netdyn.data.samples import DataLike
 from netdyn.errors import ConfigError
 from netdyn.models import MLP
 
@@ -124,7 +124,7 @@ def _check_labels(y: torch.Tensor, num_classes: int) -> None:
 @torch.no_grad()
 def class_geometry(
     net: MLP,
-    data: Any,
+    data: DataLike,
     layers: Sequence[int] | None = None,
     per_sample: bool = False,
     classes: Sequence[int] | None = None,
@@ -141,7 +141,7 @@ def class_geometry(
     With ``per_sample=True`` returns ``layer, sample, label, cos_dist`` instead, for the training samples of
     ``classes`` (None: all), the first ``limit`` of each class in dataset order (``sample`` = training index).
     """
-    check_input_size(net, data)
+    data = samples_for(net, data)
     chosen = resolve_layers(net, layers)
     x, y = split_tensors(data, "train")
     num_classes = int(data.num_classes)

@@ -5,12 +5,12 @@ replaced by the identity. Batch norm after the cut becomes the affine map of its
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import pandas as pd
 import torch
 
-from netdyn.analysis._common import SPLITS, accuracy, check_input_size, resolve_layers, split_tensors, walk
+from netdyn.analysis._common import SPLITS, accuracy, resolve_layers, samples_for, split_tensors, walk
+from netdyn.data.samples import DataLike
 from netdyn.errors import ConfigError
 from netdyn.models import MLP
 
@@ -79,9 +79,9 @@ def lmap_matrix(net: MLP, l: int, with_skip: bool = False):
     return (m, const, s) if with_skip else (m, const)
 
 
-def lmap_accuracy(net: MLP, data: Any, layers: Sequence[int] | None = None) -> pd.DataFrame:
+def lmap_accuracy(net: MLP, data: DataLike, layers: Sequence[int] | None = None) -> pd.DataFrame:
     """Accuracy of the L-map at each layer l = 0..L-1 on train and test: columns ``layer, split, accuracy``."""
-    check_input_size(net, data)
+    data = samples_for(net, data)
     chosen = resolve_layers(net, layers)
     maps = {l: lmap_matrix(net, l, with_skip=True) for l in chosen}
     rows = []

@@ -17,16 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import closing
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import pandas as pd
 import torch
 
 from netdyn.analysis._common import (
-    check_input_size,
     make_generator,
     net_device,
     resolve_layers,
+    samples_for,
     seeded_subset,
     take,
     walk,
@@ -34,12 +34,14 @@ from netdyn.analysis._common import (
 from netdyn.analysis.lmap import lmap_matrix
 from netdyn.analysis.ranks import (
     CHUNK_ELEMENTS,
+    order_index,
     pair_positions,
     sorted_runs,
     tie_groups,
     top_share,
     unsort,
 )
+from netdyn.data.samples import DataLike
 from netdyn.errors import ConfigError, ModelError
 from netdyn.models import MLP
 
@@ -48,8 +50,8 @@ INFORMATION_BINS = 16
 INACTIVE_BELOW = 0.01
 """A neuron whose class information is below this is `inactive` (constant or class-blind)."""
 NEURON_COLUMNS = ["layer", "neuron", "order_preservation", "order_index", "class_information", "mode"]
-CENSUS_COLUMNS = ["layer", "opm", "npm", "inactive", "order_preservation_mean", "order_index_mean",
-                  "class_information_mean"]
+CENSUS_COLUMNS = ["layer", "opm", "npm", "inactive", "rho_mean", "rho_q10", "rho_q25", "rho_median", "rho_q75",
+                  "order_index_mean", "class_information_mean"]
 
 
 # ---------------------------------------------------------------------------------------------- gamma
@@ -283,8 +285,6 @@ def _layer_modes(
     class_counts = torch.bincount(labels, minlength=n_classes)
     top = class_counts[labels]
     chance = float(((class_counts.double() / p) ** 2).sum())
-    if chance >= 1:
-        raise ConfigError("the training samples hold a single class: neuron modes need at least two")
     signs = torch.sign(weights.detach()).T
     out: list[list[torch.Tensor]] = [[], [], []]
     step = _chunk(p)
@@ -297,9 +297,9 @@ def _layer_modes(
         n_pairs = torch.full_like(discordant, p * (p - 1) // 2)
         counts = PairCounts(n_pairs, _tied_pairs(first), ties_r, ties_both, discordant)
         start, size = pair_positions(below, equal, signs[lo:hi, labels])
-        order_index = (top_share(start, size, top) - chance) / (1.0 - chance)
+        index = order_index(top_share(start, size, top), chance)
         information = _information_from_codes(below, labels, shuffled, n_classes, INFORMATION_BINS)
-        for column, value in zip(out, (counts.gamma().abs(), order_index, information), strict=True):
+        for column, value in zip(out, (counts.gamma().abs(), index, information), strict=True):
             column.append(value.cpu())
     return tuple(torch.cat(column) for column in out)  # type: ignore[return-value]
 
@@ -307,7 +307,7 @@ def _layer_modes(
 @torch.no_grad()
 def neuron_modes(
     net: MLP,
-    data: Any,
+    data: DataLike,
     layers: Sequence[int] | None = None,
     threshold: float = 0.9,
     max_samples: int | None = 2000,
@@ -322,7 +322,7 @@ def neuron_modes(
     `rpd` with the same ``max_samples`` and seed; the seed's generator then shuffles the labels once for the
     information's bias correction.
     """
-    check_input_size(net, data)
+    data = samples_for(net, data)
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
         raise ConfigError(f"threshold must be a number in [0, 1], got {threshold!r}")
     if max_samples is not None and (isinstance(max_samples, bool) or not isinstance(max_samples, int)
@@ -362,10 +362,14 @@ def neuron_modes(
 
 
 def neuron_mode_census(table: pd.DataFrame) -> pd.DataFrame:
-    """Per layer of a `neuron_modes` table: the fractions of OPM, NPM and inactive neurons, and the mean
-    order preservation rho, order index O and class information I over all its neurons.
+    """Per layer of a `neuron_modes` table: the fractions of OPM, NPM and inactive neurons; the distribution
+    of the order preservation rho over the layer's neurons (mean, 10 %, 25 %, 50 % and 75 % quantiles: rho
+    sits near the threshold in trained nets, so compare distributions across layers and steps, not only the
+    shares); and the mean order index O and class information I.
 
-    Columns ``layer, opm, npm, inactive, order_preservation_mean, order_index_mean, class_information_mean``.
+    Columns ``layer, opm, npm, inactive, rho_mean, rho_q10, rho_q25, rho_median, rho_q75, order_index_mean,
+    class_information_mean``. Neurons whose rho is undefined (NaN: a constant output) are left out of its
+    distribution.
     """
     missing = [c for c in NEURON_COLUMNS if c not in table.columns]
     if missing:
@@ -377,7 +381,11 @@ def neuron_mode_census(table: pd.DataFrame) -> pd.DataFrame:
         "opm": grouped["mode"].agg(lambda m: float((m == "OPM").mean())),
         "npm": grouped["mode"].agg(lambda m: float((m == "NPM").mean())),
         "inactive": grouped["mode"].agg(lambda m: float((m == "inactive").mean())),
-        "order_preservation_mean": grouped["order_preservation"].mean(),
+        "rho_mean": grouped["order_preservation"].mean(),
+        "rho_q10": grouped["order_preservation"].quantile(0.10),
+        "rho_q25": grouped["order_preservation"].quantile(0.25),
+        "rho_median": grouped["order_preservation"].quantile(0.50),
+        "rho_q75": grouped["order_preservation"].quantile(0.75),
         "order_index_mean": grouped["order_index"].mean(),
         "class_information_mean": grouped["class_information"].mean(),
     }).reset_index()

@@ -12,22 +12,22 @@ import math
 from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 import torch
 
 from netdyn.analysis._common import (
     SPLITS,
-    check_input_size,
     chunk_rows,
     iter_chunks,
     net_device,
     net_dtype,
     resolve_layers,
+    samples_for,
     split_tensors,
     walk,
 )
+from netdyn.data.samples import DataLike
 from netdyn.errors import ConfigError
 from netdyn.models import MLP
 
@@ -130,7 +130,7 @@ def _pinv_solve(system: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
     return evecs @ (inv[:, None] * (evecs.T @ rhs))
 
 
-def _fit(net: MLP, data: Any, layers: Sequence[int], ridge: float) -> dict[int, Probe]:
+def _fit(net: MLP, data: DataLike, layers: Sequence[int], ridge: float) -> dict[int, Probe]:
     x, _ = split_tensors(data, "train")
     if x.shape[0] == 0:
         raise ConfigError("the LP is fitted on the training set, which is empty")
@@ -139,7 +139,7 @@ def _fit(net: MLP, data: Any, layers: Sequence[int], ridge: float) -> dict[int, 
 
 
 @torch.no_grad()
-def fit_probe(net: MLP, data: Any, l: int, ridge: float = 1e-6) -> Probe:
+def fit_probe(net: MLP, data: DataLike, l: int, ridge: float = 1e-6) -> Probe:
     """The LP of layer l (SPEC 5.2): ``(A, a)`` with h^L ~ x^l @ A + a, A of shape [N_l, C].
 
     Fitted on ``data``'s training set by ridge least squares to the network's own logits, X and H centred,
@@ -147,7 +147,7 @@ def fit_probe(net: MLP, data: Any, l: int, ridge: float = 1e-6) -> Probe:
     least-squares fit (directions with eigenvalue below ``PINV_RCOND`` of the largest dropped). Solved in
     float64, returned in the network's dtype.
     """
-    check_input_size(net, data)
+    data = samples_for(net, data)
     (layer,) = resolve_layers(net, [l])
     a_mat, intercept = _fit(net, data, [layer], _check_ridge(ridge))[layer]
     dtype = net_dtype(net)
@@ -178,14 +178,14 @@ def _score(net: MLP, x: torch.Tensor, y: torch.Tensor, probes: dict[int, Probe])
 
 @torch.no_grad()
 def lp_accuracy(
-    net: MLP, data: Any, layers: Sequence[int] | None = None, ridge: float = 1e-6
+    net: MLP, data: DataLike, layers: Sequence[int] | None = None, ridge: float = 1e-6
 ) -> pd.DataFrame:
     """Accuracy of the LP (SPEC 5.2) at each layer l = 0..L-1 on train and test: ``layer, split, accuracy``.
 
     The LP of layer l is the ridge map of :func:`fit_probe` from x^l to the network's logits; its accuracy is
     the argmax of its output against the labels.
     """
-    check_input_size(net, data)
+    data = samples_for(net, data)
     chosen = resolve_layers(net, layers)
     probes = _fit(net, data, chosen, _check_ridge(ridge))
     rows = []

@@ -17,16 +17,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 import pandas as pd
 import torch
 
-from netdyn.analysis._common import check_input_size, net_device, resolve_layers, seeded_subset, take, walk
+from netdyn.analysis._common import net_device, resolve_layers, samples_for, seeded_subset, take, walk
 from netdyn.analysis.lmap import lmap_matrix
+from netdyn.data.samples import DataLike, SampleSet
 from netdyn.errors import ConfigError, ModelError
 from netdyn.models import MLP
 
+T = TypeVar("T", float, torch.Tensor)
 RPD_USES = ("output", "field")
 CHUNK_ELEMENTS = 1 << 22
 """Pairs (sample, neuron) handled at once: bounds the sort's index tensors to a few tens of MiB."""
@@ -102,6 +104,15 @@ def rank_intervals(values: torch.Tensor, descending: torch.Tensor) -> tuple[torc
     return (start.double() / n).T, ((start + size).double() / n).T
 
 
+def order_index(top_mass: T, chance: float) -> T:
+    """The order index O = (T - sum_k p_k^2) / (1 - sum_k p_k^2) of a top mass T (a number or a tensor of
+    them): 0 for a random order, ties included. NaN when the samples hold a single class (sum_k p_k^2 = 1),
+    where there is no order to measure."""
+    if chance >= 1:
+        return top_mass * float("nan")
+    return (top_mass - chance) / (1.0 - chance)
+
+
 # ---------------------------------------------------------------------------------------------- one layer
 @dataclass
 class RankPositions:
@@ -123,13 +134,6 @@ class RankPositions:
     def chance(self) -> float:
         """sum_k p_k^2: the top mass of a random order."""
         return float((self.class_fractions**2).sum())
-
-    def neuron_order_index(self) -> torch.Tensor:
-        """O_i = (T_i - sum_k p_k^2) / (1 - sum_k p_k^2) for every neuron."""
-        chance = self.chance
-        if chance >= 1:  # a single class: nothing to order
-            return torch.full_like(self.neuron_top_mass, float("nan"))
-        return (self.neuron_top_mass - chance) / (1.0 - chance)
 
     def density(self, bins: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(bin centres, density) of q on ``bins`` equal bins of [0, 1]; the density integrates to 1.
@@ -226,8 +230,7 @@ def layer_rank_positions(
                 break
 
 
-def _training_subset(net: MLP, data: Any, max_samples: int | None, seed: int | torch.Generator):
-    check_input_size(net, data)
+def _training_subset(net: MLP, data: SampleSet, max_samples: int | None, seed: int | torch.Generator):
     x, y = data.x_train, data.y_train
     if x.shape[0] == 0:
         raise ConfigError("the training set is empty: the RPD needs samples")
@@ -246,7 +249,7 @@ def _rpd_layers(net, data, layers, bins, use, max_samples, seed):
 @torch.no_grad()
 def rpd(
     net: MLP,
-    data: Any,
+    data: DataLike,
     layers: Sequence[int] | None = None,
     bins: int = 50,
     use: str = "output",
@@ -264,7 +267,7 @@ def rpd(
 @torch.no_grad()
 def rpd_summary(
     net: MLP,
-    data: Any,
+    data: DataLike,
     layers: Sequence[int] | None = None,
     bins: int = 50,
     use: str = "output",
@@ -283,7 +286,7 @@ def rpd_summary(
 @torch.no_grad()
 def rpd_tables(
     net: MLP,
-    data: Any,
+    data: DataLike,
     layers: Sequence[int] | None = None,
     bins: int = 50,
     use: str = "output",
@@ -291,15 +294,19 @@ def rpd_tables(
     seed: int | torch.Generator = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(rpd(...), rpd_summary(...))`` from one ranking of each layer (what ``analyze`` uses)."""
+    data = samples_for(net, data)
     frames, rows = [], []
     for l, ranks in _rpd_layers(net, data, layers, bins, use, max_samples, seed):
         q, density = ranks.density(bins)
         frames.append(pd.DataFrame({"layer": l, "q": q.numpy(), "density": density.numpy()}))
         top_mass = float(ranks.neuron_top_mass.mean())
-        chance = ranks.chance
-        order_index = (top_mass - chance) / (1.0 - chance) if chance < 1 else float("nan")
         rows.append(
-            {"layer": l, "gradient": density_gradient(q, density), "top_mass": top_mass, "order_index": order_index}
+            {
+                "layer": l,
+                "gradient": density_gradient(q, density),
+                "top_mass": top_mass,
+                "order_index": order_index(top_mass, ranks.chance),
+            }
         )
     if frames:
         curves = pd.concat(frames, ignore_index=True)

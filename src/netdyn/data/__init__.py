@@ -10,5 +10,6 @@ Dataset('digits', n_train=1438, n_test=359, n_features=64, num_classes=10, norma
 from netdyn.data._dataset import Dataset
 from netdyn.data._registry import list_datasets, load_dataset
 from netdyn.data.idx import read_idx, write_idx
+from netdyn.data.spec import DataSpec
 
-__all__ = ["Dataset", "load_dataset", "list_datasets", "read_idx", "write_idx"]
+__all__ = ["DataSpec", "Dataset", "load_dataset", "list_datasets", "read_idx", "write_idx"]

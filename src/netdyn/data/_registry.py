@@ -175,6 +175,11 @@ def list_datasets():
     )
 
 
+def canonical_name(name) -> str:
+    """The registry's spelling of a data set name (case and ``_``/``-`` do not matter); ConfigError if unknown."""
+    return _entry(name).name
+
+
 def _entry(name) -> _Entry:
     key = name.strip().lower().replace("_", "-") if isinstance(name, str) else None
     if key not in _REGISTRY:

@@ -2,5 +2,6 @@
 
 from netdyn.models.activations import ACTIVATIONS, Gauss, gauss
 from netdyn.models.mlp import BN_MODES, MLP, LayerBlock, Trace
+from netdyn.models.spec import INITS, RESIDUALS, ModelSpec
 
-__all__ = ["ACTIVATIONS", "BN_MODES", "MLP", "Gauss", "LayerBlock", "Trace", "gauss"]
+__all__ = ["ACTIVATIONS", "BN_MODES", "INITS", "MLP", "RESIDUALS", "Gauss", "LayerBlock", "ModelSpec", "Trace", "gauss"]

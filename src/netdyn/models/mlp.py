@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from netdyn.errors import ConfigError, ModelError
-from netdyn.models.activations import ACTIVATIONS, MODULE_ACTIVATIONS, get_activation
+from netdyn.models.activations import MODULE_ACTIVATIONS, get_activation
+from netdyn.models.spec import ModelSpec
 
 BN_MODES = ("train", "running", "batch")
-INITS = ("default", "orthogonal", "kaiming", "xavier")
 DEFAULT_TRACE_BUDGET = 1 << 30  # bytes a trace may hold per chunk of samples
 
 
@@ -55,10 +55,6 @@ class LayerBlock(nn.Module):
         self.activation = activation
         self.skip = skip
         self._f = get_activation(activation) if activation is not None else None
-
-    @property
-    def is_output(self) -> bool:
-        return self.activation is None
 
     def normalize(self, a: torch.Tensor, bn_mode: str) -> torch.Tensor:
         """z^l from a^l: batch norm in the given mode (identity when the block has none)."""
@@ -165,37 +161,31 @@ class MLP(nn.Module):
         bn_momentum: float = 0.1,
     ) -> None:
         super().__init__()
-        if not isinstance(depth, int) or depth < 1:
-            raise ConfigError(f"depth must be an integer >= 1 (hidden layers), got {depth!r}")
-        if in_features < 1 or num_classes < 1:
-            raise ConfigError(
-                f"in_features and num_classes must be >= 1, got {in_features} and {num_classes}"
-            )
-        widths = [int(w) for w in _as_list(width, depth, "width")]
-        if any(w < 1 for w in widths):
-            raise ConfigError(f"width must be >= 1, got {width!r}")
-        activations = _as_list(activation, depth, "activation")
-        for name in activations:
-            if name not in ACTIVATIONS:
-                raise ConfigError(
-                    f"unknown activation {name!r}; choose one of {', '.join(sorted(ACTIVATIONS))}"
-                )
-        batchnorms = [bool(b) for b in _as_list(batchnorm, depth, "batchnorm")]
-        if residual is True:
-            residual = "pre"
-        if residual is False or residual is None or residual == "none":
-            residual = None
-        if residual not in (None, "pre", "post"):
-            raise ConfigError(f"residual must be False, True, 'pre' or 'post', got {residual!r}")
-        if residual and depth < 3:
-            raise ConfigError(
-                f"a residual network needs depth >= 3 (skips join layers l-2 and l), got {depth}"
-            )
-        if init not in INITS:
-            raise ConfigError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
-        if not math.isfinite(init_scale):
-            raise ConfigError(f"init_scale must be finite, got {init_scale!r}")
 
+        def one_or_tuple(value: Any) -> Any:
+            if isinstance(value, (str, bool)) or not isinstance(value, Sequence):
+                return value
+            return tuple(value)
+
+        spec = ModelSpec(
+            in_features=in_features,
+            width=one_or_tuple(width),
+            depth=depth,
+            num_classes=num_classes,
+            activation=one_or_tuple(activation),
+            residual=residual,
+            batchnorm=one_or_tuple(batchnorm),
+            bias=bias,
+            init=init,
+            init_scale=init_scale,
+            seed=None if isinstance(seed, torch.Generator) else seed,
+            bn_eps=bn_eps,
+            bn_momentum=bn_momentum,
+        )
+        widths = list(spec.widths)
+        activations = _as_list(spec.activation, depth, "activation")
+        batchnorms = _as_list(spec.batchnorm, depth, "batchnorm")
+        residual = None if spec.residual == "none" else spec.residual
         skips = _skip_pattern(residual, widths)
         sizes = [in_features, *widths]
         blocks = [
@@ -214,21 +204,28 @@ class MLP(nn.Module):
         ]
         blocks.append(LayerBlock(depth + 1, sizes[-1], num_classes, None, False, None, bias))
         self.blocks = nn.ModuleList(blocks)
-        self.arch: dict[str, Any] = {
-            "in_features": int(in_features),
-            "width": widths[0] if len(set(widths)) == 1 else widths,
-            "depth": depth,
-            "num_classes": int(num_classes),
-            "activation": activations[0] if len(set(activations)) == 1 else activations,
-            "residual": residual or False,
-            "batchnorm": batchnorms[0] if len(set(batchnorms)) == 1 else batchnorms,
-            "bias": bool(bias),
-            "init": init,
-            "init_scale": float(init_scale),
-            "bn_eps": float(bn_eps),
-            "bn_momentum": float(bn_momentum),
-        }
+        self.spec = spec
+        """The :class:`ModelSpec` that rebuilds this architecture (``seed`` None when a generator was given)."""
         self._init_parameters(init, init_scale, seed)
+
+    @property
+    def arch(self) -> dict[str, Any]:
+        """The architecture as the keyword arguments of ``MLP(...)`` (no seed); ``MLP.from_config`` takes it."""
+        s = self.spec
+        return {
+            "in_features": s.in_features,
+            "width": s.widths[0] if len(set(s.widths)) == 1 else list(s.widths),
+            "depth": s.depth,
+            "num_classes": s.num_classes,
+            "activation": s.activation if isinstance(s.activation, str) else list(s.activation),
+            "residual": False if s.residual == "none" else s.residual,
+            "batchnorm": s.batchnorm if isinstance(s.batchnorm, bool) else list(s.batchnorm),
+            "bias": s.bias,
+            "init": s.init,
+            "init_scale": float(s.init_scale),
+            "bn_eps": float(s.bn_eps),
+            "bn_momentum": float(s.bn_momentum),
+        }
 
     # ------------------------------------------------------------------ construction
     def _init_parameters(self, init: str, scale: float, seed: int | torch.Generator | None) -> None:
@@ -262,9 +259,34 @@ class MLP(nn.Module):
                         b.mul_(scale)
 
     @classmethod
-    def from_config(cls, arch: dict[str, Any], seed: int | None = None) -> MLP:
-        """Rebuild the architecture recorded in ``net.arch`` (parameters freshly initialised)."""
-        return cls(**arch, seed=seed)
+    def from_spec(cls, spec: ModelSpec) -> MLP:
+        """A freshly initialised network of ``spec`` (which must hold ``in_features`` and ``num_classes``)."""
+        if not spec.resolved:
+            raise ConfigError("the model spec needs in_features and num_classes (see ModelSpec.resolve)")
+        return cls(
+            spec.in_features,
+            spec.width,
+            spec.depth,
+            spec.num_classes,
+            activation=spec.activation,
+            residual=spec.residual,
+            batchnorm=spec.batchnorm,
+            bias=spec.bias,
+            init=spec.init,
+            init_scale=spec.init_scale,
+            seed=spec.seed,
+            bn_eps=spec.bn_eps,
+            bn_momentum=spec.bn_momentum,
+        )
+
+    @classmethod
+    def from_config(cls, arch: dict[str, Any] | ModelSpec, seed: int | None = None) -> MLP:
+        """Rebuild a recorded architecture (a ``ModelSpec``, its dict, or a ``net.arch`` dict), freshly
+        initialised; ``seed`` overrides the recorded one."""
+        spec = arch if isinstance(arch, ModelSpec) else ModelSpec.from_dict(arch)
+        if seed is not None:
+            spec = replace(spec, seed=seed)
+        return cls.from_spec(spec)
 
     @classmethod
     def from_sequential(cls, seq: nn.Sequential) -> MLP:

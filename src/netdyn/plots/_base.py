@@ -23,8 +23,6 @@ _SEQUENTIAL_CMAP = "viridis"
 _SEQUENTIAL_RANGE = (0.0, 0.88)
 # Up to this many curves get a legend entry each; beyond it, a colour bar.
 MAX_LEGEND_ENTRIES = 8
-# The tolerance of "pruning is effective" (SPEC 5.1): accuracies are fractions, so half a point is 0.005.
-EFFECTIVE_TOLERANCE = 0.005
 
 
 def new_figure(figsize: tuple[float, float]) -> Figure:

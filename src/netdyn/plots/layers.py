@@ -14,9 +14,9 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from netdyn.analysis.config import EFFECTIVE_TOLERANCE
 from netdyn.errors import ConfigError
 from netdyn.plots._base import (
-    EFFECTIVE_TOLERANCE,
     SequentialPalette,
     filter_values,
     integer_layer_axis,

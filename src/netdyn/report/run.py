@@ -7,17 +7,14 @@ from typing import Any
 
 from netdyn.store import RunFolder
 
-#: Tables an analysis may write into ``metrics/`` (the training history lives there too and is never touched).
-ANALYSIS_TABLES = (
-    "network", "lmap", "lp", "rpd", "rpd_summary", "neuron_modes", "neuron_mode_census", "class_geometry",
-    "class_geometry_samples", "local_fields", "local_fields_summary", "sample_basin", "weight_basin",
-)
-
 
 def _remove_stale(run: RunFolder, analysis: Any) -> None:
     """A new analysis replaces the previous one whole: tables and figures it does not produce again (basins
-    after ``--no-basins``, evolution figures after a single checkpoint) would otherwise mix two analyses."""
-    for name in ANALYSIS_TABLES:
+    after ``--no-basins``, evolution figures after a single checkpoint) would otherwise mix two analyses.
+    Only the registry's tables are touched (the training history lives in ``metrics/`` too)."""
+    from netdyn.analysis.quantities import table_columns
+
+    for name in table_columns():
         if name not in analysis.tables:
             (run.metrics_dir / f"{name}.parquet").unlink(missing_ok=True)
     if run.figures_dir.is_dir():

@@ -2,8 +2,12 @@
 
 from netdyn.training.config import TrainConfig, parse_schedule, steps_per_epoch
 from netdyn.training.loop import TrainResult, TrainState, evaluate, train
+from netdyn.training.recorder import Recorder, RecordPoint, Schedule
 
 __all__ = [
+    "RecordPoint",
+    "Recorder",
+    "Schedule",
     "TrainConfig",
     "TrainResult",
     "TrainState",

@@ -7,8 +7,7 @@ synchronisation, so a CUDA graph can capture it and a population of models can s
 
 from __future__ import annotations
 
-import math
-import time
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +18,14 @@ import torch
 import torch.nn.functional as F
 
 import netdyn
+from netdyn._device import resolve_device
+from netdyn.data.samples import DataLike, SampleSet, as_samples, check_fits
+from netdyn.data.spec import DataSpec
 from netdyn.errors import ConfigError, RunError
-from netdyn.models import MLP
+from netdyn.models import MLP, ModelSpec
 from netdyn.store import RunFolder
-from netdyn.training.config import TrainConfig, parse_schedule, steps_per_epoch
+from netdyn.training.config import TrainConfig, steps_per_epoch
+from netdyn.training.recorder import Recorder, RecordPoint, Schedule
 
 HISTORY_COLUMNS = ["step", "epoch", "wall_time", "split", "bn_mode", "loss", "accuracy"]
 EVAL_CHUNK = 8192
@@ -39,9 +42,14 @@ class TrainState:
     total_steps: int
     net: MLP
     optimizer: torch.optim.Optimizer
-    history: list[dict[str, Any]]
     run_dir: Path | None
+    recorder: Recorder = field(repr=False)
     diverged: bool = False
+
+    @property
+    def history(self) -> pd.DataFrame:
+        """The history table so far."""
+        return _history_frame(self.recorder.table("history"))
 
 
 @dataclass
@@ -56,20 +64,6 @@ class TrainResult:
     @property
     def diverged(self) -> bool:
         return bool(self.summary.get("diverged"))
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} asked for, but CUDA is not available on this machine")
-    return dev
 
 
 def make_optimizer(net: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -152,48 +146,46 @@ def _bn_modes(net: MLP, bn_eval: str) -> list[str]:
     return ["running", "batch"] if bn_eval == "both" else [bn_eval]
 
 
-def run_config(net: MLP, data: Any, config: TrainConfig) -> dict[str, Any]:
-    """What config.json records: enough to rebuild the model, the data and the training from the folder alone."""
+def run_record(net: MLP, data: SampleSet, config: TrainConfig) -> dict[str, Any]:
+    """What config.json records: enough to rebuild the model, the data and the training from the folder alone
+    (the data by its portable spec, without the folder its files came from)."""
+    spec = getattr(data, "spec", None)
     return {
         "netdyn_version": netdyn.__version__,
-        "model": net.arch,
+        "model": net.spec.to_dict(),
         "train": config.to_dict(),
-        "data": getattr(data, "spec", None),
+        "data": DataSpec.from_dict(spec).to_dict() if spec else None,
     }
 
 
-def _check_inputs(net: MLP, data: Any) -> None:
-    d = data.x_train.flatten(1).shape[1]
-    if d != net.widths[0]:
-        raise ConfigError(
-            f"dataset {getattr(data, 'name', '?')!r} has {d} input features; the network takes {net.widths[0]}"
-        )
-    n_classes = net.widths[-1]
-    top = int(max(data.y_train.max().item(), data.y_test.max().item() if len(data.y_test) else 0))
-    if top >= n_classes:
-        raise ConfigError(f"labels go up to {top} but the network has {n_classes} outputs")
+def _check_training_data(net: MLP, data: DataLike) -> SampleSet:
+    data = as_samples(data, num_classes=net.widths[-1])
+    check_fits(data, net.widths[0], net.widths[-1])
     if data.x_train.shape[0] < 2:
         raise ConfigError("the training set needs at least 2 samples")
+    return data
 
 
 def train(
     net: MLP,
-    data: Any,
+    data: DataLike,
     config: TrainConfig | None = None,
     run_dir: str | Path | None = None,
     callbacks: Sequence[Callback] = (),
     resume: bool = False,
     progress: bool = False,
+    record: dict[str, Any] | None = None,
 ) -> TrainResult:
-    """Train ``net`` on ``data`` (a Dataset), recording its dynamics (SPEC section 4).
+    """Train ``net`` on ``data`` (a Dataset, or the four tensors), recording its dynamics (SPEC section 4).
 
     With ``run_dir`` the run folder receives config.json, checkpoints and the history table as it goes.
     ``resume=True`` continues the run in ``run_dir`` from its last checkpoint and ends with the same weights
-    as an uninterrupted run. A callback ``callback(event, state)`` runs at each evaluation ("eval") and at
-    the end ("end"); an exception it raises stops the run, leaving the folder readable, and propagates.
+    and the same history table as an uninterrupted run. A callback ``callback(event, state)`` runs at each
+    evaluation ("eval") and at the end ("end"); an exception it raises stops the run, leaving the folder
+    readable, and propagates. ``record`` replaces what config.json records (``netdyn.run`` passes its spec).
     """
     config = config or TrainConfig()
-    _check_inputs(net, data)
+    data = _check_training_data(net, data)
     device = resolve_device(config.device)
     dtype = getattr(torch, config.dtype)
     net.to(device=device, dtype=dtype)
@@ -205,69 +197,60 @@ def train(
     n_train = x_train.shape[0]
     batch = min(config.batch_size, n_train)
     per_epoch = steps_per_epoch(n_train, batch)
-    total = config.steps or max(1, math.ceil(config.epochs * per_epoch))
-    eval_steps = set(parse_schedule(config.eval_every, total))
-    ckpt_steps = set(parse_schedule(config.checkpoint_every, total))
+    total = config.total_steps(n_train)
+    schedule = Schedule.of(config, total)
     modes = _bn_modes(net, config.bn_eval)
-
     optimizer = make_optimizer(net, config)
     folder = RunFolder(run_dir) if run_dir is not None else None
-    history: list[dict[str, Any]] = []
-    start_step, time_offset = 0, 0.0
-    record = run_config(net, data, config)
+    start_step, wall_offset, resumed = 0, 0.0, False
     if folder is not None:
-        start_step, time_offset, history = _open_folder(folder, record, net, optimizer, resume, device)
+        start_step, wall_offset, resumed = open_run_folder(
+            folder, record or run_record(net, data, config), net, optimizer, resume, device
+        )
 
-    step_fn = StepFn(net, optimizer, x_train, y_train, config.loss)
-    step_fn.counter.fill_(start_step)
-    t0 = time.perf_counter() - time_offset
-    state = TrainState(
-        start_step, start_step / per_epoch, total, net, optimizer, history, folder.path if folder else None
-    )
-    bar = _progress_bar(total, start_step) if progress else None
-
-    def wall() -> float:
-        return time.perf_counter() - t0
-
-    def evaluate_now(step: int) -> None:
+    def measure(point: RecordPoint) -> dict[str, pd.DataFrame]:
         net.eval()
+        rows = []
         for split, xs, ys in (("train", x_train, y_train), ("test", x_test, y_test)):
             for mode in modes:
                 loss, acc = evaluate(net, xs, ys, config.loss, "running" if mode == "none" else mode, batch)
-                history.append(
-                    {
-                        "step": step,
-                        "epoch": step / per_epoch,
-                        "wall_time": wall(),
-                        "split": split,
-                        "bn_mode": mode,
-                        "loss": loss,
-                        "accuracy": acc,
-                    }
+                rows.append(
+                    {"step": point.step, "epoch": point.epoch, "wall_time": point.wall_time, "split": split,
+                     "bn_mode": mode, "loss": loss, "accuracy": acc}
                 )
         net.train()
-        if folder is not None:
-            folder.write_table("history", _history_frame(history))
-        if bar is not None:
-            last = {r["split"]: r["accuracy"] for r in history[-2 * len(modes) :]}
-            bar.set_postfix(
-                train=f"{last.get('train', float('nan')):.3f}", test=f"{last.get('test', float('nan')):.3f}"
-            )
+        return {"history": _history_frame(rows)}
 
-    def checkpoint_now(step: int) -> None:
-        if folder is not None:
-            folder.save_checkpoint(step, net, optimizer, {"wall_time": wall(), "epoch": step / per_epoch})
+    def save(point: RecordPoint) -> None:
+        folder.save_checkpoint(point.step, net, optimizer, {"wall_time": point.wall_time, "epoch": point.epoch})
 
+    state: TrainState
+    bar = _progress_bar(total, start_step) if progress else None
+
+    def hook(event: str, point: RecordPoint) -> None:
+        state.step, state.epoch = point.step, point.epoch
+        if bar is not None and event == "record":
+            last = recorder.table("history")
+            last = last[last["step"] == point.step].groupby("split")["accuracy"].first()
+            train_acc, test_acc = last.get("train", float("nan")), last.get("test", float("nan"))
+            bar.set_postfix(train=f"{train_acc:.3f}", test=f"{test_acc:.3f}")
+        for callback in callbacks:
+            callback("eval" if event == "record" else event, state)
+
+    recorder = Recorder(
+        schedule, measure, save if folder is not None else None, folder, per_epoch, hooks=[hook]
+    )
+    state = TrainState(start_step, start_step / per_epoch, total, net, optimizer, folder.path if folder else None,
+                       recorder)
+    if resumed:
+        recorder.restore(start_step, wall_offset)
+
+    step_fn = StepFn(net, optimizer, x_train, y_train, config.loss)
+    step_fn.counter.fill_(start_step)
     diverged_step: int | None = None
     net.train()
     try:
-        if start_step == 0:
-            if 0 in eval_steps:
-                evaluate_now(0)
-            if 0 in ckpt_steps:
-                checkpoint_now(0)
-            if 0 in eval_steps:
-                _notify(callbacks, "eval", state)
+        recorder.record(start_step)
         perm: torch.Tensor | None = None
         for step in range(start_step, total):
             epoch, pos = divmod(step, per_epoch)
@@ -276,17 +259,11 @@ def train(
             stop = n_train if pos == per_epoch - 1 else (pos + 1) * batch
             step_fn(perm[pos * batch : stop])
             done = step + 1
-            if done in eval_steps or done in ckpt_steps or done % 1000 == 0:
+            if schedule.due(done):
                 diverged_step = step_fn.diverged_step()
                 if diverged_step is not None:
                     break
-                state.step, state.epoch = done, done / per_epoch
-                if done in eval_steps:
-                    evaluate_now(done)
-                if done in ckpt_steps:
-                    checkpoint_now(done)
-                if done in eval_steps:
-                    _notify(callbacks, "eval", state)
+                recorder.record(done)
             if bar is not None:
                 bar.update(1)
         if diverged_step is None:
@@ -297,23 +274,14 @@ def train(
         net.eval()
 
     state.diverged = diverged_step is not None
-    table = _history_frame(history)
-    summary = _summary(table, state, total, wall(), diverged_step, n_train, x_test.shape[0], modes)
-    if folder is not None:
-        folder.write_table("history", table)
-        summary["checkpoints"] = folder.checkpoints()
-        folder.write_summary(summary)
-    _notify(callbacks, "end", state)
+    table = _history_frame(recorder.table("history"))
+    summary = _summary(table, total, recorder.wall_time(), diverged_step, n_train, x_test.shape[0], modes)
+    summary = recorder.finish(summary, state.step)
     return TrainResult(history=table, summary=summary, run_dir=folder.path if folder else None, net=net)
 
 
-def _notify(callbacks: Sequence[Callback], event: str, state: TrainState) -> None:
-    for callback in callbacks:
-        callback(event, state)
-
-
-def _history_frame(history: list[dict[str, Any]]) -> pd.DataFrame:
-    df = pd.DataFrame(history, columns=HISTORY_COLUMNS)
+def _history_frame(history: list[dict[str, Any]] | pd.DataFrame | None) -> pd.DataFrame:
+    df = pd.DataFrame(history if history is not None else [], columns=HISTORY_COLUMNS)
     return df.astype(
         {
             "step": "int64",
@@ -327,7 +295,6 @@ def _history_frame(history: list[dict[str, Any]]) -> pd.DataFrame:
 
 def _summary(
     table: pd.DataFrame,
-    state: TrainState,
     total: int,
     wall: float,
     diverged_step: int | None,
@@ -355,43 +322,57 @@ def _summary(
     return summary
 
 
-def _open_folder(
+def open_run_folder(
     folder: RunFolder,
     record: dict[str, Any],
-    net: MLP,
-    optimizer: torch.optim.Optimizer,
+    net: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None,
     resume: bool,
     device: torch.device,
-) -> tuple[int, float, list[dict[str, Any]]]:
-    """Prepare the run folder; on resume, load the last checkpoint and the history up to it."""
+) -> tuple[int, float, bool]:
+    """Prepare a run folder: write config.json for a new run; on resume, check that the folder holds this same
+    run and load its last checkpoint into ``net`` and ``optimizer``. Returns (step, wall time, whether a
+    checkpoint was loaded): (0, 0.0, False) for a run that starts from scratch."""
+    if folder.path.exists() and not folder.path.is_dir():
+        raise RunError(f"{folder.path} is a file, not a run folder")
     if not resume:
         if folder.exists() or folder.checkpoints():
             raise RunError(f"{folder.path} already holds a run: pass resume=True (--resume) or choose another folder")
         folder.write_config(record)
-        return 0, 0.0, []
-    if not folder.exists() or not folder.checkpoints():
+        return 0, 0.0, False
+    if not folder.exists():
+        if folder.path.is_dir() and any(folder.path.iterdir()):
+            raise RunError(f"cannot resume {folder.path}: it is not a netdyn run folder (no config.json); "
+                           "nothing was written into it")
         folder.write_config(record)
-        return 0, 0.0, []
+        return 0, 0.0, False
     old = folder.config
     for key in ("model", "train", "data"):
-        if _normalise(old.get(key)) != _normalise(record[key]):
+        if not same_record(key, old.get(key), record.get(key)):
             raise RunError(f"cannot resume {folder.path}: its {key} config differs from the one given now")
+    if not folder.checkpoints():  # killed before its first checkpoint: start again from step 0
+        folder.write_config(record)
+        return 0, 0.0, False
     ckpt = folder.load_checkpoint("last")
     net.load_state_dict({k: v.to(device) for k, v in ckpt["model"].items()})
-    if ckpt["optim"] is not None:
+    if optimizer is not None and ckpt["optim"] is not None:
         optimizer.load_state_dict(ckpt["optim"])
-    step = ckpt["step"]
-    history: list[dict[str, Any]] = []
-    if "history" in folder.table_names():
-        table = folder.read_table("history")
-        history = table[table["step"] <= step].to_dict("records")
-    return step, float(ckpt["meta"].get("wall_time", 0.0)), history
+    return ckpt["step"], float(ckpt["meta"].get("wall_time", 0.0)), True
 
 
-def _normalise(obj: Any) -> Any:
-    import json
-
-    return json.loads(json.dumps(obj, default=str))
+def same_record(key: str, old: Any, new: Any) -> bool:
+    """Whether two config.json entries describe the same run. The model's seed is not compared: a resumed run
+    takes its weights from the checkpoint (older folders wrote the model as ``net.arch``, without a seed, and the
+    data with the absolute folder it came from)."""
+    if old is None or new is None:
+        return old == new
+    if key == "model":
+        a, b = ModelSpec.from_dict(old).to_dict(), ModelSpec.from_dict(new).to_dict()
+        a.pop("seed"), b.pop("seed")
+        return a == b
+    if key == "data":
+        return DataSpec.from_dict(old) == DataSpec.from_dict(new)
+    return json.loads(json.dumps(old, default=str)) == json.loads(json.dumps(new, default=str))
 
 
 def _progress_bar(total: int, start: int):

@@ -1,0 +1,42 @@
+"""What every configuration dataclass shares: a JSON-ready dict and back, with unknown keys refused."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from functools import cache
+from typing import Any
+
+from netdyn.errors import ConfigError
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A frozen config dataclass as plain JSON types (tuples become lists)."""
+    return _plain(dataclasses.asdict(obj))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+@cache
+def _tuple_fields(cls: type) -> frozenset[str]:
+    hints = typing.get_type_hints(cls)
+    return frozenset(name for name, hint in hints.items() if "tuple" in str(hint).lower())
+
+
+def from_dict(cls: type, values: dict[str, Any] | None, what: str | None = None) -> Any:
+    """Build ``cls`` from a dict written by :func:`to_dict` (lists back to tuples where the field is a tuple)."""
+    values = dict(values or {})
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"unknown {what or cls.__name__} field(s): {', '.join(unknown)}")
+    for name in _tuple_fields(cls) & set(values):
+        if isinstance(values[name], list):
+            values[name] = tuple(values[name])
+    return cls(**values)

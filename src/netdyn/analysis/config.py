@@ -1,0 +1,90 @@
+"""``AnalysisConfig``: what ``analyze`` computes and how (SPEC 5.8)."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any
+
+from netdyn import _config
+from netdyn.errors import ConfigError
+
+#: "Pruning is effective at l" when the linear replacement's test accuracy is within this of the network's
+#: (SPEC 5.1: accuracies are fractions, so half a point is 0.005).
+EFFECTIVE_TOLERANCE = 0.005
+
+
+def _positive_int(value: Any, name: str, low: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ConfigError(f"{name} must be a whole number >= {low}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """What ``analyze`` computes and how. Every field is a flag of ``netdyn analyze``."""
+
+    layers: tuple[int, ...] | None = None
+    """Layers to report (None: all; RPD and neuron modes take the hidden ones among them)."""
+    basins: bool = True
+    """Compute the sample- and weight-space attraction basins (the slowest part)."""
+    quantities: tuple[str, ...] | None = None
+    """Quantities to compute, by name (None: every default one; see netdyn.analysis.QUANTITIES)."""
+    basin_samples: int | None = None
+    """Training samples the basins use (None: 2,000 on a CPU, all on a GPU)."""
+    repeats: int = 5
+    """Noise draws per amplitude in the basins."""
+    eps: tuple[float, ...] | None = None
+    """Noise amplitudes of the basins (None: 0..3 in 31 points, extended up to 12 until accuracy halves)."""
+    max_samples: int = 2000
+    """Training samples for the RPD and the neuron modes (a seeded subset)."""
+    bins: int = 50
+    """Histogram bins of the RPD."""
+    classes: tuple[int, ...] = (1, 2, 3)
+    """Classes whose output local fields are projected (the first two name the neuron pair)."""
+    bn_batch_size: int = 100
+    """Batch size whose statistics bn_perturbation compares with the running ones (the training batch)."""
+    seed: int = 0
+    """Seed of every subset and noise draw."""
+    device: str = "auto"
+    """Device: auto (cuda if available), cpu, cuda."""
+    dtype: str = "float32"
+    """Floating-point type of the analysis: float32 or float64."""
+
+    def __post_init__(self) -> None:
+        if self.dtype not in ("float32", "float64"):
+            raise ConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        _positive_int(self.repeats, "repeats")
+        _positive_int(self.max_samples, "max_samples", 2)
+        _positive_int(self.bins, "bins", 2)
+        _positive_int(self.bn_batch_size, "bn_batch_size", 2)
+        _positive_int(self.seed, "seed", 0)
+        if self.basin_samples is not None:
+            _positive_int(self.basin_samples, "basin_samples")
+        if not isinstance(self.basins, bool):
+            raise ConfigError(f"basins takes true or false, got {self.basins!r}")
+        if len(self.classes) < 2:
+            raise ConfigError("classes needs at least two classes (the first two name the projected neurons)")
+        for name in ("layers", "classes"):
+            values = getattr(self, name)
+            if values is not None and any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in values):
+                raise ConfigError(f"{name} takes whole numbers, got {values!r}")
+        if self.eps is not None and not all(
+            isinstance(e, numbers.Real) and not isinstance(e, bool) and math.isfinite(e) and e >= 0 for e in self.eps
+        ):
+            raise ConfigError(f"eps takes finite amplitudes >= 0, got {self.eps!r}")
+        if self.quantities is not None:
+            from netdyn.analysis.quantities import QUANTITIES
+
+            unknown = [q for q in self.quantities if q not in QUANTITIES]
+            if unknown or not self.quantities:
+                raise ConfigError(
+                    f"unknown quantities {unknown or '(none given)'}; known: {', '.join(QUANTITIES)}"
+                )
+
+    def to_dict(self) -> dict[str, Any]:
+        return _config.to_dict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> AnalysisConfig:
+        return _config.from_dict(cls, values, "analysis")

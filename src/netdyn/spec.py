@@ -1,0 +1,148 @@
+"""A whole run as one portable record, and the function that carries it out.
+
+``RunSpec`` = :class:`~netdyn.models.ModelSpec` + :class:`~netdyn.data.DataSpec` +
+:class:`~netdyn.training.TrainConfig` (+ an optional :class:`~netdyn.analysis.AnalysisConfig`): frozen,
+picklable, JSON-ready through ``to_dict`` / ``from_dict``, and free of machine paths. ``netdyn.run(spec,
+run_dir)`` trains (and analyses, when the spec asks) from the spec alone; it is what ``netdyn train``, a
+process pool, a Ray worker and the experiments call, and a run folder's ``config.json`` holds the spec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from netdyn.analysis.config import AnalysisConfig
+from netdyn.data.spec import DataSpec
+from netdyn.errors import ConfigError
+from netdyn.models.spec import ModelSpec
+from netdyn.training.config import TrainConfig
+
+_PARTS = ("model", "data", "train", "analysis")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that defines a run: the model, the data, the training and (optionally) the analysis."""
+
+    model: ModelSpec = field(default_factory=ModelSpec)
+    """Architecture and initialisation (sizes from the data where left None)."""
+    data: DataSpec = field(default_factory=DataSpec)
+    """Which data set, subset and normalisation (no machine path: files are found when loaded)."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """How to train."""
+    analysis: AnalysisConfig | None = None
+    """The analysis of the final network (None: none)."""
+
+    def __post_init__(self) -> None:
+        for name, cls in (("model", ModelSpec), ("data", DataSpec), ("train", TrainConfig)):
+            if not isinstance(getattr(self, name), cls):
+                raise ConfigError(f"RunSpec.{name} must be a {cls.__name__}, got {type(getattr(self, name)).__name__}")
+        if self.analysis is not None and not isinstance(self.analysis, AnalysisConfig):
+            raise ConfigError(f"RunSpec.analysis must be an AnalysisConfig or None, got {type(self.analysis).__name__}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.to_dict(),
+            "data": self.data.to_dict(),
+            "train": self.train.to_dict(),
+            "analysis": None if self.analysis is None else self.analysis.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunSpec:
+        """From :meth:`to_dict` or a run folder's ``config.json`` (other keys, e.g. ``netdyn_version``, ignored)."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"a run spec is a dict with model, data, train and analysis; got {type(values).__name__}")
+        missing = [k for k in ("model", "data", "train") if values.get(k) is None]
+        if missing:
+            raise ConfigError(f"the run spec lacks {', '.join(missing)}")
+        analysis = values.get("analysis")
+        return cls(
+            model=ModelSpec.from_dict(values["model"]),
+            data=DataSpec.from_dict(values["data"]),
+            train=TrainConfig.from_dict(values["train"]),
+            analysis=None if analysis is None else AnalysisConfig.from_dict(analysis),
+        )
+
+    def replace(self, **changes: Any) -> RunSpec:
+        """A copy with some parts replaced; ``model=``, ``data=``, ``train=``, ``analysis=`` take a spec or a
+        dict of field changes (``spec.replace(train={"lr": 0.01})``)."""
+        updates = {}
+        for name, value in changes.items():
+            if name not in _PARTS:
+                raise ConfigError(f"RunSpec has no part {name!r}; its parts are {', '.join(_PARTS)}")
+            current = getattr(self, name)
+            if isinstance(value, dict):
+                base = current if current is not None else AnalysisConfig()
+                value = replace(base, **value)
+            updates[name] = value
+        return replace(self, **updates)
+
+
+@dataclass
+class RunResult:
+    """What :func:`run` returns: the training result, the analysis (if the spec asked) and the folder."""
+
+    spec: RunSpec
+    train: Any
+    analysis: Any = None
+    run_dir: Path | None = None
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The training summary, with the analysis summary's numbers under ``analysis_`` keys."""
+        summary = dict(self.train.summary)
+        if self.analysis is not None:
+            for key, value in self.analysis.summary.items():
+                if not isinstance(value, (dict, list)):
+                    summary[f"analysis_{key}"] = value
+        return summary
+
+
+def run(
+    spec: RunSpec,
+    run_dir: str | Path | None = None,
+    *,
+    resume: bool = False,
+    progress: bool = False,
+    root: str | Path | None = None,
+    download: bool = False,
+    callbacks: tuple = (),
+) -> RunResult:
+    """Train (and analyse, when ``spec.analysis`` is set) the run that ``spec`` describes, from the spec alone.
+
+    ``run_dir`` receives the run folder (config.json holds the spec, with the model's sizes resolved from the
+    data); ``resume`` continues it. ``root`` is where the data set's files lie on this machine (else
+    ``$NETDYN_DATA/<name>``, Debian's package or the cache); ``download`` fetches missing MNIST-format files.
+    A diverged run is returned unanalysed (``result.train.diverged``). ``progress=True`` says what it trains
+    and shows progress bars (the CLI's); otherwise nothing is printed.
+    """
+    import netdyn
+    from netdyn.training.loop import train
+
+    if not isinstance(spec, RunSpec):
+        raise ConfigError(f"run takes a RunSpec, got {type(spec).__name__}")
+    data = spec.data.load(root=root, download=download)
+    resolved = replace(spec, model=spec.model.resolve(data))
+    net = resolved.model.build()
+    if progress:
+        print(f"training {net.extra_repr()} on {data.name} ({len(data.y_train)} train / {len(data.y_test)} test)")
+    record = {"netdyn_version": netdyn.__version__, **resolved.to_dict()}
+    result = train(
+        net, data, resolved.train, run_dir=run_dir, resume=resume, progress=progress, record=record,
+        callbacks=callbacks,
+    )
+    analysis = None
+    if resolved.analysis is not None and not result.diverged:
+        from netdyn.analysis.analyze import analyze
+
+        analysis = analyze(result.net, data, resolved.analysis, progress=progress)
+        analysis.summary["steps"] = [result.summary["steps"]]
+        if run_dir is not None:
+            from netdyn.report.run import write_run_report
+            from netdyn.store import load_run
+
+            write_run_report(load_run(run_dir), analysis)
+    return RunResult(spec=resolved, train=result, analysis=analysis, run_dir=result.run_dir)
