@@ -280,6 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--data-root", default=None, help="with --download: the folder to download into")
     d.set_defaults(handler=cmd_datasets)
+
+    import importlib
+
+    from netdyn.commands import COMMAND_MODULES
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_parser(sub)
     return parser
 
 

@@ -385,3 +385,29 @@ def test_save_figure_writes_png_and_svg_atomically(tmp_path):
     assert save_figure(fig, tmp_path / "only", formats=["png"]) == [tmp_path / "only.png"]
     with pytest.raises(ConfigError, match="formats"):
         save_figure(fig, tmp_path / "x", formats=["jpg"])
+
+
+def test_neuron_modes_show_the_rho_distribution_beside_the_census():
+    from netdyn.plots import plot_rho_distribution
+
+    census = pd.DataFrame(
+        {
+            "layer": [2, 1],
+            "opm": [0.2, 0.7],
+            "npm": [0.5, 0.2],
+            "inactive": [0.3, 0.1],
+            "rho_mean": [0.8, 0.95],
+            "rho_q10": [0.5, 0.9],
+            "rho_q25": [0.7, 0.92],
+            "rho_median": [0.85, 0.96],
+            "rho_q75": [0.9, 0.99],
+        }
+    )
+    fig = plot_neuron_modes(census)
+    assert len(fig.axes) == 2 and len(fig.axes[0].patches) == 6
+    median = _line(fig.axes[1], "median")
+    np.testing.assert_allclose(median.get_xdata(), [1, 2])
+    np.testing.assert_allclose(median.get_ydata(), [0.96, 0.85])
+    assert _line(fig.axes[1], "OPM threshold (0.9)").get_ydata()[0] == 0.9
+    single = plot_rho_distribution(census)
+    np.testing.assert_allclose(_line(single.axes[0], "mean").get_ydata(), [0.95, 0.8])

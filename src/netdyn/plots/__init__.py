@@ -10,6 +10,7 @@ from netdyn.plots.layers import (
     plot_class_geometry,
     plot_layer_accuracy,
     plot_neuron_modes,
+    plot_rho_distribution,
     plot_rpd,
     plot_rpd_summary,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "plot_layer_accuracy",
     "plot_local_fields",
     "plot_neuron_modes",
+    "plot_rho_distribution",
     "plot_rpd",
     "plot_rpd_summary",
     "plot_training",

@@ -20,6 +20,7 @@ from netdyn.plots._base import (
     SequentialPalette,
     filter_values,
     integer_layer_axis,
+    new_figure,
     require_columns,
     require_unique,
     single_axes,
@@ -223,16 +224,25 @@ def plot_rpd_summary(summary: pd.DataFrame, ax: Axes | Sequence[Axes] | None = N
 
 
 def plot_neuron_modes(census: pd.DataFrame, ax: Axes | None = None) -> Figure:
-    """Stacked bars of the fractions of OPM, NPM and inactive neurons in each layer.
+    """Stacked bars of the fractions of OPM, NPM and inactive neurons in each layer, and beside them the
+    distribution of the order preservation rho that decides them (SPEC 5.4: rho sits near the threshold in
+    trained nets, so the shares move with it; compare distributions across layers).
 
-    ``census`` is a ``neuron_mode_census`` table (``layer, opm, npm, inactive``; other columns are ignored).
+    ``census`` is a ``neuron_mode_census`` table (``layer, opm, npm, inactive``, and ``rho_mean, rho_q10,
+    rho_q25, rho_median, rho_q75`` for the second panel). With ``ax`` given, only the bars are drawn into it.
     """
     func = "plot_neuron_modes"
     modes = list(MODE_COLORS)
     require_columns(census, ["layer", *modes], func, "census")
     require_unique(census, ["layer"], func, "pass one run's census")
     rows = census.sort_values("layer")
-    fig, ax = single_axes(ax, figsize=(7.2, 4.2))
+    rho_panel = ax is None and all(c in census.columns for c in RHO_COLUMNS)
+    if rho_panel:
+        fig = new_figure((11.5, 4.2))
+        ax, rho_ax = fig.subplots(1, 2, width_ratios=[1.25, 1])
+        plot_rho_distribution(rows, ax=rho_ax)
+    else:
+        fig, ax = single_axes(ax, figsize=(7.2, 4.2))
     layer = rows["layer"].to_numpy()
     bottom = np.zeros(len(rows))
     for mode in modes:
@@ -256,6 +266,33 @@ def plot_neuron_modes(census: pd.DataFrame, ax: Axes | None = None) -> Figure:
     ax.legend(
         loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", title="mode", title_fontsize="small"
     )
+    return fig
+
+
+RHO_COLUMNS = ["rho_mean", "rho_q10", "rho_q25", "rho_median", "rho_q75"]
+
+
+def plot_rho_distribution(census: pd.DataFrame, ax: Axes | None = None, threshold: float = 0.9) -> Figure:
+    """The distribution of the order preservation rho over each layer's neurons: the 10-75 % and 25-75 %
+    quantile bands, the median and the mean, with the OPM threshold; from a ``neuron_mode_census`` table."""
+    func = "plot_rho_distribution"
+    require_columns(census, ["layer", *RHO_COLUMNS], func, "census")
+    require_unique(census, ["layer"], func, "pass one run's census")
+    rows = census.sort_values("layer")
+    fig, ax = single_axes(ax, figsize=(6.2, 4.2))
+    layer = rows["layer"].to_numpy()
+    ax.fill_between(layer, rows["rho_q10"], rows["rho_q75"], color="C0", alpha=0.15, lw=0, label="10-75 %")
+    ax.fill_between(layer, rows["rho_q25"], rows["rho_q75"], color="C0", alpha=0.3, lw=0, label="25-75 %")
+    ax.plot(layer, rows["rho_median"], color="C0", lw=1.8, marker="o", ms=3, label="median")
+    ax.plot(layer, rows["rho_mean"], color="C1", lw=1.2, ls="--", label="mean")
+    ax.axhline(threshold, color="0.3", ls=":", lw=1.2, label=f"OPM threshold ({threshold:g})")
+    integer_layer_axis(ax, layer)
+    ax.set_ylim(min(0.0, float(np.nanmin(rows["rho_q10"])) - 0.02), 1.02)
+    ax.set_xlabel("layer l")
+    ax.set_ylabel("order preservation rho = |gamma|")
+    ax.set_title("Order preservation by layer")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="lower right")
     return fig
 
 

@@ -59,6 +59,8 @@ class ReportSection:
     """Figures, embedded as PNG in this order."""
     tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
     """(caption, table) pairs, embedded as HTML tables with rounded numbers."""
+    links: list[tuple[str, str]] = field(default_factory=list)
+    """(text, relative address) pairs, listed as links after the text (an index page's entries)."""
 
 
 def format_cell(value: object) -> str:
@@ -223,6 +225,12 @@ def render_report(
         parts.append(f"<h2>{html.escape(section.title)}</h2>")
         if section.text:
             parts.append(_paragraphs(section.text))
+        if section.links:
+            items = "".join(
+                f'<li><a href="{html.escape(href, quote=True)}">{html.escape(text)}</a></li>'
+                for text, href in section.links
+            )
+            parts.append(f"<ul>{items}</ul>")
         for j, fig in enumerate(section.figures, 1):
             parts.append(_figure(fig, f"{section.title}, figure {j}", dpi))
         for caption, table in section.tables:

@@ -1,0 +1,62 @@
+"""``netdyn reproduce``: the paper's experiments (SPEC section 6)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from netdyn.cli import UsageError
+from netdyn.experiments.base import SCALES
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "reproduce",
+        help="reproduce an experiment of the paper (figures, report, verdict numbers)",
+        description="Run one of the paper's experiments (or all of them) at a scale and write its experiment "
+        "folder: member runs, tidy tables, one figure per paper panel, report.html and summary.json.",
+    )
+    p.add_argument("name", nargs="?", default=None, metavar="NAME", help="the experiment (see --list), or all")
+    p.add_argument("--list", action="store_true", help="list the experiments with their measured wall times")
+    p.add_argument("--scale", default="small", choices=SCALES, help="smoke, small (default) or paper")
+    p.add_argument("--dataset", default=None, help="train on this data set instead of the scale's")
+    p.add_argument("--device", default=None, help="device of training and analysis (default: the scale's, auto)")
+    p.add_argument("--seeds", default=None, type=int, help="seeds per configuration (default: the scale's)")
+    p.add_argument("--out", default=None, help="the experiment folder (default reproductions/NAME-SCALE)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted experiment in --out")
+    p.add_argument("--data-root", default=None, help="folder holding the data set's files")
+    p.add_argument("--download", action="store_true", help="download mnist / fashion-mnist if missing")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(handler=cmd_reproduce)
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from netdyn.experiments import EXPERIMENTS, list_experiments, run_all, run_experiment
+
+    if args.list:
+        table = list_experiments()
+        for row in table.itertuples():
+            times = ", ".join(f"{scale} {getattr(row, scale)}" for scale in SCALES)
+            print(f"{row.name:<20} {row.figure:<8} {row.shows}\n{'':<29} measured: {times}")
+        return 0
+    if args.name is None:
+        raise UsageError("netdyn reproduce: error: give an experiment NAME, all, or --list")
+    if args.name != "all" and args.name not in EXPERIMENTS:
+        raise UsageError(
+            f"netdyn reproduce: error: unknown experiment {args.name!r}; choose one of {', '.join(EXPERIMENTS)}, all"
+        )
+    if args.seeds is not None and args.seeds < 1:
+        raise UsageError(f"netdyn reproduce: error: --seeds must be >= 1, got {args.seeds}")
+    options = dict(dataset=args.dataset, device=args.device, seeds=args.seeds, resume=args.resume,
+                   progress=not args.quiet, root=args.data_root, download=args.download)
+    if args.name == "all":
+        results = run_all(args.scale, args.out, **options)
+        for result in results:
+            print(f"{result.name}: {result.folder / 'report.html'} ({result.summary['wall_time']:.0f} s)")
+        print(f"index: {Path(results[0].folder).parent / 'report.html'}")
+        return 0
+    result = run_experiment(args.name, args.scale, args.out, **options)
+    print(f"{result.name} ({result.summary['figure']}, scale {result.scale}): {result.summary['wall_time']:.1f} s")
+    print(f"report: {result.folder / 'report.html'}")
+    print(f"experiment folder: {result.folder}")
+    return 0

@@ -1,0 +1,272 @@
+"""Running a reproduction: the experiment folder of SPEC section 6.
+
+    OUT/
+      config.json            the experiment, its scale and its whole configuration
+      runs/NAME/             member runs: ordinary run folders (netdyn analyze, load_run open them)
+      metrics/*.parquet      tidy tables, member parameters as columns
+      figures/*.png|svg      one per paper panel, named after it
+      report.html            the paper's claim, every panel, the configuration, the wall time
+      summary.json           the headline numbers
+
+``--resume`` skips finished members (their analyses are cached in their folders too); every write is atomic.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+import netdyn
+from netdyn import _io
+from netdyn.errors import ConfigError, RunError
+from netdyn.experiments.base import SCALES, Experiment, ExperimentConfig, ExperimentRuns, Member
+from netdyn.store import RunFolder
+
+
+@dataclass
+class ExperimentResult:
+    """A finished experiment: its folder, tables, figures' paths and summary."""
+
+    name: str
+    scale: str
+    folder: Path
+    tables: dict[str, pd.DataFrame]
+    summary: dict[str, Any]
+
+
+def get_experiment(name: str) -> Experiment:
+    """The registered experiment called ``name`` (ConfigError naming the valid ones otherwise)."""
+    from netdyn.experiments import EXPERIMENTS
+
+    if name not in EXPERIMENTS:
+        raise ConfigError(f"unknown experiment {name!r}; the experiments are {', '.join(EXPERIMENTS)}")
+    return EXPERIMENTS[name]()
+
+
+def member_complete(run_dir: Path, member: Member) -> bool:
+    """A member is finished when its summary says it trained every step (or diverged) and, if its spec asks
+    for an analysis, the report is written."""
+    folder = RunFolder(run_dir)
+    if not folder.exists() or not (run_dir / "summary.json").is_file():
+        return False
+    summary = folder.summary
+    done = summary.get("diverged") or summary.get("steps") == summary.get("total_steps")
+    if not done:
+        return False
+    return member.spec.analysis is None or summary.get("diverged") or folder.report_path.is_file()
+
+
+def _record(experiment: Experiment, scale: str, config: ExperimentConfig) -> dict[str, Any]:
+    return {
+        "netdyn_version": netdyn.__version__,
+        "experiment": experiment.name,
+        "figure": experiment.figure,
+        "scale": scale,
+        "config": config.to_dict(),
+    }
+
+
+def _open(folder: Path, record: dict[str, Any], resume: bool) -> None:
+    config_path = folder / "config.json"
+    if folder.exists() and not folder.is_dir():
+        raise RunError(f"{folder} is a file, not an experiment folder")
+    if config_path.is_file():
+        if not resume:
+            raise RunError(f"{folder} already holds an experiment: pass --resume to continue it, or choose --out")
+        try:
+            old = json.loads(config_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise RunError(f"{config_path} is unreadable: {exc}") from None
+        for key in ("experiment", "scale", "config"):
+            if json.dumps(old.get(key), sort_keys=True) != json.dumps(record[key], sort_keys=True):
+                raise RunError(f"cannot resume {folder}: its {key} differs from the one asked for now")
+        return
+    if folder.is_dir() and any(folder.iterdir()) and resume:
+        raise RunError(f"cannot resume {folder}: it is not an experiment folder (no config.json)")
+    if folder.is_dir() and any(folder.iterdir()):
+        raise RunError(f"{folder} is not empty and holds no experiment: choose another --out")
+    _io.write_json(config_path, record)
+
+
+def run_experiment(
+    name: str,
+    scale: str = "small",
+    out: str | Path | None = None,
+    *,
+    dataset: str | None = None,
+    device: str | None = None,
+    seeds: int | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    root: str | Path | None = None,
+    download: bool = False,
+) -> ExperimentResult:
+    """Reproduce one experiment of the paper at ``scale`` into the folder ``out`` (SPEC section 6).
+
+    ``dataset``, ``device`` and ``seeds`` override the scale's configuration; ``root`` is where the data files
+    lie on this machine and ``download`` fetches missing MNIST-format files. ``resume`` continues an
+    interrupted experiment: finished members are not run again.
+    """
+    experiment = get_experiment(name)
+    if scale not in SCALES:
+        raise ConfigError(f"unknown scale {scale!r}; the scales are {', '.join(SCALES)}")
+    config = experiment.config(scale, dataset=dataset, device=device, seeds=seeds)
+    folder = Path(out) if out is not None else Path("reproductions") / f"{name}-{scale}"
+    members = experiment.members(config)
+    names = [m.name for m in members]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"experiment {name}: member names repeat ({names})")
+    _open(folder, _record(experiment, scale, config), resume)
+    start = time.perf_counter()
+    bar = _bar(len(members), name) if progress else None
+    trained = 0
+    try:
+        for member in members:
+            run_dir = folder / "runs" / member.name
+            if not member_complete(run_dir, member):
+                netdyn.run(member.spec, run_dir, resume=run_dir.exists(), root=root, download=download)
+                trained += 1
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    runs = ExperimentRuns(folder, members, root=root)
+    tables = experiment.tables(runs, config)
+    for table_name, table in tables.items():
+        _io.write_parquet(folder / "metrics" / f"{table_name}.parquet", table)
+    figures = experiment.figures(tables, config)
+    _write_figures(folder, figures)
+    wall = time.perf_counter() - start
+    member_time = sum(float(runs.run(m).summary.get("wall_time", 0.0)) for m in members)
+    summary = {
+        "experiment": name,
+        "figure": experiment.figure,
+        "scale": scale,
+        "dataset": config.data.name,
+        "members": len(members),
+        "members_trained_now": trained,
+        "diverged_members": [m.name for m in members if runs.diverged(m)],
+        "wall_time": wall,
+        "member_training_time": member_time,
+        **_jsonable(experiment.summary(tables, config)),
+    }
+    _io.write_json(folder / "summary.json", summary)
+    _write_report(folder, experiment, scale, config, tables, figures, summary)
+    return ExperimentResult(name, scale, folder, tables, summary)
+
+
+def _write_figures(folder: Path, figures: dict[str, Any]) -> None:
+    from netdyn.plots import save_figure
+
+    directory = folder / "figures"
+    if directory.is_dir():
+        for path in directory.iterdir():
+            if path.suffix in (".png", ".svg") and path.stem not in figures:
+                path.unlink()
+    for panel, fig in figures.items():
+        save_figure(fig, directory / panel)
+
+
+def _write_report(
+    folder: Path,
+    experiment: Experiment,
+    scale: str,
+    config: ExperimentConfig,
+    tables: dict[str, pd.DataFrame],
+    figures: dict[str, Any],
+    summary: dict[str, Any],
+) -> Path:
+    from netdyn.report import ReportSection, render_report
+
+    headline = pd.DataFrame(
+        [{"quantity": k, "value": v} for k, v in summary.items() if not isinstance(v, (dict, list))]
+    )
+    sections = [
+        ReportSection("The paper's claim", experiment.claim),
+        *[ReportSection(panel, "", [fig]) for panel, fig in figures.items()],
+        ReportSection("Headline numbers", "", tables=[("summary.json", headline)]),
+        ReportSection(
+            "Configuration",
+            "Choices the paper left open, as this experiment makes them:\n\n" + experiment.notes(config),
+            tables=[("configuration", _config_table(config))],
+        ),
+    ]
+    meta = {
+        "experiment": f"{experiment.name} ({experiment.figure})",
+        "scale": scale,
+        "data": f"{config.data.name} (train_size={config.data.train_size}, test_size={config.data.test_size}, "
+        f"normalize={config.data.normalize})",
+        "wall time": f"{summary['wall_time']:.1f} s (member training {summary['member_training_time']:.1f} s)",
+        "members": summary["members"],
+    }
+    return render_report(f"netdyn reproduce {experiment.name}: {experiment.shows}", sections, folder / "report.html",
+                         meta=meta)
+
+
+def _config_table(config: ExperimentConfig) -> pd.DataFrame:
+    rows = [
+        {"field": k, "value": json.dumps(v) if isinstance(v, (dict, list)) else v} for k, v in config.to_dict().items()
+    ]
+    return pd.DataFrame(rows).astype({"value": str})
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def run_all(
+    scale: str, out: str | Path | None = None, *, progress: bool = False, **options: Any
+) -> list[ExperimentResult]:
+    """Every registered experiment at ``scale``, each in ``OUT/NAME``, then an index ``OUT/report.html``."""
+    from netdyn.experiments import EXPERIMENTS
+    from netdyn.report import ReportSection, render_report
+
+    root = Path(out) if out is not None else Path("reproductions") / f"all-{scale}"
+    results = [
+        run_experiment(name, scale, root / name, progress=progress, **options) for name in EXPERIMENTS
+    ]
+    rows = [
+        {"experiment": r.name, "figure": r.summary["figure"], "members": r.summary["members"],
+         "wall_time_s": round(r.summary["wall_time"], 1)}
+        for r in results
+    ]
+    section = ReportSection(
+        "Experiments",
+        f"Every experiment of the paper that netdyn reproduces, at scale {scale}. Each link opens its report.",
+        tables=[("experiments", pd.DataFrame(rows))],
+        links=[(f"{r.name} ({r.summary['figure']})", f"{r.name}/report.html") for r in results],
+    )
+    render_report(f"netdyn reproduce all --scale {scale}", [section], root / "report.html")
+    return results
+
+
+def list_experiments() -> pd.DataFrame:
+    """One row per registered experiment: ``name, figure, shows`` and the measured wall time of each scale."""
+    from netdyn.experiments import EXPERIMENTS
+
+    rows = []
+    for name, cls in EXPERIMENTS.items():
+        rows.append({"name": name, "figure": cls.figure, "shows": cls.shows,
+                     **{scale: cls.measured.get(scale, "not measured") for scale in SCALES}})
+    return pd.DataFrame(rows, columns=["name", "figure", "shows", *SCALES])
+
+
+def _bar(total: int, name: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="member", desc=name, dynamic_ncols=True, leave=False, disable=None)
