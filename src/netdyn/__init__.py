@@ -60,6 +60,8 @@ _EXPORTS: dict[str, str] = {
     "rpd_summary": "netdyn.analysis",
     "sample_basin": "netdyn.analysis",
     "weight_basin": "netdyn.analysis",
+    # monitoring a user's own training loop
+    "Monitor": "netdyn.monitor",
     # run folders and whole runs
     "RunFolder": "netdyn.store",
     "load_run": "netdyn.store",
@@ -120,6 +122,7 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see the real imports
         RunError,
     )
     from netdyn.models import MLP, ModelSpec, Trace  # noqa: F401
+    from netdyn.monitor import Monitor  # noqa: F401
     from netdyn.spec import RunResult, RunSpec, run  # noqa: F401
     from netdyn.store import RunFolder, load_run  # noqa: F401
     from netdyn.training import TrainConfig, TrainResult, train  # noqa: F401

@@ -347,7 +347,9 @@ class MLP(nn.Module):
             bias=biases.pop(),
             bn_eps=bns[0].eps if bns else 1e-5,
             bn_momentum=(bns[0].momentum if bns and bns[0].momentum is not None else 0.1),
+            seed=0,  # the parameters are copied below: never draw from (and advance) the caller's global RNG
         )
+        net.spec = replace(net.spec, seed=None)  # its weights are the copied ones, not a seed's
         ref = next(iter(seq.parameters()))
         net.to(device=ref.device, dtype=ref.dtype)
         with torch.no_grad():

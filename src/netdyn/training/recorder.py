@@ -140,6 +140,11 @@ class Recorder:
             self._notify("record", point)
         return measured
 
+    def add(self, name: str, rows: pd.DataFrame) -> None:
+        """Append rows to a table outside the schedule (a monitor's log of skipped points) and write it."""
+        self._frames.setdefault(name, []).append(rows)
+        self.write_tables()
+
     def table(self, name: str) -> pd.DataFrame | None:
         """All rows of one table so far (None if nothing was recorded in it)."""
         frames = [f for f in self._frames.get(name, []) if len(f)]

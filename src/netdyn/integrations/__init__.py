@@ -1,0 +1,1 @@
+"""Integrations with other training frameworks (optional extras, imported only when used)."""
