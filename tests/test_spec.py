@@ -66,7 +66,12 @@ def test_run_equals_netdyn_train(tmp_path, capsys):
     # the folder holds the spec, with the model's sizes taken from the data
     assert api.spec.model == ModelSpec(width=16, depth=3, batchnorm=True, residual="pre", seed=4, in_features=6,
                                        num_classes=4)
-    assert api.spec.data == spec.data and api.spec.train == spec.train
+    # the data as loaded: the spec's options with the data set's defaults filled in
+    assert api.spec.data == DataSpec("blobs", train_size=120, test_size=60, seed=1,
+                                     options={"n_features": 6, "n_classes": 4, "noise": 1.0})
+    assert api.spec.train == spec.train
+    # so the same data loaded again is recognised on resume, through the API as through netdyn.run
+    netdyn.train(api.model(), api.dataset(), spec.train, run_dir=tmp_path / "api", resume=True)
     # the analysis the spec asked for is in the folder
     assert result.analysis is not None and (tmp_path / "api" / "report.html").is_file()
     assert set(result.analysis.tables["lmap"]["layer"]) == {0, 1, 2}

@@ -20,6 +20,7 @@ _EXPORTS: dict[str, str] = {
     "ConfigError": "netdyn.errors",
     "ModelError": "netdyn.errors",
     "RunError": "netdyn.errors",
+    "StorageError": "netdyn.errors",
     "DivergedError": "netdyn.errors",
     # data
     "DataSpec": "netdyn.data",
@@ -120,6 +121,7 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see the real imports
         ModelError,
         NetdynError,
         RunError,
+        StorageError,
     )
     from netdyn.models import MLP, ModelSpec, Trace  # noqa: F401
     from netdyn.monitor import Monitor  # noqa: F401

@@ -1,4 +1,10 @@
-"""Atomic file writes: a temporary file in the same folder, then a rename, so a reader never sees half a file."""
+"""Atomic file writes: a temporary file in the same folder, then a rename, so a reader never sees half a file.
+
+A write that the operating system refuses (a read-only place, a file where a folder belongs, a full disk) raises
+:class:`~netdyn.errors.StorageError` naming the path, and leaves no temporary file behind.
+:func:`check_writable_folder` asks the same question before any work is done, so that a long computation is not
+lost to a folder it cannot be saved in.
+"""
 
 from __future__ import annotations
 
@@ -10,22 +16,69 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from netdyn.errors import StorageError
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on failure it is removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise _storage_error(path, exc) from None
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o644)  # mkstemp's files are owner-only; results should read like any new file
         os.replace(tmp_path, path)
+    except StorageError:
+        tmp_path.unlink(missing_ok=True)
+        raise
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        raise _storage_error(path, exc) from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _storage_error(path: Path, exc: OSError) -> StorageError:
+    blocker = file_in_the_way(path.parent)
+    if blocker is not None:
+        return StorageError(f"cannot write {path}: {blocker} is a file, not a folder")
+    return StorageError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def file_in_the_way(folder: str | os.PathLike) -> Path | None:
+    """The first existing component of ``folder`` (or ``folder`` itself) that is not a folder, if any."""
+    folder = Path(folder)
+    for part in (*reversed(folder.parents), folder):
+        if part.exists() and not part.is_dir():
+            return part
+    return None
+
+
+def check_writable_folder(path: str | os.PathLike, what: str = "folder") -> Path:
+    """Raise :class:`~netdyn.errors.StorageError` unless ``path`` is a folder netdyn can write into, or one it
+    can create: not a file, not under a file, and its nearest existing folder writable. Nothing is created.
+
+    Writability is the operating system's answer (``os.access``), which also says no for a read-only mount;
+    a disk that fills up during the work is reported when a write fails."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise StorageError(f"the {what} {path} is a file, not a folder")
+    blocker = file_in_the_way(path.parent)
+    if blocker is not None:
+        raise StorageError(f"the {what} {path} lies under {blocker}, which is a file")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        if existing == path:
+            raise StorageError(f"the {what} {path} is read-only: nothing can be written there")
+        raise StorageError(f"cannot create the {what} {path}: {existing} is read-only")
+    return path
 
 
 @contextmanager

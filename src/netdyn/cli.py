@@ -1,6 +1,12 @@
 """The command line: a thin layer from argv to the config dataclasses and the same API a Python user calls.
 
-Exit status: 0 success, 1 a failure (bad data, unreadable run folder), 2 bad arguments, 3 a diverged run.
+Exit status: 0 success, 1 a failure (bad data, an unreadable run folder, a place that cannot be written), 2 bad
+arguments (malformed or out-of-range values, also for the run at hand; a path that names nothing, or a file where a
+folder belongs), 3 a diverged run. Every error is one line on stderr, never a traceback.
+
+Each flag's argparse ``type`` says what its value is (``kind``: int, number, text, list, words, path; a folder's
+``role``: read, write or run), so that values are parsed strictly here and the bad-input tests can generate a
+wrong value for every option of every command, new ones included.
 """
 
 from __future__ import annotations
@@ -9,14 +15,18 @@ import argparse
 import ast
 import dataclasses
 import inspect
+import math
+import re
 import sys
 import textwrap
 import time
+import warnings
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from netdyn import _io
 from netdyn.errors import ConfigError, NetdynError
 
 EXIT_FAILURE, EXIT_USAGE, EXIT_DIVERGED = 1, 2, 3
@@ -54,27 +64,110 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def _parse_value(text: str, default: Any) -> Any:
-    """A flag's text as the type of the field's default (ints stay ints; 'log:N' stays a string)."""
-    if isinstance(default, bool):
-        return text.lower() in ("1", "true", "yes", "on")
-    if isinstance(default, int) and not isinstance(default, bool):
-        for cast in (int, float):
-            try:
-                return cast(text)
-            except ValueError:
-                continue
-        return text  # e.g. eval_every given as "log:20"
-    if isinstance(default, float):
-        return float(text)
-    if text.lower() == "none":
-        return None
-    for cast in (int, float):
+class Whole:
+    """argparse type: a whole number (``optional``: or "none")."""
+
+    kind = "int"
+
+    def __init__(self, optional: bool = False) -> None:
+        self.optional = optional
+
+    def __call__(self, text: str) -> int | None:
+        if self.optional and text.strip().lower() == "none":
+            return None
         try:
-            return cast(text)
+            return int(text)
         except ValueError:
-            continue
-    return text
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+    def __repr__(self) -> str:
+        return "whole number"
+
+
+class Number:
+    """argparse type: a finite number, kept an int when written as one (``optional``: or "none")."""
+
+    kind = "number"
+
+    def __init__(self, optional: bool = False) -> None:
+        self.optional = optional
+
+    def __call__(self, text: str) -> float | int | None:
+        if self.optional and text.strip().lower() == "none":
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        return value
+
+    def __repr__(self) -> str:
+        return "number"
+
+
+class Text:
+    """argparse type: a word, kept as written; with ``ints`` a whole number becomes an int ("log:20" or 100)."""
+
+    kind = "text"
+
+    def __init__(self, ints: bool = False) -> None:
+        self.ints = ints
+
+    def __call__(self, text: str) -> str | int:
+        if self.ints and re.fullmatch(r"[+-]?\d+", text.strip()):
+            return int(text)
+        return text
+
+    def __repr__(self) -> str:
+        return "text"
+
+
+class Folder:
+    """argparse type of a folder option. ``role`` says how the command uses it: "read" (must exist), "write"
+    (created when missing) or "run" (a run folder, read and written). A path that names nothing (where it must
+    exist), a file, or a path under a file is a bad argument; whether a folder can be written is asked by the
+    command before it starts its work (:func:`netdyn._io.check_writable_folder`)."""
+
+    kind = "path"
+
+    def __init__(self, role: str) -> None:
+        if role not in ("read", "write", "run"):
+            raise ValueError(f"unknown folder role {role!r}")
+        self.role = role
+
+    def __call__(self, text: str) -> str:
+        path = Path(text).expanduser()
+        if path.exists() and not path.is_dir():
+            raise argparse.ArgumentTypeError(f"{path} is a file, not a folder")
+        blocker = _io.file_in_the_way(path.parent)
+        if blocker is not None:
+            raise argparse.ArgumentTypeError(f"{path} lies under {blocker}, which is a file")
+        if self.role != "write" and not path.is_dir():
+            raise argparse.ArgumentTypeError(f"no such folder: {path}")
+        return str(path)
+
+    def __repr__(self) -> str:
+        return f"{self.role} folder"
+
+
+def _field_type(annotation: Any) -> Any:
+    """The argparse type of a dataclass field from its annotation (a string under ``from __future__ import
+    annotations``): whole numbers, finite numbers, or text; "none" where the field may be None."""
+    words = set(re.findall(r"[A-Za-z_]+", str(annotation)))
+    optional = "None" in words
+    if "str" in words:
+        return Text(ints="int" in words)
+    if "float" in words:
+        return Number(optional)
+    if "int" in words:
+        return Whole(optional)
+    return Text()
 
 
 def add_dataclass_options(
@@ -109,34 +202,43 @@ def add_dataclass_options(
         elif f.name in choices:
             group.add_argument(flag, dest=dest, default=default, choices=list(choices[f.name]), help=help_text)
         elif "tuple" in str(f.type):
-            words = "str" in str(f.type).split("tuple", 1)[1] and "int" not in str(f.type).split("tuple", 1)[1]
+            inner = str(f.type).split("tuple", 1)[1]
+            kind = "str" if "str" in inner else "float" if "float" in inner else "int"
             group.add_argument(
                 flag,
                 dest=dest,
                 default=default,
                 metavar="A,B,...",
-                type=_word_list if words else _comma_list,
+                type=_word_list if kind == "str" else NumberList(whole=kind == "int"),
                 help=help_text,
             )
         else:
             group.add_argument(
-                flag,
-                dest=dest,
-                default=default,
-                metavar=dest.upper(),
-                type=lambda s, d=f.default: _parse_value(s, d),
-                help=help_text,
+                flag, dest=dest, default=default, metavar=dest.upper(), type=_field_type(f.type), help=help_text
             )
     return group
 
 
-def _comma_list(text: str) -> tuple[float | int, ...] | None:
-    if text.lower() in ("none", "all", ""):
-        return None
-    try:
-        return tuple(int(v) if v.strip().lstrip("-").isdigit() else float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+class NumberList:
+    """argparse type: comma-separated finite numbers (``whole``: whole numbers); "none", "all" or "" for None."""
+
+    kind = "list"
+
+    def __init__(self, whole: bool = False) -> None:
+        self.whole = whole
+
+    def __call__(self, text: str) -> tuple[float | int, ...] | None:
+        if text.strip().lower() in ("none", "all", ""):
+            return None
+        parse = Whole() if self.whole else Number()
+        try:
+            return tuple(parse(v.strip()) for v in text.split(","))
+        except argparse.ArgumentTypeError:
+            what = "whole numbers" if self.whole else "finite numbers"
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}") from None
+
+    def __repr__(self) -> str:
+        return "list of numbers"
 
 
 def _word_list(text: str) -> tuple[str, ...] | None:
@@ -155,14 +257,31 @@ def _width(text: str) -> int | tuple[int, ...]:
     return values[0] if len(values) == 1 else values
 
 
+_width.kind = "int"  # type: ignore[attr-defined]
+
+
 def _key_value(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
-    if not sep or not key:
+    if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.strip().replace("-", "_"), _parse_value(value.strip(), None)
+    return key.strip().replace("-", "_"), _option_value(value.strip())
+
+
+def _option_value(text: str) -> Any:
+    """A data-set option's value: None, a whole number, a finite number, or the text itself."""
+    if text.lower() == "none":
+        return None
+    for cast in (int, float):
+        try:
+            value = cast(text)
+        except ValueError:
+            continue
+        return value if math.isfinite(value) else text
+    return text
 
 
 def dataclass_from_args(cls: type, args: argparse.Namespace, rename: dict[str, str] | None = None, **extra: Any):
+    """``cls`` built from the parsed flags; a value it refuses is a ConfigError naming that value's flag."""
     rename = rename or {}
     values = {
         f.name: getattr(args, rename.get(f.name, f.name))
@@ -170,7 +289,23 @@ def dataclass_from_args(cls: type, args: argparse.Namespace, rename: dict[str, s
         if hasattr(args, rename.get(f.name, f.name))
     }
     values.update(extra)
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ConfigError as exc:
+        raise ConfigError(_blame(cls, values, str(exc), rename)) from None
+
+
+def _blame(cls: type, values: dict[str, Any], message: str, rename: dict[str, str]) -> str:
+    """``message`` prefixed with the flag whose value alone is refused with that message (when one is)."""
+    for name, value in values.items():
+        try:
+            cls(**{name: value})
+        except ConfigError as solo:
+            if str(solo) == message:
+                return f"argument --{rename.get(name, name).replace('_', '-')}: {message}"
+        except Exception:  # a value that fails alone for another reason is not the one to blame
+            continue
+    return message
 
 
 # ---------------------------------------------------------------------------------------------- parser
@@ -218,7 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-option", dest="data_options", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
         help="a data-set option, e.g. n_features=8 for blobs or test=heldout for mnist5k (repeatable)",
     )
-    data.add_argument("--data-root", default=None, help="folder holding the dataset's files")
+    data.add_argument(
+        "--data-root", default=None, type=Folder("read"), metavar="DIR", help="folder holding the dataset's files"
+    )
     data.add_argument("--download", action="store_true", help="download mnist / fashion-mnist if missing")
     add_dataclass_options(
         p,
@@ -232,7 +369,10 @@ def build_parser() -> argparse.ArgumentParser:
     next(a for a in p._actions if a.dest == "width").type = _width
     add_dataclass_options(p, TrainConfig, title="training")
     run = p.add_argument_group("run")
-    run.add_argument("--out", default=None, help="the run folder (default runs/<dataset>-<time>)")
+    run.add_argument(
+        "--out", default=None, type=Folder("write"), metavar="DIR",
+        help="the run folder (default runs/<dataset>-<time>)",
+    )
     run.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
     )
@@ -257,13 +397,16 @@ def build_parser() -> argparse.ArgumentParser:
         "write the tables under metrics/, the figures under figures/ and a self-contained "
         "report.html.",
     )
-    a.add_argument("run", metavar="RUN_FOLDER", help="a run folder written by netdyn train")
+    a.add_argument("run", metavar="RUN_FOLDER", type=Folder("run"), help="a run folder written by netdyn train")
     a.add_argument(
         "--checkpoint",
         default="last",
         help="which checkpoint: a step, last, or all (each quantity as a function of training step)",
     )
-    a.add_argument("--data-root", default=None, help="folder holding the run's dataset files on this machine")
+    a.add_argument(
+        "--data-root", default=None, type=Folder("read"), metavar="DIR",
+        help="folder holding the run's dataset files on this machine",
+    )
     a.add_argument("--quiet", action="store_true", help="no progress bar")
     add_dataclass_options(a, AnalysisConfig, title="analysis")
     a.set_defaults(handler=cmd_analyze)
@@ -278,7 +421,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--download", metavar="NAME", default=None, choices=["mnist", "fashion-mnist"],
         help="download mnist or fashion-mnist (into --data-root, else ~/.cache/netdyn/NAME)",
     )
-    d.add_argument("--data-root", default=None, help="with --download: the folder to download into")
+    d.add_argument(
+        "--data-root", default=None, type=Folder("write"), metavar="DIR",
+        help="with --download: the folder to download into",
+    )
     d.set_defaults(handler=cmd_datasets)
 
     import importlib
@@ -319,12 +465,17 @@ def run_spec_from_args(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from netdyn._device import resolve_device
     from netdyn.spec import run
+    from netdyn.store import check_run_target
 
     if args.resume and args.out is None:
         raise UsageError("netdyn train: error: --resume needs --out (the run folder to continue)")
     spec = run_spec_from_args(args)
+    resolve_device(spec.train.device)  # a device this machine lacks is refused before the data is loaded
     out = Path(args.out) if args.out else Path("runs") / f"{spec.data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    check_run_target(out, args.resume)
+    _io.check_writable_folder(out, "run folder")
     result = run(
         spec, out, resume=args.resume, progress=not args.quiet, root=args.data_root, download=args.download
     )
@@ -369,12 +520,15 @@ def _print_analysis(summary: dict[str, Any]) -> None:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
+    from netdyn._device import resolve_device
+    from netdyn.analysis._common import check_config_fits
     from netdyn.analysis.analyze import AnalysisConfig, analyze_checkpoints
-    from netdyn.report.run import write_run_report
+    from netdyn.report.run import check_report_target, write_run_report
     from netdyn.store import load_run
 
     run = load_run(args.run)
     config = dataclass_from_args(AnalysisConfig, args)
+    resolve_device(config.device)
     steps: Any = args.checkpoint
     if steps not in ("last", "all", "first"):
         try:
@@ -383,8 +537,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"netdyn analyze: error: --checkpoint takes a step, last or all, got {steps!r}"
             ) from None
+    # everything that could stop the analysis is checked before it is computed
+    chosen, note = run.select_checkpoints(steps)
+    check_report_target(run)
     data = run.dataset(root=args.data_root)
-    analysis = analyze_checkpoints(run, steps, config, data=data, progress=not args.quiet)
+    check_config_fits(config, run.model(chosen[-1]), int(data.num_classes))
+    if note is not None:
+        print(f"netdyn analyze: note: {note}", file=sys.stderr)
+    analysis = analyze_checkpoints(run, chosen, config, data=data, progress=not args.quiet)
     report = write_run_report(run, analysis)
     _print_analysis(analysis.summary)
     print(f"tables: {run.metrics_dir}")
@@ -394,8 +554,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_datasets(args: argparse.Namespace) -> int:
     from netdyn.data import list_datasets, load_dataset
+    from netdyn.data._mnist import cache_folder
 
+    if args.data_root is not None and not args.download:
+        raise UsageError(
+            "netdyn datasets: error: argument --data-root: it names the folder --download saves into; "
+            "give --download NAME too"
+        )
     if args.download:
+        _io.check_writable_folder(args.data_root or cache_folder(args.download), "download folder")
         data = load_dataset(args.download, root=args.data_root, download=True)
         print(f"{args.download}: {data.n_train} training and {data.n_test} test samples are here")
     table = list_datasets()
@@ -417,19 +584,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-        return args.handler(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _note
+            return args.handler(args)
     except UsageError as exc:
-        print(str(exc), file=sys.stderr)
+        print(_one_line(str(exc)), file=sys.stderr)
         return EXIT_USAGE
     except ConfigError as exc:
-        print(f"netdyn {_command(argv)}: error: {exc}", file=sys.stderr)
+        print(f"netdyn {_command(argv)}: error: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except NetdynError as exc:
-        print(f"netdyn {_command(argv)}: error: {exc}", file=sys.stderr)
+        print(f"netdyn {_command(argv)}: error: {_one_line(str(exc))}", file=sys.stderr)
+        return EXIT_FAILURE
+    except OSError as exc:  # the operating system refused something netdyn does not wrap: still one line
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"netdyn {_command(argv)}: error: {_one_line(str(exc.strerror or exc))}{where}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print("netdyn: interrupted; completed checkpoints and tables are kept", file=sys.stderr)
         return 130
+
+
+def _note(message: Warning | str, category: type, filename: str, lineno: int, file: Any = None, line: Any = None):
+    """A warning on the command line: one line on stderr (the sizes a basin never reached, and the like)."""
+    print(f"netdyn: note: {_one_line(str(message))}", file=sys.stderr)
+
+
+def _one_line(message: str) -> str:
+    """An error message on one line, whatever a library wrapped into it."""
+    return "; ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
 def _command(argv: Sequence[str] | None) -> str:

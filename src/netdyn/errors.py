@@ -25,3 +25,9 @@ class RunError(NetdynError):
 
 class DivergedError(NetdynError):
     """Training produced a non-finite loss."""
+
+
+class StorageError(NetdynError, OSError):
+    """A place netdyn must write cannot take it: a read-only folder, a file where a folder belongs, a full disk.
+
+    Also an ``OSError``, so code that handles the operating system's errors handles it too."""

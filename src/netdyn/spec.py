@@ -125,7 +125,9 @@ def run(
     if not isinstance(spec, RunSpec):
         raise ConfigError(f"run takes a RunSpec, got {type(spec).__name__}")
     data = spec.data.load(root=root, download=download)
-    resolved = replace(spec, model=spec.model.resolve(data))
+    # the record holds the data set's options as loaded (defaults filled in), so that the same data loaded
+    # again (``load_run(...).dataset()``) is recognised as this run's on resume
+    resolved = replace(spec, model=spec.model.resolve(data), data=DataSpec.of(data))
     net = resolved.model.build()
     if progress:
         print(f"training {net.extra_repr()} on {data.name} ({len(data.y_train)} train / {len(data.y_test)} test)")

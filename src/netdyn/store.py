@@ -8,12 +8,14 @@
       report.html
       summary.json
 
-Every write is atomic, so an interrupted run leaves its last complete checkpoint and tables readable.
+Every write is atomic, so an interrupted run leaves its last complete checkpoint and tables readable. Reading a
+file that is missing, corrupt or unreadable raises :class:`~netdyn.errors.RunError` naming it.
 """
 
 from __future__ import annotations
 
 import json
+import numbers
 import re
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from netdyn import _io
-from netdyn.errors import ModelError, RunError
+from netdyn.errors import ConfigError, ModelError, RunError, StorageError
 
 _CKPT = re.compile(r"^step_(\d+)\.safetensors$")
 
@@ -82,9 +84,14 @@ class RunFolder:
         if not path.is_file():
             raise RunError(f"{self.path} is not a netdyn run folder: {what} is missing")
         try:
-            return json.loads(path.read_text())
+            value = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RunError(f"{path} is corrupt: {exc}") from None
+        except OSError as exc:
+            raise RunError(f"{path} is unreadable: {exc.strerror or exc}") from None
+        if not isinstance(value, dict):
+            raise RunError(f"{path} is corrupt: it holds a JSON {type(value).__name__}, not an object")
+        return value
 
     # ---------------------------------------------------------------- tables
     def write_table(self, name: str, df: pd.DataFrame) -> Path:
@@ -94,7 +101,11 @@ class RunFolder:
         path = self.metrics_dir / f"{name}.parquet"
         if not path.is_file():
             raise RunError(f"{self.path}: no table {name!r} (looked for {path})")
-        return pd.read_parquet(path)
+        try:
+            return pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises its own types (ArrowInvalid, ...) for a damaged file
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise RunError(f"the table {path} is corrupt or unreadable ({reason})") from None
 
     def table_names(self) -> list[str]:
         if not self.metrics_dir.is_dir():
@@ -142,7 +153,10 @@ class RunFolder:
             metadata["optim_scalars"] = json.dumps(scalars)
         path = self.checkpoint_path(step)
         with _io.atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata=metadata)
+            try:
+                save_file(tensors, str(tmp), metadata=metadata)
+            except SafetensorError as exc:  # safetensors reports a failed write (a full disk) as its own error
+                raise StorageError(f"cannot write {path}: {exc}") from None
         return path
 
     def resolve_step(self, step: int | str | None = "last") -> int:
@@ -153,9 +167,12 @@ class RunFolder:
             return steps[-1]
         if step == "first":
             return steps[0]
+        whole = isinstance(step, numbers.Integral) or (isinstance(step, str) and step.strip().lstrip("-").isdigit())
+        if isinstance(step, bool) or not whole:
+            raise ConfigError(f"a checkpoint is a step, 'first' or 'last', got {step!r}; {self.path} has {steps}")
         step = int(step)
         if step not in steps:
-            raise RunError(f"{self.path} has no checkpoint at step {step}; it has {steps}")
+            raise RunError(f"{self.path} has no checkpoint at step {step}; its checkpoints are {steps}")
         return step
 
     def load_checkpoint(self, step: int | str | None = "last") -> dict[str, Any]:
@@ -172,17 +189,76 @@ class RunFolder:
             raise RunError(f"checkpoint {path} is unreadable: {exc}") from None
         model = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
         optim = None
-        if "optim_groups" in metadata:
-            state: dict[int, dict[str, Any]] = {}
-            for key, value in tensors.items():
-                if key.startswith("optim."):
-                    _, idx, name = key.split(".", 2)
+        try:
+            if "optim_groups" in metadata:
+                state: dict[int, dict[str, Any]] = {}
+                for key, value in tensors.items():
+                    if key.startswith("optim."):
+                        _, idx, name = key.split(".", 2)
+                        state.setdefault(int(idx), {})[name] = value
+                for key, value in json.loads(metadata["optim_scalars"]).items():
+                    idx, name = key.split(".", 1)
                     state.setdefault(int(idx), {})[name] = value
-            for key, value in json.loads(metadata["optim_scalars"]).items():
-                idx, name = key.split(".", 1)
-                state.setdefault(int(idx), {})[name] = value
-            optim = {"state": state, "param_groups": json.loads(metadata["optim_groups"])}
-        return {"step": step, "model": model, "optim": optim, "meta": json.loads(metadata.get("meta", "{}"))}
+                optim = {"state": state, "param_groups": json.loads(metadata["optim_groups"])}
+            meta = json.loads(metadata.get("meta", "{}"))
+        except (ValueError, KeyError) as exc:
+            raise RunError(f"checkpoint {path} is corrupt: its metadata does not parse ({exc})") from None
+        return {"step": step, "model": model, "optim": optim, "meta": meta}
+
+    def finite_checkpoint(self, step: int) -> bool:
+        """Whether the model parameters and buffers of a checkpoint are all finite (a diverged run's last
+        checkpoints may hold NaN or infinity)."""
+        tensors = self.load_checkpoint(step)["model"].values()
+        return all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point())
+
+    def select_checkpoints(self, steps: Any = "last") -> tuple[list[int], str | None]:
+        """The checkpoints an analysis of ``steps`` ("last", "first", "all", a step or a list of steps) takes,
+        and a note to show when that is not what was asked for (None otherwise).
+
+        Only checkpoints with finite parameters can be analysed. "last" takes the last finite one and "all"
+        every finite one, saying so when the run diverged; an explicit step that is not finite is a
+        :class:`~netdyn.errors.ConfigError` naming the steps that can be analysed; a run without any finite
+        checkpoint is a :class:`~netdyn.errors.RunError`."""
+        available = self.checkpoints()
+        self.resolve_step("last")  # a folder without checkpoints is a clear error here
+        summary = self.summary
+        diverged = summary.get("diverged_step") if summary.get("diverged") else None
+        said = f"the run diverged at step {diverged}" if diverged is not None else "the run's weights are not finite"
+        if steps == "all" or steps in ("last", None):
+            candidates = available if steps == "all" else available[::-1]
+            finite = []
+            for step in candidates:
+                if self.finite_checkpoint(step):
+                    finite.append(step)
+                    if steps != "all":
+                        break
+            if not finite:
+                raise RunError(f"no checkpoint of {self.path} has finite weights ({said}): nothing to analyse")
+            chosen = sorted(finite)
+            note = None
+            if steps == "all" and chosen != available:
+                skipped = sorted(set(available) - set(chosen))
+                note = f"{said}: analysing the checkpoints with finite weights {chosen}, not {skipped}"
+            elif steps != "all" and chosen[-1] != available[-1]:
+                note = f"{said}: analysing checkpoint {chosen[-1]}, the last with finite weights"
+            elif diverged is not None:
+                note = f"{said}: analysing checkpoint {chosen[-1]}, the last one, saved before that"
+            return chosen, note
+        wanted = [steps] if isinstance(steps, (str, int)) else list(steps)
+        chosen = []
+        for step in wanted:
+            try:
+                chosen.append(self.resolve_step(step))
+            except RunError as exc:  # a step the run does not have: the argument is wrong, not the folder
+                raise ConfigError(str(exc)) from None
+        bad = [s for s in chosen if not self.finite_checkpoint(s)]
+        if bad:
+            finite = [s for s in available if s not in bad and self.finite_checkpoint(s)]
+            raise ConfigError(
+                f"checkpoint(s) {bad} of {self.path} hold NaN or infinite weights ({said}); "
+                f"the checkpoints that can be analysed are {finite or 'none'}"
+            )
+        return chosen, None
 
     def model(self, step: int | str | None = "last"):
         """The network at a checkpoint, rebuilt from config.json alone, in evaluation mode on the CPU."""
@@ -244,8 +320,37 @@ class RunFolder:
 def load_run(path: str | Path) -> RunFolder:
     """Open a run folder: ``run.config``, ``run.model(step)``, ``run.tables``, ``run.summary``, ``run.dataset()``."""
     run = RunFolder(path)
+    if run.path.exists() and not run.path.is_dir():
+        raise RunError(f"{run.path} is a file, not a run folder")
     if not run.path.is_dir():
         raise RunError(f"no run folder at {run.path}")
     if not run.exists():
         raise RunError(f"{run.path} is not a netdyn run folder: config.json is missing")
     return run
+
+
+def check_run_target(path: str | Path, resume: bool) -> None:
+    """Refuse, before anything is loaded, trained or written, a folder that cannot receive a run: one that
+    already holds a run (without ``resume``), one that holds something else (nothing is written into it), or a
+    run whose config or history is unreadable (with ``resume``)."""
+    folder = RunFolder(path)
+    if folder.path.exists() and not folder.path.is_dir():
+        raise RunError(f"{folder.path} is a file, not a run folder")
+    if not folder.path.is_dir():
+        return
+    if not resume:
+        if folder.exists() or folder.checkpoints():
+            raise RunError(f"{folder.path} already holds a run: pass resume=True (--resume) or choose another folder")
+        if any(folder.path.iterdir()):
+            raise RunError(f"{folder.path} holds other files and no run: choose a new or empty folder")
+        return
+    if not folder.exists():
+        if any(folder.path.iterdir()):
+            raise RunError(
+                f"cannot resume {folder.path}: it is not a netdyn run folder (no config.json); nothing was written "
+                "into it"
+            )
+        return
+    folder.config  # noqa: B018 - reading it is the check
+    if "history" in folder.table_names():
+        folder.read_table("history")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import numbers
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 
 from netdyn.data.samples import DataLike, SampleSet, as_samples, check_fits
-from netdyn.errors import ConfigError
+from netdyn.errors import ConfigError, ModelError
 from netdyn.models import MLP
 
 SPLITS = ("train", "test")
@@ -19,6 +22,8 @@ def resolve_layers(net: MLP, layers: Sequence[int] | None, *, hidden_only: bool 
     valid = range(low, net.n_layers)
     if layers is None:
         return list(valid)
+    if any(isinstance(l, bool) or not isinstance(l, numbers.Integral) for l in layers):
+        raise ConfigError(f"layers takes whole numbers, got {list(layers)!r}")
     chosen = sorted({int(l) for l in layers})
     bad = [l for l in chosen if l not in valid]
     if bad:
@@ -43,11 +48,37 @@ def split_tensors(data: SampleSet, split: str) -> tuple[torch.Tensor, torch.Tens
     return getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
 
 
+def check_network(net: Any) -> MLP:
+    """``net`` itself when it is a netdyn :class:`MLP`; a :class:`ModelError` saying how to convert it otherwise."""
+    if not isinstance(net, MLP):
+        raise ModelError(
+            f"the analysis takes a netdyn MLP, got {type(net).__name__}; convert an nn.Sequential of Linear, "
+            "BatchNorm1d and activation modules with netdyn.MLP.from_sequential(seq)"
+        )
+    return net
+
+
 def samples_for(net: MLP, data: DataLike) -> SampleSet:
-    """``data`` as a sample set that fits ``net`` (input width, labels among its outputs), else ConfigError."""
+    """``data`` as a sample set that fits ``net`` (input width, labels among its outputs), else ConfigError;
+    ``net`` not an MLP is a ModelError."""
+    check_network(net)
     samples = as_samples(data, num_classes=net.widths[-1])
     check_fits(samples, net.widths[0], net.widths[-1])
     return samples
+
+
+def check_config_fits(config: Any, net: MLP, num_classes: int) -> None:
+    """An :class:`~netdyn.analysis.AnalysisConfig` whose layers or classes the network at hand does not have is a
+    ConfigError naming the valid range (never a silent substitution). The default classes (1, 2, 3) mean "the
+    first classes there are" on a data set with fewer."""
+    if config.layers is not None:
+        resolve_layers(net, config.layers)
+    default = next(f.default for f in dataclasses.fields(config) if f.name == "classes")
+    if tuple(config.classes) == tuple(default):
+        return
+    bad = [c for c in config.classes if not 0 <= c < num_classes]
+    if bad:
+        raise ConfigError(f"classes {bad} are out of range: this data set's classes are 0..{num_classes - 1}")
 
 
 def make_generator(seed: int | torch.Generator) -> torch.Generator:

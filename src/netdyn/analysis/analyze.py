@@ -20,7 +20,7 @@ import torch
 
 from netdyn import _io
 from netdyn._device import resolve_device
-from netdyn.analysis._common import samples_for
+from netdyn.analysis._common import check_config_fits, samples_for
 from netdyn.analysis.config import AnalysisConfig
 from netdyn.analysis.quantities import AnalysisContext, selected
 from netdyn.data.samples import DataLike
@@ -118,6 +118,7 @@ def analyze(net: MLP, data: DataLike, config: AnalysisConfig | None = None, prog
     """
     config = config or AnalysisConfig()
     data = samples_for(net, data)
+    check_config_fits(config, net, int(data.num_classes))
     net = _prepare(net, config)
     ctx = AnalysisContext.build(net, data, config)
     records = selected(config)
@@ -149,20 +150,23 @@ def analyze_checkpoints(
     """``analyze`` at several checkpoints of a run folder, tables stacked with a ``step`` column.
 
     ``steps`` is "all", "last" or a list of checkpoint steps; ``data`` defaults to the run's recorded dataset.
-    The summary holds one entry per step under ``by_step``.
+    The summary holds one entry per step under ``by_step``. Only checkpoints with finite weights are analysed:
+    "last" and "all" pass over those of a diverged run (with a warning), and an explicit one that is not
+    finite is a ConfigError naming those that can be analysed.
     """
+    import warnings
+
     from netdyn.store import load_run
 
     run = load_run(run) if not hasattr(run, "checkpoints") else run
-    run.resolve_step("last")  # a folder without checkpoints is a clear error here
-    if steps == "all":
-        chosen = run.checkpoints()
-    elif isinstance(steps, (str, int)):
-        chosen = [run.resolve_step(steps)]
-    else:
-        chosen = [run.resolve_step(s) for s in steps]
-    data = data if data is not None else run.dataset()
+    chosen, note = run.select_checkpoints(steps)
+    if note is not None:
+        warnings.warn(note, stacklevel=2)
     config = config or AnalysisConfig()
+    if data is not None:
+        net = run.model(chosen[-1])
+        check_config_fits(config, net, int(samples_for(net, data).num_classes))
+    data = data if data is not None else run.dataset()
     parts: dict[str, list[pd.DataFrame]] = {}
     by_step: dict[int, dict[str, Any]] = {}
     bar = _bar(len(chosen), unit="checkpoint") if progress and len(chosen) > 1 else None

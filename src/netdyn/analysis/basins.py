@@ -51,7 +51,7 @@ from netdyn.analysis._common import (
     walk,
 )
 from netdyn.analysis.lmap import affine_layer
-from netdyn.data.samples import DataLike, SampleSet, as_samples
+from netdyn.data.samples import DataLike, SampleSet, as_samples, check_labels
 from netdyn.errors import ConfigError
 from netdyn.models import MLP
 
@@ -587,6 +587,7 @@ def nearest_train_distance(
     and its distance then recomputed directly.
     """
     data = as_samples(data)
+    check_labels(data)
     dev = torch.device(device) if device is not None else torch.device("cpu")
     train = data.x_train.flatten(1).to(device=dev, dtype=torch.float64)
     test = data.x_test.flatten(1).to(device=dev, dtype=torch.float64)

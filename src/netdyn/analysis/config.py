@@ -54,6 +54,9 @@ class AnalysisConfig:
     def __post_init__(self) -> None:
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        from netdyn.training.config import check_device_name
+
+        check_device_name(self.device)
         _positive_int(self.repeats, "repeats")
         _positive_int(self.max_samples, "max_samples", 2)
         _positive_int(self.bins, "bins", 2)

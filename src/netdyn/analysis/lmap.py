@@ -4,12 +4,21 @@ replaced by the identity. Batch norm after the cut becomes the affine map of its
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import pandas as pd
 import torch
 
-from netdyn.analysis._common import SPLITS, accuracy, resolve_layers, samples_for, split_tensors, walk
+from netdyn.analysis._common import (
+    SPLITS,
+    accuracy,
+    check_network,
+    resolve_layers,
+    samples_for,
+    split_tensors,
+    walk,
+)
 from netdyn.data.samples import DataLike
 from netdyn.errors import ConfigError
 from netdyn.models import MLP
@@ -48,9 +57,9 @@ def lmap_matrix(net: MLP, l: int, with_skip: bool = False):
     Returns ``(M_l, c_l)``, or ``(M_l, c_l, S_l)`` with ``with_skip=True`` (S_l zero where no skip crosses).
     Computed backwards from the output in float64, returned in the network's dtype.
     """
-    L = net.n_layers
-    if not 0 <= l < L:
-        raise ConfigError(f"lmap_matrix takes a layer in 0..{L - 1}, got {l}")
+    L = check_network(net).n_layers
+    if isinstance(l, bool) or not isinstance(l, numbers.Integral) or not 0 <= l < L:
+        raise ConfigError(f"lmap_matrix takes a layer in 0..{L - 1}, got {l!r}")
     ref = net.block(1).linear.weight
     widths = net.widths
     with torch.no_grad():

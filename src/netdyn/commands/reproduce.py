@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from netdyn.cli import UsageError
+from netdyn.cli import Folder, UsageError
 from netdyn.experiments.base import SCALES
 
 
@@ -22,9 +22,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default=None, help="train on this data set instead of the scale's")
     p.add_argument("--device", default=None, help="device of training and analysis (default: the scale's, auto)")
     p.add_argument("--seeds", default=None, type=int, help="seeds per configuration (default: the scale's)")
-    p.add_argument("--out", default=None, help="the experiment folder (default reproductions/NAME-SCALE)")
+    p.add_argument(
+        "--out", default=None, type=Folder("write"), metavar="DIR",
+        help="the experiment folder (default reproductions/NAME-SCALE)",
+    )
     p.add_argument("--resume", action="store_true", help="continue an interrupted experiment in --out")
-    p.add_argument("--data-root", default=None, help="folder holding the data set's files")
+    p.add_argument(
+        "--data-root", default=None, type=Folder("read"), metavar="DIR", help="folder holding the data set's files"
+    )
     p.add_argument("--download", action="store_true", help="download mnist / fashion-mnist if missing")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(handler=cmd_reproduce)

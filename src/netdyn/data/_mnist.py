@@ -143,6 +143,8 @@ def read_images(path: Path) -> np.ndarray:
             f"{path}: expected uint8 images [n, rows, cols] (magic 0x00000803), found {images.dtype} "
             f"with shape {images.shape}"
         )
+    if images.shape[0] == 0 or images.shape[1] == 0 or images.shape[2] == 0:
+        raise DatasetError(f"{path}: holds no images (shape {images.shape}); the file is empty or damaged")
     return images
 
 
@@ -153,7 +155,9 @@ def read_labels(path: Path) -> np.ndarray:
             f"{path}: expected uint8 labels [n] (magic 0x00000801), found {labels.dtype} "
             f"with shape {labels.shape}"
         )
-    if labels.size and labels.max() >= NUM_CLASSES:
+    if labels.size == 0:
+        raise DatasetError(f"{path}: holds no labels (0 samples); the file is empty or damaged")
+    if labels.max() >= NUM_CLASSES:
         raise DatasetError(f"{path}: label {int(labels.max())} is out of range 0..{NUM_CLASSES - 1}")
     return labels
 

@@ -10,6 +10,7 @@ as a reshape error.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from pathlib import Path
@@ -72,7 +73,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         )
     shape = tuple(int.from_bytes(content[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = _IDX_DTYPES[type_code]
-    expected = header_bytes + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = header_bytes + math.prod(shape) * dtype.itemsize  # exact: a damaged header may claim 2**128 bytes
     if len(content) != expected:
         what = "truncated" if len(content) < expected else "oversized"
         raise DatasetError(

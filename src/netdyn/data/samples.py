@@ -75,13 +75,37 @@ def check_fits(data: SampleSet, in_features: int, num_classes: int) -> None:
         x, y = getattr(data, f"x_{split}", None), getattr(data, f"y_{split}", None)
         if x is None or y is None:
             continue
+        _check_split(name, split, x, y)
         d = x.flatten(1).shape[1] if x.ndim >= 2 else None
         if d != in_features:
             raise ConfigError(f"data set {name!r} has {d} input features but the network takes {in_features}")
-        if y.numel():
-            low, high = int(y.min().item()), int(y.max().item())
-            if low < 0 or high >= num_classes:
-                raise ConfigError(
-                    f"data set {name!r}: {split} labels run {low}..{high} but the network's outputs are "
-                    f"classes 0..{num_classes - 1}"
-                )
+        _check_labels(name, split, y, num_classes, "the network's outputs are")
+
+
+def check_labels(data: SampleSet) -> None:
+    """Labels of both splits are class indices 0..num_classes-1 of the sample set itself, and each split's
+    inputs and labels agree in number (for functions that take data without a network)."""
+    name = getattr(data, "name", "?")
+    for split in ("train", "test"):
+        x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+        _check_split(name, split, x, y)
+        _check_labels(name, split, y, int(data.num_classes), "the data set's classes are")
+
+
+def _check_split(name: str, split: str, x: object, y: object) -> None:
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise ConfigError(f"data set {name!r}: x_{split} and y_{split} must be torch tensors")
+    if x.ndim < 1 or y.ndim != 1 or y.shape[0] != x.shape[0] or y.is_floating_point() or y.is_complex():
+        raise ConfigError(
+            f"data set {name!r}: y_{split} must hold one integer label per sample of x_{split} "
+            f"({x.shape[0] if x.ndim else 0}), got shape {tuple(y.shape)} of {y.dtype}"
+        )
+
+
+def _check_labels(name: str, split: str, y: torch.Tensor, num_classes: int, what: str) -> None:
+    if y.numel():
+        low, high = int(y.min().item()), int(y.max().item())
+        if low < 0 or high >= num_classes:
+            raise ConfigError(
+                f"data set {name!r}: {split} labels run {low}..{high} but {what} 0..{num_classes - 1}"
+            )

@@ -24,6 +24,7 @@ import pandas as pd
 
 import netdyn
 from netdyn import _io
+from netdyn._device import resolve_device
 from netdyn.errors import ConfigError, RunError
 from netdyn.experiments.base import SCALES, Experiment, ExperimentConfig, ExperimentRuns, Member
 from netdyn.store import RunFolder
@@ -118,6 +119,9 @@ def run_experiment(
         raise ConfigError(f"unknown scale {scale!r}; the scales are {', '.join(SCALES)}")
     config = experiment.config(scale, dataset=dataset, device=device, seeds=seeds)
     folder = Path(out) if out is not None else Path("reproductions") / f"{name}-{scale}"
+    if device is not None:
+        resolve_device(device)  # a device this machine lacks is refused before the folder is written
+    _io.check_writable_folder(folder, "experiment folder")
     members = experiment.members(config)
     names = [m.name for m in members]
     if len(set(names)) != len(names):
@@ -237,6 +241,7 @@ def run_all(
     from netdyn.report import ReportSection, render_report
 
     root = Path(out) if out is not None else Path("reproductions") / f"all-{scale}"
+    _io.check_writable_folder(root, "experiment folder")
     results = [
         run_experiment(name, scale, root / name, progress=progress, **options) for name in EXPERIMENTS
     ]

@@ -90,6 +90,8 @@ class ModelSpec:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
                 raise ConfigError(f"{name} must be a finite number, got {value!r}")
+        if self.init_scale <= 0:
+            raise ConfigError(f"init_scale must be a finite number > 0, got {self.init_scale!r}")
         if self.bn_eps <= 0 or not 0 <= self.bn_momentum <= 1:
             raise ConfigError(
                 f"bn_eps must be > 0 and bn_momentum in [0, 1], got {self.bn_eps!r} and {self.bn_momentum!r}"

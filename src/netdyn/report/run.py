@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from netdyn import _io
 from netdyn.store import RunFolder
 
 
@@ -23,9 +24,21 @@ def _remove_stale(run: RunFolder, analysis: Any) -> None:
                 path.unlink()
 
 
+def check_report_target(run: RunFolder) -> None:
+    """Raise before an analysis is computed if it could not be saved into ``run``: the run folder or its
+    ``metrics/`` or ``figures/`` read-only or blocked by a file (:class:`~netdyn.errors.StorageError`), or a
+    training history the report cannot read (:class:`~netdyn.errors.RunError`)."""
+    folders = {"run folder": run.path, "tables folder": run.metrics_dir, "figures folder": run.figures_dir}
+    for what, folder in folders.items():
+        _io.check_writable_folder(folder, what)
+    if "history" in run.table_names():
+        run.read_table("history")
+
+
 def write_run_report(run: RunFolder, analysis: Any, title: str | None = None) -> Path:
     """Save ``analysis`` into the run folder (``metrics/``, ``analysis.json``, ``figures/``) and write
     ``report.html`` with the training curves first. Returns the report's path."""
+    check_report_target(run)
     _remove_stale(run, analysis)
     analysis.save(run.path)
     analysis.plot(run.path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -50,26 +51,31 @@ class TrainConfig:
     """Batch-norm evaluation: running statistics, batch statistics (batches of batch_size), or both."""
 
     def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        if self.loss not in LOSSES:
-            raise ConfigError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
-        if self.dtype not in DTYPES:
-            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        if self.bn_eval not in BN_EVALS:
-            raise ConfigError(f"bn_eval must be one of {', '.join(BN_EVALS)}, got {self.bn_eval!r}")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
-        if self.weight_decay < 0 or self.momentum < 0:
-            raise ConfigError("weight_decay and momentum must be >= 0")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ConfigError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
-        if self.steps is None and (self.epochs is None or not self.epochs > 0):
+        for name, allowed in (("optimizer", OPTIMIZERS), ("loss", LOSSES), ("dtype", DTYPES), ("bn_eval", BN_EVALS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if not _is_number(self.lr) or not self.lr > 0:
+            raise ConfigError(f"lr must be a finite number > 0, got {self.lr!r}")
+        for name in ("momentum", "weight_decay"):
+            value = getattr(self, name)
+            if not _is_number(value) or value < 0:
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not _is_whole(self.batch_size) or self.batch_size < 1:
+            raise ConfigError(f"batch_size must be a whole number >= 1, got {self.batch_size!r}")
+        if self.epochs is not None and (not _is_number(self.epochs) or not self.epochs > 0):
+            raise ConfigError(f"epochs must be a finite number > 0 or None, got {self.epochs!r}")
+        if self.steps is not None and (not _is_whole(self.steps) or self.steps < 1):
+            raise ConfigError(f"steps must be a whole number >= 1 or None, got {self.steps!r}")
+        if self.steps is None and self.epochs is None:
             raise ConfigError("set steps >= 1 or epochs > 0")
-        if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):
-            raise ConfigError(f"steps must be an integer >= 1, got {self.steps!r}")
-        parse_schedule(self.eval_every, 10)
-        parse_schedule(self.checkpoint_every, 10)
+        if not _is_whole(self.seed) or self.seed < 0:
+            raise ConfigError(f"seed must be a whole number >= 0, got {self.seed!r}")
+        check_device_name(self.device)
+        for name in ("eval_every", "checkpoint_every"):
+            value = getattr(self, name)
+            if not isinstance(value, str) and not _is_whole(value):
+                raise ConfigError(f"{name} takes 'log:N', a whole step interval or 'none', got {value!r}")
+            parse_schedule(value, 10)
 
     def total_steps(self, n_train: int) -> int:
         """Optimiser steps of the whole run for a training set of ``n_train`` samples."""
@@ -87,6 +93,30 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown TrainConfig fields: {', '.join(unknown)}")
         return cls(**d)
+
+
+def _is_number(value: Any) -> bool:
+    """A finite real number (booleans are not numbers here)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_device_name(device: Any) -> None:
+    """A device name that torch understands ("auto", "cpu", "cuda", "cuda:1", ...), else ConfigError. Whether
+    the device exists is asked where the work runs (a spec may be written on one machine and run on another)."""
+    if device == "auto":
+        return
+    import torch
+
+    try:
+        if not isinstance(device, str):
+            raise TypeError
+        torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
 
 
 def steps_per_epoch(n_train: int, batch_size: int) -> int:

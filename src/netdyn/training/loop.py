@@ -21,7 +21,7 @@ import netdyn
 from netdyn._device import resolve_device
 from netdyn.data.samples import DataLike, SampleSet, as_samples, check_fits
 from netdyn.data.spec import DataSpec
-from netdyn.errors import ConfigError, RunError
+from netdyn.errors import ConfigError, ModelError, RunError
 from netdyn.models import MLP, ModelSpec
 from netdyn.store import RunFolder
 from netdyn.training.config import TrainConfig, steps_per_epoch
@@ -159,6 +159,9 @@ def run_record(net: MLP, data: SampleSet, config: TrainConfig) -> dict[str, Any]
 
 
 def _check_training_data(net: MLP, data: DataLike) -> SampleSet:
+    if not isinstance(net, MLP):
+        raise ModelError(f"train takes a netdyn MLP, got {type(net).__name__}; convert an nn.Sequential with "
+                         "netdyn.MLP.from_sequential(seq)")
     data = as_samples(data, num_classes=net.widths[-1])
     check_fits(data, net.widths[0], net.widths[-1])
     if data.x_train.shape[0] < 2:
@@ -185,6 +188,8 @@ def train(
     readable, and propagates. ``record`` replaces what config.json records (``netdyn.run`` passes its spec).
     """
     config = config or TrainConfig()
+    if not isinstance(config, TrainConfig):
+        raise ConfigError(f"train takes a TrainConfig, got {type(config).__name__}")
     data = _check_training_data(net, data)
     device = resolve_device(config.device)
     dtype = getattr(torch, config.dtype)
