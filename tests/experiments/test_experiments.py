@@ -2,6 +2,7 @@
 documented columns, no NaN where the definition allows none, non-empty figures, resume without retraining, and
 the same tables on a repeat. Plus the registry, ``--list`` and bad names."""
 
+import html
 import json
 
 import numpy as np
@@ -56,7 +57,7 @@ def test_experiment_at_smoke(name, tmp_path, capsys):
         assert data.startswith(PNG) and len(data) > 5000, png.name
         assert png.with_suffix(".svg").is_file(), png.name
     page = (out / "report.html").read_text()
-    assert cls.claim[:40] in page and "data:image/png;base64" in page
+    assert html.escape(cls.claim[:40]) in page and "data:image/png;base64" in page
 
     # --resume: nothing trained again, the same tables
     assert _run(name, out, "--resume") == 0

@@ -15,6 +15,9 @@ from netdyn.experiments.runner import ExperimentResult, list_experiments, run_al
 #: The modules holding the experiments, in the order ``netdyn reproduce all`` runs them (the paper's order).
 _MODULES = (
     "structure",
+    "residual",
+    "lmap_training",
+    "depth_100",
 )
 
 

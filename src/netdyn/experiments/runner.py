@@ -148,6 +148,7 @@ def run_experiment(
     figures = experiment.figures(tables, config)
     _write_figures(folder, figures)
     wall = time.perf_counter() - start
+    previous = _previous_wall_time(folder) if resume else 0.0
     member_time = sum(float(runs.run(m).summary.get("wall_time", 0.0)) for m in members)
     summary = {
         "experiment": name,
@@ -158,12 +159,25 @@ def run_experiment(
         "members_trained_now": trained,
         "diverged_members": [m.name for m in members if runs.diverged(m)],
         "wall_time": wall,
+        "wall_time_total": previous + wall,
         "member_training_time": member_time,
         **_jsonable(experiment.summary(tables, config)),
     }
     _io.write_json(folder / "summary.json", summary)
     _write_report(folder, experiment, scale, config, tables, figures, summary)
     return ExperimentResult(name, scale, folder, tables, summary)
+
+
+def _previous_wall_time(folder: Path) -> float:
+    """The wall time recorded by the earlier invocations of a resumed experiment (0 when none finished)."""
+    path = folder / "summary.json"
+    if not path.is_file():
+        return 0.0
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return 0.0
+    return float(old.get("wall_time_total", old.get("wall_time", 0.0)) or 0.0)
 
 
 def _write_figures(folder: Path, figures: dict[str, Any]) -> None:
@@ -207,7 +221,8 @@ def _write_report(
         "scale": scale,
         "data": f"{config.data.name} (train_size={config.data.train_size}, test_size={config.data.test_size}, "
         f"normalize={config.data.normalize})",
-        "wall time": f"{summary['wall_time']:.1f} s (member training {summary['member_training_time']:.1f} s)",
+        "wall time": f"{summary['wall_time']:.1f} s this time, {summary['wall_time_total']:.1f} s over every "
+        f"invocation (member training {summary['member_training_time']:.1f} s)",
         "members": summary["members"],
     }
     return render_report(f"netdyn reproduce {experiment.name}: {experiment.shows}", sections, folder / "report.html",

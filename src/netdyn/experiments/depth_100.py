@@ -1,0 +1,230 @@
+"""``depth-100`` (paper text): the standard-structure analysis of a 100-layer (depth 98) residual BN MLP.
+
+The paper says its analysis extends to networks 100 layers deep and that residual connections keep the
+standard structure over a wide range of depths. This experiment trains one residual BN ReLU MLP of depth 98 and
+gives it the full analysis of ``structure`` (Fig. 3): LP and L-map pruning by layer, the RPD of representative
+layers and its gradient by layer, the neuron-mode census with the distribution of rho, the class geometry, and
+the training curves; the summary says whether the standard structure holds (``residual.structure_row``: LP
+effective strictly before L-map, L-map effective before the last hidden layer) and how the RPD gradient runs
+with depth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from netdyn.analysis.config import AnalysisConfig
+from netdyn.data.spec import DataSpec
+from netdyn.experiments.base import Experiment, ExperimentConfig, ExperimentRuns, Member, member_name, seeded
+from netdyn.experiments.residual import STRUCTURE_COLUMNS, VARIANTS, structure_table
+from netdyn.models.spec import ModelSpec
+from netdyn.spec import RunSpec
+from netdyn.training.config import TrainConfig
+
+_PARAMS = ["variant", "depth", "width", "seed"]
+
+
+@dataclass(frozen=True)
+class Depth100Config(ExperimentConfig):
+    """A residual BN ReLU MLP of depth 98 (the paper gives the depth only: the rest are netdyn's choices)."""
+
+    depth: int = 98
+    """Hidden layers (the paper's 100-layer net)."""
+    width: int = 128
+    """Neurons per hidden layer (modest for a CPU; the paper's deep nets are 1024 wide)."""
+    residuals: tuple[str, ...] = ("pre",)
+    """Residual pairs with the skip into the local field after batch norm (the paper's Eq. 2)."""
+    optimizer: str = "adam"
+    """Optimiser (the paper does not say; Adam as in its Fig. 6)."""
+    lr: float = 1e-3
+    """Learning rate (Adam's default)."""
+    batch_size: int = 100
+    """Minibatch size."""
+    epochs: float = 20
+    """Training length in epochs."""
+    eval_every: str = "log:20"
+    """Evaluation points of the training curves (each evaluates the 98 layers on both splits: not cheap)."""
+    checkpoint_every: str = "log:4"
+    """Checkpoints (the analysis reads the last one)."""
+    max_samples: int = 2000
+    """Training samples of the RPD and the neuron modes."""
+    rpd_layers: int = 5
+    """Representative layers whose RPD is drawn, evenly spaced from the first to the last hidden layer (odd
+    layers in a residual net, where the skips join)."""
+
+
+def skip_layers(depth: int) -> list[int]:
+    """The hidden layers a residual skip joins (SPEC 3: every odd l >= 3)."""
+    return list(range(3, depth + 1, 2))
+
+
+def representative_layers(depth: int, n: int, skips: bool) -> list[int]:
+    """``n`` layers evenly spaced from the first to the last hidden layer; in a residual net, odd ones (where
+    the skips join: alternate layers differ systematically there, so like is compared with like)."""
+    spaced = np.linspace(1, depth, n)
+    if skips:
+        spaced = 2 * np.round((spaced - 1) / 2) + 1
+        spaced = np.minimum(spaced, depth if depth % 2 else depth - 1)
+    return sorted({int(v) for v in spaced})
+
+
+def _one(table: pd.DataFrame, variant: str, seed: int = 0) -> pd.DataFrame:
+    rows = table[(table["variant"] == variant) & (table["seed"] == seed)]
+    return rows.drop(columns=["member", *_PARAMS], errors="ignore")
+
+
+class Depth100(Experiment):
+    name = "depth-100"
+    figure = "text"
+    shows = "standard-structure analysis of a 100-layer (depth 98) residual BN ReLU MLP"
+    claim = (
+        "The analysis framework extends to networks 100 layers deep (depth 98), and residual connections "
+        "keep the standard structure across a wide range of depths: the deep residual network still "
+        "self-organises into nonlinear early layers after which LP pruning is effective and a linear tail where "
+        "L-map pruning is effective, with the RPD gradient (the share of order-preserving neurons) growing "
+        "with depth."
+    )
+    measured = {
+        "smoke": "22 s (2 CPU cores shared with other jobs, load ~13, 2026-11-30)",
+        "small": "10 min (617 s; 1 torch thread, 2 CPU cores shared with other jobs, load ~13, 2026-11-30)",
+    }
+    columns = {
+        "history": ("member", *_PARAMS, "step", "split", "bn_mode", "loss", "accuracy"),
+        "network": (*_PARAMS, "split", "accuracy"),
+        "lmap": (*_PARAMS, "layer", "split", "accuracy"),
+        "lp": (*_PARAMS, "layer", "split", "accuracy"),
+        "rpd": (*_PARAMS, "layer", "q", "density"),
+        "rpd_summary": (*_PARAMS, "layer", "gradient", "top_mass", "order_index"),
+        "neuron_mode_census": (*_PARAMS, "layer", "opm", "npm", "inactive", "rho_median"),
+        "class_geometry": (*_PARAMS, "layer", "cos_dist_mean", "centre_similarity", "nc1"),
+        "class_geometry_samples": (*_PARAMS, "layer", "sample", "label", "cos_dist"),
+        "structure": (*_PARAMS, *STRUCTURE_COLUMNS),
+    }
+    nullable = {
+        "class_geometry": ("nc1",),
+        "neuron_mode_census": ("rho_mean", "rho_q10", "rho_q25", "rho_median", "rho_q75", "order_index_mean"),
+        "structure": ("lp_layer", "lmap_layer", "lp_first", "lmap_first", "linear_tail"),
+    }
+    scales = {
+        "smoke": Depth100Config(
+            data=DataSpec("mnist5k", train_size=500, test_size=200), depth=10, width=16, epochs=2,
+            eval_every="log:4", checkpoint_every="log:2", max_samples=200, rpd_layers=3,
+        ),
+        "small": Depth100Config(),
+        "paper": Depth100Config(data=DataSpec("mnist"), width=1024, batch_size=300, epochs=20, eval_every="log:40"),
+    }
+
+    def members(self, config: Depth100Config) -> list[Member]:
+        members = []
+        for residual in config.residuals:
+            for seed in seeded(config):
+                spec = RunSpec(
+                    model=ModelSpec(width=config.width, depth=config.depth, batchnorm=True, residual=residual,
+                                    seed=seed),
+                    data=config.data,
+                    train=TrainConfig(
+                        optimizer=config.optimizer, lr=config.lr, batch_size=config.batch_size,
+                        epochs=config.epochs, seed=seed, device=config.device, eval_every=config.eval_every,
+                        checkpoint_every=config.checkpoint_every,
+                    ),
+                )
+                params = {"variant": VARIANTS[residual], "depth": config.depth, "width": config.width, "seed": seed}
+                members.append(Member(member_name(**params), spec, params))
+        return members
+
+    def tables(self, runs: ExperimentRuns, config: Depth100Config) -> dict[str, pd.DataFrame]:
+        analysis = AnalysisConfig(
+            quantities=("lmap", "lp", "rpd", "neuron_modes", "class_geometry"), basins=False,
+            max_samples=config.max_samples, device=config.device,
+        )
+        names = ("network", "lmap", "lp", "rpd", "rpd_summary", "neuron_mode_census", "class_geometry",
+                 "class_geometry_samples")
+        tables = {name: table.drop(columns="step", errors="ignore")
+                  for name, table in runs.tables(names, analysis).items()}
+        tables["structure"] = structure_table(tables, _PARAMS)
+        tables["history"] = pd.concat([runs.history(m) for m in runs], ignore_index=True)
+        return tables
+
+    def figures(self, tables: dict[str, pd.DataFrame], config: Depth100Config) -> dict[str, Any]:
+        from netdyn import plots
+        from netdyn.plots.pruning import lmap_in_front
+
+        figs: dict[str, Any] = {}
+        variants = sorted(pd.unique(tables["network"]["variant"]))
+        for variant in variants:
+            t = {name: _one(table, variant) for name, table in tables.items() if name != "history"}
+            suffix = "" if variant == "residual" else f"_{variant}"
+            title = f"{variant.capitalize()} BN ReLU MLP, depth {config.depth} ({config.depth + 2} layers)"
+            network = t["network"].set_index("split")["accuracy"].to_dict()
+            fig = plots.plot_layer_accuracy(t["lmap"], t["lp"], network, split="test")
+            lmap_in_front(fig.axes[0])
+            fig.suptitle(title)
+            figs[f"depth100_pruning{suffix}"] = fig
+            layers = representative_layers(config.depth, config.rpd_layers, skips=variant != "plain")
+            fig = plots.plot_rpd(t["rpd"], layers=layers)
+            fig.suptitle(title + ("\n(odd layers: where the skips join)" if variant != "plain" else ""))
+            figs[f"depth100_rpd{suffix}"] = fig
+            fig = plots.plot_rpd_summary(t["rpd_summary"])
+            fig.suptitle(title)
+            figs[f"depth100_rpd_gradient{suffix}"] = fig
+            fig = plots.plot_neuron_modes(t["neuron_mode_census"])
+            fig.suptitle(f"{title}: neuron modes (netdyn's per-neuron estimator)")
+            figs[f"depth100_neuron_modes{suffix}"] = fig
+            fig = plots.plot_class_geometry(t["class_geometry"], t["class_geometry_samples"])
+            fig.suptitle(title)
+            figs[f"depth100_class_geometry{suffix}"] = fig
+        history = tables["history"]
+        curves = history[(history["seed"] == 0) & (history["bn_mode"] == "running")]
+        fig = plots.plot_training(curves, by="variant")
+        fig.suptitle(f"Depth {config.depth}, width {config.width}: training curves (running statistics)")
+        figs["depth100_training"] = fig
+        return figs
+
+    def summary(self, tables: dict[str, pd.DataFrame], config: Depth100Config) -> dict[str, Any]:
+        out: dict[str, Any] = {"depth": config.depth, "paper_layers": config.depth + 2, "width": config.width}
+        structure = tables["structure"]
+        for variant in sorted(pd.unique(structure["variant"])):
+            row = structure[(structure["variant"] == variant) & (structure["seed"] == 0)].iloc[0]
+            for key in STRUCTURE_COLUMNS:
+                value = row[key]
+                value = None if pd.isna(value) else value
+                out[f"{variant}_{key}"] = value.item() if hasattr(value, "item") else value
+            t = {name: _one(tables[name], variant) for name in ("rpd_summary", "neuron_mode_census", "class_geometry")}
+            rs = t["rpd_summary"].sort_values("layer")
+            gradient = rs.set_index("layer")["gradient"]
+            out[f"{variant}_rpd_gradient_first"] = float(gradient.iloc[0])
+            out[f"{variant}_rpd_gradient_last"] = float(gradient.iloc[-1])
+            out[f"{variant}_rpd_gradient_max_layer"] = int(gradient.idxmax())
+            out[f"{variant}_rpd_gradient_layer_spearman"] = _spearman(gradient)
+            if variant != "plain":  # alternate layers differ: the trend of each parity on its own
+                joined = gradient.index.isin(skip_layers(config.depth))
+                out[f"{variant}_rpd_gradient_layer_spearman_skip_layers"] = _spearman(gradient[joined])
+                out[f"{variant}_rpd_gradient_layer_spearman_other_layers"] = _spearman(gradient[~joined])
+            lmap_layer = out[f"{variant}_lmap_layer"]
+            if lmap_layer is not None and lmap_layer in gradient.index:
+                out[f"{variant}_rpd_gradient_at_lmap_layer"] = float(gradient[lmap_layer])
+            census = t["neuron_mode_census"].sort_values("layer")
+            for where, i in (("first", 0), ("last", -1)):
+                out[f"{variant}_npm_share_{where}"] = float(census["npm"].iloc[i])
+                out[f"{variant}_rho_median_{where}"] = float(census["rho_median"].iloc[i])
+            geometry = t["class_geometry"].sort_values("layer")
+            hidden = geometry[geometry["layer"] >= 1]
+            out[f"{variant}_centre_similarity_first"] = float(hidden["centre_similarity"].iloc[0])
+            out[f"{variant}_centre_similarity_last"] = float(hidden["centre_similarity"].iloc[-1])
+            out[f"{variant}_cos_dist_first"] = float(hidden["cos_dist_mean"].iloc[0])
+            out[f"{variant}_cos_dist_last"] = float(hidden["cos_dist_mean"].iloc[-1])
+        return out
+
+
+def _spearman(values: pd.Series) -> float | None:
+    """Rank correlation of a per-layer series with the layer (None with fewer than three layers)."""
+    if len(values) < 3:
+        return None
+    return float(pd.Series(values.index, dtype=float).corr(pd.Series(values.to_numpy(float)), method="spearman"))
+
+
+EXPERIMENT = Depth100

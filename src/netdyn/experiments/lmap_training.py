@@ -1,0 +1,262 @@
+"""``lmap-training`` (paper Fig. 10): L-map pruning accuracy of the later layers during training.
+
+One BN ReLU MLP of depth 21 (the paper's 23-layer net) trains with evaluation points and checkpoints on the same
+dense log schedule. At every checkpoint the analysis scores the L-map of every layer on the training set; the
+figure sets the later layers' L-map accuracy beside the training accuracy, with the grokking point marked.
+
+Definitions (netdyn's; the paper names the grokking point without defining it):
+
+- The *rise step* of an accuracy curve of the history is the first evaluation step at which it has covered half
+  of its rise: accuracy >= a0 + (max - a0) / 2, a0 its value at step 0.
+- The *learning step* is the rise step of the training accuracy under batch statistics (what the optimiser
+  sees); the *grokking point* is the rise step of the test accuracy under running statistics (how the network
+  is evaluated). Their ratio is the *lag*; the test accuracy's jump is late (grokking) when the lag is at least
+  ``min_lag``.
+- A layer's L-map *has converged* at the first checkpoint, counted from the reference's own rise step on,
+  from which on its training-set accuracy stays at least the reference minus 0.005 (SPEC 5.1's tolerance),
+  for two references: the network's own training accuracy at that checkpoint (running statistics, the ones
+  the L-map folds in) and the training accuracy under batch statistics recorded at the same step. (Before
+  its rise a reference sits at chance, where an L-map agreeing with it says nothing.)
+- The *linear tail* at a checkpoint starts at the first layer from which on L-map pruning is effective on the
+  training set (``residual.effective_from`` against the network's training accuracy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from netdyn.analysis.config import EFFECTIVE_TOLERANCE, AnalysisConfig
+from netdyn.data.spec import DataSpec
+from netdyn.experiments.base import Experiment, ExperimentConfig, ExperimentRuns, Member, member_name, seeded
+from netdyn.experiments.residual import VARIANTS, effective_from
+from netdyn.models.spec import ModelSpec
+from netdyn.spec import RunSpec
+from netdyn.training.config import TrainConfig
+
+REFERENCES = {
+    "network": "network training accuracy (running statistics)",
+    "training_batch": "training accuracy (batch statistics)",
+}
+"""The accuracies an L-map's convergence is measured against (``reference`` column of ``convergence``)."""
+
+
+def rise_index(accuracy: np.ndarray) -> int | None:
+    """The index of the first value >= a0 + (max - a0) / 2 (a0 the first value); None without a rise."""
+    if not len(accuracy):
+        return None
+    top = np.nanmax(accuracy)
+    if not top > accuracy[0]:
+        return None
+    return int(np.flatnonzero(accuracy >= accuracy[0] + (top - accuracy[0]) / 2)[0])
+
+
+def rise_step(history: pd.DataFrame, split: str, bn_mode: str) -> int | None:
+    """The first evaluation step at which the (split, bn_mode) accuracy of ``history`` reaches
+    a0 + (max - a0) / 2 (a0: its first evaluation); None without rows or without a rise."""
+    rows = history[(history["split"] == split) & (history["bn_mode"] == bn_mode)].sort_values("step")
+    index = rise_index(rows["accuracy"].to_numpy(float))
+    return None if index is None else int(rows["step"].to_numpy()[index])
+
+
+def grokking_point(history: pd.DataFrame, min_lag: float) -> dict[str, Any]:
+    """Learning step, grokking point, their lag and whether the lag makes it grokking (module docstring).
+    Without batch-statistics rows the learning step falls back to the running-statistics training accuracy."""
+    modes = set(history.loc[history["split"] == "train", "bn_mode"])
+    learn = rise_step(history, "train", "batch" if "batch" in modes else "running")
+    grok = rise_step(history, "test", "running")
+    lag = None if learn is None or grok is None or learn == 0 else grok / learn
+    return {"learning_step": learn, "grokking_step": grok, "grokking_lag": lag,
+            "grokking": lag is not None and lag >= min_lag}
+
+
+def converged_step(steps: np.ndarray, accuracy: np.ndarray, reference: np.ndarray,
+                   tolerance: float = EFFECTIVE_TOLERANCE) -> int | None:
+    """The first step, from the reference's rise on, from which on ``accuracy >= reference - tolerance`` at
+    every later step (arrays aligned and sorted by step); None if it fails at the last step or the reference
+    never rises. Before its rise the reference sits at its starting level (chance), where agreeing with it
+    means nothing."""
+    start = rise_index(reference)
+    if start is None:
+        return None
+    steps, ok = steps[start:], (accuracy >= reference - tolerance)[start:]
+    if not ok[-1]:
+        return None
+    bad = np.flatnonzero(~ok)
+    return int(steps[bad[-1] + 1]) if len(bad) else int(steps[0])
+
+
+def convergence_table(lmap: pd.DataFrame, network: pd.DataFrame, history: pd.DataFrame,
+                      layers: list[int], split: str = "train") -> pd.DataFrame:
+    """For each layer of ``layers`` and each reference of :data:`REFERENCES`: the step at which the L-map's
+    ``split`` accuracy (tables of one run over checkpoints) has converged to the reference."""
+    refs = {
+        "network": network.loc[network["split"] == split, ["step", "accuracy"]],
+        "training_batch": history.loc[(history["split"] == split) & (history["bn_mode"] == "batch"),
+                                      ["step", "accuracy"]],
+    }
+    rows = []
+    for layer in layers:
+        own = lmap.loc[(lmap["split"] == split) & (lmap["layer"] == layer), ["step", "accuracy"]]
+        for name, ref in refs.items():
+            both = own.merge(ref, on="step", suffixes=("", "_ref")).sort_values("step")
+            step = None if both.empty else converged_step(
+                both["step"].to_numpy(), both["accuracy"].to_numpy(float), both["accuracy_ref"].to_numpy(float)
+            )
+            rows.append({"layer": layer, "reference": name, "converged_step": step})
+    out = pd.DataFrame(rows, columns=["layer", "reference", "converged_step"])
+    return out.astype({"converged_step": "Int64"})
+
+
+def tail_table(lmap: pd.DataFrame, network: pd.DataFrame, split: str = "train") -> pd.DataFrame:
+    """Per checkpoint: the first layer from which on L-map pruning is effective on ``split`` (the start of the
+    linear tail; ``effective_from`` against the network's accuracy at that checkpoint)."""
+    rows = []
+    acc = network[network["split"] == split].set_index("step")["accuracy"]
+    for step, part in lmap.groupby("step", sort=True):
+        rows.append({"step": int(step), "lmap_layer": effective_from(part, float(acc[step]), split=split)})
+    return pd.DataFrame(rows, columns=["step", "lmap_layer"]).astype({"lmap_layer": "Int64"})
+
+
+@dataclass(frozen=True)
+class LmapTrainingConfig(ExperimentConfig):
+    """A deep BN ReLU MLP checkpointed densely (the paper gives the depth, not the training settings: those
+    below are netdyn's choices)."""
+
+    depth: int = 21
+    """Hidden layers (the paper's 23-layer net)."""
+    width: int = 256
+    """Neurons per hidden layer (modest for a CPU; the paper's deep nets are 1024 wide)."""
+    residual: str = "none"
+    """No residual connections (the paper's text names none for this figure)."""
+    optimizer: str = "adam"
+    """Optimiser (the paper does not say; Adam as in its Fig. 6)."""
+    lr: float = 1e-3
+    """Learning rate (Adam's default)."""
+    batch_size: int = 100
+    """Minibatch size (also the batch of the batch-statistics evaluation)."""
+    epochs: float = 20
+    """Training length in epochs."""
+    schedule: str = "log:40"
+    """Evaluation points and checkpoints, at the same steps: dense and log-spaced, so the early jump of the
+    running-statistics accuracy is resolved."""
+    layers: tuple[int, ...] = (11, 14, 17, 19, 20)
+    """The later layers whose L-map accuracy the figure and the convergence table follow."""
+    min_lag: float = 3.0
+    """The test accuracy's rise counts as grokking when it comes at least this many times later than the
+    training accuracy's (a clear delay on the log time axis)."""
+
+
+class LmapTraining(Experiment):
+    name = "lmap-training"
+    figure = "Fig. 10"
+    shows = "L-map pruning accuracy (training set) of the later layers of a depth-21 BN net over training"
+    claim = (
+        "In a 23-layer DNN (depth 21), the L-map pruning accuracy on the training set of the later layers, "
+        "followed over training time, converges rapidly to the training accuracy shortly after the grokking "
+        "point: the phase before grokking gradually removes network (weight) noise."
+    )
+    measured = {
+        "smoke": "16 s (2 CPU cores shared with other jobs, load ~13, 2026-11-30)",
+        "small": "12 min (736 s; 1 torch thread, 2 CPU cores shared with other jobs, load ~13, 2026-11-30)",
+    }
+    columns = {
+        "history": ("member", "variant", "depth", "seed", "step", "split", "bn_mode", "loss", "accuracy"),
+        "lmap": ("variant", "depth", "seed", "step", "layer", "split", "accuracy"),
+        "network": ("variant", "depth", "seed", "step", "split", "accuracy"),
+        "convergence": ("variant", "depth", "seed", "layer", "reference", "converged_step"),
+        "tail": ("variant", "depth", "seed", "step", "lmap_layer"),
+    }
+    nullable = {"convergence": ("converged_step",), "tail": ("lmap_layer",)}
+    scales = {
+        "smoke": LmapTrainingConfig(
+            data=DataSpec("mnist5k", train_size=500, test_size=200), depth=5, width=16, epochs=3,
+            schedule="log:6", layers=(2, 3, 4),
+        ),
+        "small": LmapTrainingConfig(),
+        "paper": LmapTrainingConfig(data=DataSpec("mnist"), width=1024, batch_size=300, epochs=20, schedule="log:60"),
+    }
+
+    def members(self, config: LmapTrainingConfig) -> list[Member]:
+        members = []
+        for seed in seeded(config):
+            spec = RunSpec(
+                model=ModelSpec(width=config.width, depth=config.depth, batchnorm=True, residual=config.residual,
+                                seed=seed),
+                data=config.data,
+                train=TrainConfig(
+                    optimizer=config.optimizer, lr=config.lr, batch_size=config.batch_size, epochs=config.epochs,
+                    seed=seed, device=config.device, eval_every=config.schedule,
+                    checkpoint_every=config.schedule, bn_eval="both",
+                ),
+            )
+            params = {"variant": VARIANTS[config.residual], "depth": config.depth, "seed": seed}
+            members.append(Member(member_name(**params), spec, params))
+        return members
+
+    def tables(self, runs: ExperimentRuns, config: LmapTrainingConfig) -> dict[str, pd.DataFrame]:
+        analysis = AnalysisConfig(quantities=("lmap",), basins=False, device=config.device)
+        tables = runs.tables(("network", "lmap"), analysis, steps="all")
+        tables["history"] = pd.concat([runs.history(m) for m in runs], ignore_index=True)
+        convergence, tail = [], []
+        for member in runs:
+            if runs.diverged(member):
+                continue
+            own = {name: table[table["member"] == member.name] for name, table in tables.items()}
+            params = {"member": member.name, **member.params}
+            conv = convergence_table(own["lmap"], own["network"], own["history"], list(config.layers))
+            convergence.append(conv.assign(**params)[[*params, *conv.columns]])
+            ends = tail_table(own["lmap"], own["network"])
+            tail.append(ends.assign(**params)[[*params, *ends.columns]])
+        tables["convergence"] = pd.concat(convergence, ignore_index=True)
+        tables["tail"] = pd.concat(tail, ignore_index=True)
+        return tables
+
+    def figures(self, tables: dict[str, pd.DataFrame], config: LmapTrainingConfig) -> dict[str, Any]:
+        from netdyn.plots.pruning import plot_lmap_training
+
+        one = {name: table[table["seed"] == 0] for name, table in tables.items()}
+        point = grokking_point(one["history"], config.min_lag)
+        fig = plot_lmap_training(one["lmap"], one["history"], layers=config.layers, network=one["network"],
+                                 grokking_step=point["grokking_step"], tail=one["tail"],
+                                 chance_until=rise_step(one["history"], "train", "running"))
+        fig.suptitle(f"BN ReLU MLP, depth {config.depth} (the paper's {config.depth + 2}-layer net), "
+                     f"width {config.width}")
+        return {"fig10_lmap_training": fig}
+
+    def summary(self, tables: dict[str, pd.DataFrame], config: LmapTrainingConfig) -> dict[str, Any]:
+        out: dict[str, Any] = {"depth": config.depth, "paper_layers": config.depth + 2, "layers": list(config.layers)}
+        history = tables["history"][tables["history"]["seed"] == 0]
+        last = history[history["step"] == history["step"].max()]
+        for row in last.itertuples():
+            out[f"final_{row.split}_accuracy_{row.bn_mode}"] = float(row.accuracy)
+        point = grokking_point(history, config.min_lag)
+        out.update(point)
+        out["running_train_rise_step"] = rise_step(history, "train", "running")
+        conv = tables["convergence"][tables["convergence"]["seed"] == 0]
+        grok = point["grokking_step"]
+        for name in REFERENCES:
+            rows = conv[conv["reference"] == name]
+            steps = {int(r.layer): (None if pd.isna(r.converged_step) else int(r.converged_step))
+                     for r in rows.itertuples()}
+            out[f"lmap_converged_step_vs_{name}"] = steps
+            known = [s for s in steps.values() if s is not None]
+            out[f"lmap_converged_after_grokking_ratio_vs_{name}"] = (
+                float(np.median(known)) / grok if known and len(known) == len(steps) and grok else None
+            )
+        tail = tables["tail"][tables["tail"]["seed"] == 0].sort_values("step")
+        starts = [None if pd.isna(v) else int(v) for v in tail["lmap_layer"]]
+        steps = tail["step"].to_numpy()
+        out["lmap_tail_start_final"] = starts[-1]
+        if grok is not None and grok in steps:
+            i = int(np.flatnonzero(steps == grok)[0])
+            out["lmap_tail_start_at_grokking"] = starts[i]
+            out["lmap_tail_start_after_grokking"] = {int(s): v for s, v in zip(steps[i:i + 4], starts[i:i + 4],
+                                                                                strict=True)}
+        return out
+
+
+EXPERIMENT = LmapTraining

@@ -1,0 +1,218 @@
+"""``residual`` (paper Fig. 9): the standard structure across depths and widths, plain vs residual.
+
+Every member is a BN ReLU MLP of one (variant, depth, width); the analysis of its last checkpoint gives the LP
+and L-map pruning accuracy of every layer. Per network the experiment reads off where each kind of pruning
+becomes effective (SPEC 5.1: test accuracy within 0.005 of the network's), as the first layer *from which on*
+every later layer is effective, and whether the network has the paper's standard structure: LP pruning
+effective strictly before L-map pruning, and L-map pruning effective before the last hidden layer (a linear
+tail of at least one hidden layer). The paper says residual connections keep that structure over a wider
+range of depths and widths than plain nets.
+
+The helpers :func:`effective_from` and :func:`structure_table` are shared with ``depth-100``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from netdyn.analysis.config import EFFECTIVE_TOLERANCE, AnalysisConfig
+from netdyn.analysis.network import effective_layer
+from netdyn.data.spec import DataSpec
+from netdyn.experiments.base import Experiment, ExperimentConfig, ExperimentRuns, Member, member_name, seeded
+from netdyn.models.spec import ModelSpec
+from netdyn.spec import RunSpec
+from netdyn.training.config import TrainConfig
+
+VARIANTS = {"none": "plain", "pre": "residual", "post": "residual-post"}
+"""Table names of the ``residual`` settings of ModelSpec."""
+
+STRUCTURE_COLUMNS = ("test_accuracy", "train_accuracy", "lp_layer", "lmap_layer", "lp_first", "lmap_first",
+                     "linear_tail", "standard_structure")
+"""Columns of :func:`structure_table` after the member's parameters."""
+
+
+def effective_from(
+    table: pd.DataFrame, network_accuracy: float, split: str = "test", tolerance: float = EFFECTIVE_TOLERANCE
+) -> int | None:
+    """The first layer from which on pruning (an ``lmap_accuracy`` / ``lp_accuracy`` table of one network) is
+    effective at every later layer: accuracy on ``split`` at least ``network_accuracy - tolerance``. None when
+    the last layer in the table is not effective. Unlike ``effective_layer`` (the earliest effective layer), a
+    lone effective layer followed by ineffective ones does not count."""
+    rows = table[table["split"] == split].sort_values("layer")
+    if rows.empty:
+        return None
+    ok = (rows["accuracy"].to_numpy(float) >= network_accuracy - tolerance)
+    layers = rows["layer"].to_numpy()
+    if not ok[-1]:
+        return None
+    bad = np.flatnonzero(~ok)
+    return int(layers[bad[-1] + 1]) if len(bad) else int(layers[0])
+
+
+def structure_row(lmap: pd.DataFrame, lp: pd.DataFrame, network: pd.DataFrame, depth: int) -> dict[str, Any]:
+    """Where pruning becomes effective in one network (tables of that network only), and whether it has the
+    standard structure: ``lp_layer < lmap_layer < depth`` (layers from which on LP / L-map pruning is
+    effective on the test set; depth = the last hidden layer L-1)."""
+    acc = network.set_index("split")["accuracy"]
+    test = float(acc["test"])
+    lmap_layer, lp_layer = effective_from(lmap, test), effective_from(lp, test)
+    standard = lmap_layer is not None and lp_layer is not None and lp_layer < lmap_layer < depth
+    return {
+        "test_accuracy": test,
+        "train_accuracy": float(acc["train"]),
+        "lp_layer": lp_layer,
+        "lmap_layer": lmap_layer,
+        "lp_first": effective_layer(lp, test),
+        "lmap_first": effective_layer(lmap, test),
+        "linear_tail": None if lmap_layer is None else depth - lmap_layer,
+        "standard_structure": bool(standard),
+    }
+
+
+def structure_table(tables: dict[str, pd.DataFrame], params: list[str]) -> pd.DataFrame:
+    """One row per member of stacked ``lmap``, ``lp`` and ``network`` tables (member parameters ``params`` as
+    columns, ``depth`` among them): :func:`structure_row` of each."""
+    rows = []
+    for member, net in tables["network"].groupby("member", sort=False):
+        first = net.iloc[0]
+        row = {"member": member, **{p: first[p] for p in params}}
+        lmap = tables["lmap"][tables["lmap"]["member"] == member]
+        lp = tables["lp"][tables["lp"]["member"] == member]
+        row.update(structure_row(lmap, lp, net, int(first["depth"])))
+        rows.append(row)
+    out = pd.DataFrame(rows, columns=["member", *params, *STRUCTURE_COLUMNS])
+    for column in ("lp_layer", "lmap_layer", "lp_first", "lmap_first", "linear_tail"):
+        out[column] = out[column].astype("Int64")
+    return out.astype({"standard_structure": bool})
+
+
+def by_network(table: pd.DataFrame, keys: list[str], value: str) -> dict[str, Any]:
+    """``{"variant-depthD-widthW": value}`` from a structure table: the value itself with one seed, the list
+    over seeds with several (NaN and NA as None)."""
+    out: dict[str, Any] = {}
+    for group, rows in table.groupby(keys, sort=True):
+        name = member_name(**dict(zip(keys, group if isinstance(group, tuple) else (group,), strict=True)))
+        values = [None if pd.isna(v) else (v.item() if hasattr(v, "item") else v) for v in rows[value]]
+        out[name] = values[0] if len(values) == 1 else values
+    return out
+
+
+@dataclass(frozen=True)
+class ResidualConfig(ExperimentConfig):
+    """BN ReLU MLPs over a grid of depths and widths, plain and residual (the paper shows the grid, not its
+    training settings: those below are netdyn's choices)."""
+
+    depths: tuple[int, ...] = (4, 8, 16, 32)
+    """Hidden layers (an n-layer net of the paper is depth n - 2: 6 to 34 layers here)."""
+    widths: tuple[int, ...] = (16, 64, 256)
+    """Neurons per hidden layer (kept modest on a CPU: the cost grows with depth x width^2)."""
+    residuals: tuple[str, ...] = ("none", "pre")
+    """Plain and residual (skip into the local field after batch norm, the paper's Eq. 2)."""
+    optimizer: str = "adam"
+    """Optimiser (the paper does not say; Adam as in its Fig. 6)."""
+    lr: float = 1e-3
+    """Learning rate (Adam's default)."""
+    batch_size: int = 100
+    """Minibatch size."""
+    epochs: float = 16
+    """Training length in epochs (every net fits its training set well before the end at small)."""
+    eval_every: str = "log:8"
+    """Evaluation points of the training history (the figures use the last checkpoint only)."""
+    checkpoint_every: str = "log:2"
+    """Checkpoints: the analysis reads the last one."""
+
+
+class Residual(Experiment):
+    name = "residual"
+    figure = "Fig. 9"
+    shows = "standard structure (LP/L-map pruning) over a depth x width grid, plain vs residual BN ReLU nets"
+    claim = (
+        "Residual connections play a crucial role in maintaining the standard structure (nonlinear early "
+        "layers after which LP pruning is effective, then a linear tail where L-map pruning is effective): "
+        "residual networks keep a stable standard structure across a vast range of depths and widths, a "
+        "broader range than networks without residual connections; too deep or too wide plain networks lose it."
+    )
+    measured = {
+        "smoke": "18 s (2 CPU cores shared with other jobs, load ~13, 2026-11-30)",
+        "small": "22 min (1,314 s; 1 torch thread, 2 CPU cores shared with other jobs, load ~13, 2026-11-30)",
+    }
+    columns = {
+        "network": ("variant", "depth", "width", "seed", "split", "accuracy"),
+        "lmap": ("variant", "depth", "width", "seed", "layer", "split", "accuracy"),
+        "lp": ("variant", "depth", "width", "seed", "layer", "split", "accuracy"),
+        "structure": ("variant", "depth", "width", "seed", *STRUCTURE_COLUMNS),
+    }
+    nullable = {"structure": ("lp_layer", "lmap_layer", "lp_first", "lmap_first", "linear_tail")}
+    scales = {
+        "smoke": ResidualConfig(
+            data=DataSpec("mnist5k", train_size=500, test_size=200), depths=(3, 4), widths=(8,), epochs=2,
+            eval_every="log:3",
+        ),
+        "small": ResidualConfig(),
+        "paper": ResidualConfig(
+            data=DataSpec("mnist"), depths=(4, 8, 16, 32, 64), widths=(64, 256, 1024, 2048), batch_size=300,
+            epochs=20,
+        ),
+    }
+
+    def members(self, config: ResidualConfig) -> list[Member]:
+        members = []
+        for residual in config.residuals:
+            for width in config.widths:
+                for depth in config.depths:
+                    if residual != "none" and depth < 3:
+                        continue  # a residual pair needs depth >= 3
+                    for seed in seeded(config):
+                        spec = RunSpec(
+                            model=ModelSpec(width=width, depth=depth, batchnorm=True, residual=residual, seed=seed),
+                            data=config.data,
+                            train=TrainConfig(
+                                optimizer=config.optimizer, lr=config.lr, batch_size=config.batch_size,
+                                epochs=config.epochs, seed=seed, device=config.device,
+                                eval_every=config.eval_every, checkpoint_every=config.checkpoint_every,
+                            ),
+                        )
+                        params = {"variant": VARIANTS[residual], "depth": depth, "width": width, "seed": seed}
+                        members.append(Member(member_name(**params), spec, params))
+        return members
+
+    def tables(self, runs: ExperimentRuns, config: ResidualConfig) -> dict[str, pd.DataFrame]:
+        analysis = AnalysisConfig(quantities=("lmap", "lp"), basins=False, device=config.device)
+        tables = runs.tables(("network", "lmap", "lp"), analysis)
+        tables = {name: table.drop(columns="step", errors="ignore") for name, table in tables.items()}
+        tables["structure"] = structure_table(tables, ["variant", "depth", "width", "seed"])
+        return tables
+
+    def figures(self, tables: dict[str, pd.DataFrame], config: ResidualConfig) -> dict[str, Any]:
+        from netdyn.plots.pruning import plot_by_size, plot_effective_layers, plot_pruning_grid
+
+        figs: dict[str, Any] = {}
+        seed0 = {name: table[table["seed"] == 0] for name, table in tables.items()}
+        for variant in sorted(pd.unique(seed0["network"]["variant"])):
+            t = {name: table[table["variant"] == variant] for name, table in seed0.items()}
+            fig = plot_pruning_grid(t["lmap"], t["lp"], t["network"], rows="width", cols="depth")
+            fig.suptitle(f"{variant.capitalize()} BN ReLU nets: LP and L-map pruning by layer\n"
+                         "(test set; layer 0 = input; filled = effective)")
+            figs[f"fig9_pruning_{variant}"] = fig
+        figs["fig9_effective_layers"] = plot_effective_layers(seed0["structure"])
+        figs["fig9_test_accuracy"] = plot_by_size(seed0["structure"], "test_accuracy", ylabel="test accuracy")
+        return figs
+
+    def summary(self, tables: dict[str, pd.DataFrame], config: ResidualConfig) -> dict[str, Any]:
+        table = tables["structure"]
+        keys = ["variant", "depth", "width"]
+        out: dict[str, Any] = {
+            "standard_structure_share": {
+                variant: float(rows["standard_structure"].mean()) for variant, rows in table.groupby("variant")
+            },
+        }
+        for value in ("standard_structure", "lmap_layer", "lp_layer", "linear_tail", "test_accuracy"):
+            out[value] = by_network(table, keys, value)
+        return out
+
+
+EXPERIMENT = Residual

@@ -1,0 +1,72 @@
+"""The residual experiment's reading of pruning tables: where pruning becomes effective and whether a network
+has the standard structure, on hand-made tables with known answers."""
+
+import pandas as pd
+
+from netdyn.experiments.residual import EXPERIMENT, by_network, effective_from, structure_row, structure_table
+
+
+def _acc(test, train=None):
+    rows = [{"layer": l, "split": "test", "accuracy": a} for l, a in enumerate(test)]
+    rows += [{"layer": l, "split": "train", "accuracy": a} for l, a in enumerate(train or test)]
+    return pd.DataFrame(rows).sample(frac=1, random_state=0)
+
+
+NETWORK = pd.DataFrame({"split": ["train", "test"], "accuracy": [1.0, 0.95]})
+
+
+def test_effective_from_is_the_start_of_the_effective_tail():
+    # effective = at least 0.95 - 0.005; layer 1 alone is effective, then 2 is not, then 3.. are
+    table = _acc([0.5, 0.95, 0.90, 0.946, 0.96, 0.95])
+    assert effective_from(table, 0.95) == 3
+    assert effective_from(table, 0.95, tolerance=0.06) == 1
+    assert effective_from(_acc([0.96, 0.97, 0.95]), 0.95) == 0
+    assert effective_from(_acc([0.99, 0.9]), 0.95) is None  # the last layer is not effective
+    assert effective_from(_acc([0.5, 0.6], train=[0.9, 1.0]), 1.0, split="train") == 1
+
+
+def test_structure_row_knows_the_standard_structure():
+    lp, lmap = _acc([0.9, 0.95, 0.96, 0.95, 0.95]), _acc([0.3, 0.6, 0.8, 0.95, 0.95])
+    row = structure_row(lmap, lp, NETWORK, depth=4)
+    assert row["lp_layer"] == 1 and row["lmap_layer"] == 3 and row["linear_tail"] == 1
+    assert row["standard_structure"] and row["test_accuracy"] == 0.95 and row["train_accuracy"] == 1.0
+    # no linear tail: L-map effective only at the last hidden layer
+    row = structure_row(_acc([0.3, 0.6, 0.8, 0.9, 0.95]), lp, NETWORK, depth=4)
+    assert row["lmap_layer"] == 4 and row["linear_tail"] == 0 and not row["standard_structure"]
+    # LP not earlier than the L-map: a net whose whole tail is linear from the input on
+    row = structure_row(_acc([0.95] * 5), _acc([0.95] * 5), NETWORK, depth=4)
+    assert row["lp_layer"] == row["lmap_layer"] == 0 and not row["standard_structure"]
+    # the earliest effective layer is reported beside the tail start
+    row = structure_row(_acc([0.3, 0.95, 0.8, 0.95, 0.95]), lp, NETWORK, depth=4)
+    assert row["lmap_first"] == 1 and row["lmap_layer"] == 3
+
+
+def test_structure_table_and_summary_per_network():
+    parts = {"network": [], "lmap": [], "lp": []}
+    for depth, lmap_values in ((2, [0.3, 0.95, 0.95]), (3, [0.3, 0.5, 0.7, 0.95])):
+        params = {"member": f"d{depth}", "variant": "plain", "depth": depth, "width": 8, "seed": 0}
+        parts["network"].append(NETWORK.assign(**params))
+        parts["lmap"].append(_acc(lmap_values).assign(**params))
+        parts["lp"].append(_acc([0.5] + [0.95] * depth).assign(**params))
+    tables = {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
+    table = structure_table(tables, ["variant", "depth", "width", "seed"])
+    assert table["member"].tolist() == ["d2", "d3"]
+    assert table["lmap_layer"].tolist() == [1, 3] and table["lp_layer"].tolist() == [1, 1]
+    assert table["standard_structure"].tolist() == [False, False]
+    assert str(table["lmap_layer"].dtype) == "Int64"
+    assert by_network(table, ["variant", "depth", "width"], "lmap_layer") == {
+        "variantplain-depth2-width8": 1, "variantplain-depth3-width8": 3}
+    summary = EXPERIMENT().summary({"structure": table}, EXPERIMENT.scales["smoke"])
+    assert summary["standard_structure_share"] == {"plain": 0.0}
+
+
+def test_members_cover_the_grid_and_skip_residual_nets_too_shallow_for_a_pair():
+    experiment = EXPERIMENT()
+    config = experiment.config("small")
+    members = experiment.members(config)
+    assert len(members) == len(config.depths) * len(config.widths) * len(config.residuals)
+    assert {m.spec.model.residual for m in members} == {"none", "pre"}
+    assert all(m.spec.model.batchnorm for m in members)
+    shallow = experiment.members(type(config)(depths=(2, 4), widths=(8,)))
+    assert [m.name for m in shallow] == [
+        "variantplain-depth2-width8-seed0", "variantplain-depth4-width8-seed0", "variantresidual-depth4-width8-seed0"]
