@@ -127,3 +127,13 @@ def test_a_folder_written_before_specs_still_loads(tmp_path):
     assert run.dataset().n_features == 12  # the recorded root is gone: the data are rebuilt anyway
     resumed = netdyn.train(MLP(12, 8, 2, 3, seed=0), data, TrainConfig(steps=4), run_dir=out, resume=True)
     assert resumed.summary["steps"] == 4
+
+
+def test_resume_accepts_the_data_spec_as_given_or_as_loaded():
+    from netdyn.training.loop import same_record
+
+    given = DataSpec("blobs", options={"n_features": 6}).to_dict()
+    loaded = DataSpec("blobs", options={"n_features": 6, "n_classes": 4, "noise": 1.0}).to_dict()
+    assert same_record("data", given, loaded) and same_record("data", loaded, given)
+    assert not same_record("data", given, DataSpec("blobs", options={"n_features": 8}).to_dict())
+    assert not same_record("data", given, DataSpec("blobs", seed=1, options={"n_features": 6}).to_dict())

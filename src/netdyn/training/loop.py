@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -376,7 +376,11 @@ def same_record(key: str, old: Any, new: Any) -> bool:
         a.pop("seed"), b.pop("seed")
         return a == b
     if key == "data":
-        return DataSpec.from_dict(old) == DataSpec.from_dict(new)
+        # an option that one record leaves to the data set's default and the other states is no difference
+        # (a spec as given vs the same data as loaded)
+        a, b = DataSpec.from_dict(old), DataSpec.from_dict(new)
+        common = set(a.options) & set(b.options)
+        return replace(a, options={}) == replace(b, options={}) and all(a.options[k] == b.options[k] for k in common)
     return json.loads(json.dumps(old, default=str)) == json.loads(json.dumps(new, default=str))
 
 
