@@ -14,7 +14,9 @@ from netdyn.experiments.runner import ExperimentResult, list_experiments, run_al
 
 #: The modules holding the experiments, in the order ``netdyn reproduce all`` runs them (the paper's order).
 _MODULES = (
+    "shallow",
     "structure",
+    "depth_width",
     "residual",
     "lmap_training",
     "depth_100",

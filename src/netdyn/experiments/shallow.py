@@ -1,0 +1,355 @@
+"""``shallow`` (paper Fig. 2): when does a one-hidden-layer tanh net stop being a linear network?
+
+A 784-2048-10 tanh net (no batch norm) and the same architecture with linear units are trained on training sets
+of several sizes. For each, the test accuracy of the network, of its L-map and of its LP at layer 0 (the input:
+the L-map there is the net with tanh replaced by the identity, the LP a least-squares map from the pixels to the
+net's own output fields) and of the linear network: where the four agree the tanh net acts as a linear net
+(only order-preserving neurons); where the net beats its L-map0, its nonlinearity is at work. The same over
+training at the largest size; the RPD of the hidden layer of the tanh and the linear net at the smallest and the
+largest size, and its evolution over training; the neuron-mode census beside it.
+
+Everything runs twice: on inputs in [0, 1] (the raw pixels) and on unit-norm inputs (netdyn's default), because
+the input scale decides whether the tanh units ever leave their linear range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from netdyn.analysis.config import AnalysisConfig
+from netdyn.data.spec import DataSpec
+from netdyn.experiments.base import (
+    Experiment,
+    ExperimentConfig,
+    ExperimentRuns,
+    Member,
+    member_name,
+    seeded,
+    with_params,
+)
+from netdyn.models.spec import ModelSpec
+from netdyn.spec import RunSpec
+from netdyn.training.config import TrainConfig
+
+#: How the figures name the two input scalings.
+INPUTS = {"none": "inputs in [0, 1]", "unit": "unit-norm inputs"}
+#: The readouts of the size and time panels: the network itself, its L-map and its LP at layer 0.
+READOUTS = ("network", "L-map0", "LP0")
+#: The curves of Fig. 2(a, b), in the paper's order: three readouts of the tanh net and the linear net.
+CURVES = ("tanh network", "tanh L-map0", "tanh LP0", "linear network")
+#: The gaps drawn beside them: the tanh net's test accuracy minus each of the other three curves.
+GAPS = ("L-map0", "LP0", "linear network")
+
+
+@dataclass(frozen=True)
+class ShallowConfig(ExperimentConfig):
+    """A 784-width-10 tanh net and its linear twin on training sets of several sizes (the paper gives the
+    architecture and the sizes 600..60,000, not the training settings: those below are netdyn's choices)."""
+
+    width: int = 512
+    """Hidden neurons (the paper's 2048; 512 at small keeps 16 members within minutes on a CPU)."""
+    train_sizes: tuple[int, ...] = (600, 1200, 2500, 5000)
+    """Training-set sizes (class-stratified subsets); the time and RPD-evolution panels use the largest."""
+    normalizations: tuple[str, ...] = ("none", "unit")
+    """Input scalings, each a run of its own: none = pixels in [0, 1], unit = each sample scaled to norm 1."""
+    activations: tuple[str, ...] = ("tanh", "linear")
+    """The paper's tanh net (NNN) and the linear network (LNN) of the same architecture."""
+    optimizer: str = "adam"
+    """Optimiser (the paper does not say)."""
+    lr: float = 1e-3
+    """Learning rate (Adam's default)."""
+    batch_size: int = 100
+    """Minibatch size."""
+    steps: int = 1500
+    """Optimiser steps of every member, whatever its training-set size (the same training time for all)."""
+    eval_every: str = "log:20"
+    """Evaluation points of the training history."""
+    checkpoints: str = "log:12"
+    """Checkpoints of the largest-size members, each analysed for the time and RPD-evolution panels (the other
+    members keep only their first and last)."""
+    max_samples: int = 2000
+    """Training samples of the RPD and the neuron modes (a seeded subset)."""
+
+
+def _train_config(config: ShallowConfig, seed: int, largest: bool) -> TrainConfig:
+    return TrainConfig(
+        optimizer=config.optimizer,
+        lr=config.lr,
+        batch_size=config.batch_size,
+        steps=config.steps,
+        seed=seed,
+        device=config.device,
+        eval_every=config.eval_every,
+        checkpoint_every=config.checkpoints if largest else config.steps,
+    )
+
+
+class Shallow(Experiment):
+    name = "shallow"
+    figure = "Fig. 2"
+    shows = "784-W-10 tanh vs linear net: network, L-map0, LP0 accuracy vs training-set size and time; RPDs"
+    claim = (
+        "On small training sets a shallow tanh network (784-2048-10) behaves as a linear network: its test "
+        "accuracy equals that of its L-map and of an LP fitted from the input, and of the linear network, and "
+        "the RPD of its hidden layer matches the linear network's (all neurons order-preserving). As the "
+        "training set grows (to 60,000) the curves separate: the tanh net beats its linearisation and its RPD "
+        "flattens against the linear net's, a sign that non-order-preserving neurons are at work. Over training "
+        "the four curves first overlap and then part, and the RPD gradient rises, peaks and falls."
+    )
+    columns = {
+        "size_accuracy": ("normalize", "train_size", "activation", "seed", "split", "readout", "accuracy"),
+        "time_accuracy": ("normalize", "train_size", "activation", "seed", "step", "split", "readout", "accuracy"),
+        "rpd": ("normalize", "train_size", "activation", "seed", "layer", "q", "density"),
+        "rpd_evolution": ("normalize", "train_size", "activation", "seed", "step", "layer", "q", "density"),
+        "rpd_summary": ("normalize", "train_size", "activation", "seed", "step", "layer", "gradient", "top_mass",
+                        "order_index"),
+        "neuron_mode_census": ("normalize", "train_size", "activation", "seed", "layer", "opm", "npm", "inactive",
+                               "rho_median"),
+    }
+    nullable = {"neuron_mode_census": ("rho_mean", "rho_q10", "rho_q25", "rho_median", "rho_q75",
+                                       "order_index_mean")}
+    measured = {
+        "smoke": "about 15 s (12-15 s of CPU time; 2.5 min wall on the shared, loaded machine)",
+        "small": "32 min wall on 2 CPU cores shared with 4 other jobs (load 12-17, OMP_NUM_THREADS=1), 4.2 min "
+                 "of CPU time, 2026-11-30",
+        "paper": "not run (meant for a GPU; the task that built it had none)",
+    }
+    scales = {
+        "smoke": ShallowConfig(
+            data=DataSpec("mnist5k", train_size=500, test_size=200), width=64, train_sizes=(200, 500), steps=30,
+            eval_every="log:4", checkpoints="log:2", max_samples=200,
+        ),
+        "small": ShallowConfig(),
+        "paper": ShallowConfig(
+            data=DataSpec("mnist"), width=2048, train_sizes=(600, 2000, 6000, 20000, 60000), steps=20000,
+            eval_every="log:40", checkpoints="log:16",
+        ),
+    }
+
+    def members(self, config: ShallowConfig) -> list[Member]:
+        members = []
+        largest = max(config.train_sizes)
+        for normalize in config.normalizations:
+            for size in config.train_sizes:
+                data = dataclasses.replace(config.data, train_size=size, normalize=normalize)
+                for activation in config.activations:
+                    for seed in seeded(config):
+                        spec = RunSpec(
+                            model=ModelSpec(width=config.width, depth=1, activation=activation, seed=seed),
+                            data=data,
+                            train=_train_config(config, seed, size == largest),
+                        )
+                        params = {"normalize": normalize, "train_size": size, "activation": activation, "seed": seed}
+                        members.append(Member(member_name(**params), spec, params))
+        return members
+
+    def _analysis_config(self, config: ShallowConfig) -> AnalysisConfig:
+        return AnalysisConfig(
+            quantities=("lmap", "lp", "rpd", "neuron_modes"), basins=False, max_samples=config.max_samples,
+            device=config.device,
+        )
+
+    def tables(self, runs: ExperimentRuns, config: ShallowConfig) -> dict[str, pd.DataFrame]:
+        largest = max(config.train_sizes)
+        analysis_config = self._analysis_config(config)
+        parts: dict[str, list[pd.DataFrame]] = {name: [] for name in self.columns}
+        for member in runs:
+            if runs.diverged(member):
+                continue
+            over_time = member.params["train_size"] == largest
+            analysis = runs.analysis(member, analysis_config, steps="all" if over_time else "last")
+            t = {name: with_params(table, member) for name, table in analysis.tables.items()}
+            last = int(t["network"]["step"].max())
+            readouts = readout_table(t["network"], t["lmap"], t["lp"])
+            parts["size_accuracy"].append(readouts[readouts["step"] == last].drop(columns="step"))
+            parts["rpd"].append(t["rpd"][t["rpd"]["step"] == last].drop(columns="step"))
+            parts["rpd_summary"].append(t["rpd_summary"])
+            census = t["neuron_mode_census"]
+            parts["neuron_mode_census"].append(census[census["step"] == last].drop(columns="step"))
+            if over_time:
+                parts["time_accuracy"].append(readouts)
+                parts["rpd_evolution"].append(t["rpd"])
+        return {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items() if frames}
+
+    def figures(self, tables: dict[str, pd.DataFrame], config: ShallowConfig) -> dict[str, Any]:
+        from netdyn.plots import plot_rpd
+        from netdyn.plots._base import new_figure
+        from netdyn.plots.sizes import plot_against, plot_census_by
+
+        figs: dict[str, Any] = {}
+        normalizations = [n for n in config.normalizations if n in set(tables["size_accuracy"]["normalize"])]
+        sizes = sorted(set(tables["size_accuracy"]["train_size"]))
+        largest = max(sizes)
+
+        size_curves = curve_table(tables["size_accuracy"], split="test")
+        fig = plot_against(size_curves, "train_size", "accuracy", by="curve", panel="inputs", order=_present(
+            CURVES, size_curves["curve"]), logx=True, xlabel="training-set size (log scale)",
+            ylabel="test accuracy (fraction)", legend_title="")
+        fig.suptitle(f"784-{config.width}-10 nets: test accuracy against training-set size "
+                     f"({config.steps} steps each)")
+        figs["fig2a_size_accuracy"] = fig
+        gaps = gap_table(size_curves, "train_size")
+        fig = plot_against(gaps, "train_size", "gap", by="gap_of", panel="inputs", order=_present(
+            GAPS, gaps["gap_of"]), logx=True, xlabel="training-set size (log scale)",
+            ylabel="test accuracy of the tanh net minus ...", legend_title="")
+        for ax in fig.axes:
+            ax.axhline(0, color="0.3", lw=0.8)
+        fig.suptitle("How much the tanh net beats its linearisations, against training-set size")
+        figs["fig2a_size_gap"] = fig
+
+        if "time_accuracy" in tables:
+            time_curves = curve_table(tables["time_accuracy"], split="test")
+            fig = plot_against(time_curves, "step", "accuracy", by="curve", panel="inputs", order=_present(
+                CURVES, time_curves["curve"]), logx=True, xlabel="training step (log scale)",
+                ylabel="test accuracy (fraction)", legend_title="")
+            fig.suptitle(f"784-{config.width}-10 nets on {largest} digits: test accuracy during training")
+            figs["fig2b_time_accuracy"] = fig
+            gaps = gap_table(time_curves, "step")
+            fig = plot_against(gaps, "step", "gap", by="gap_of", panel="inputs", order=_present(
+                GAPS, gaps["gap_of"]), logx=True, xlabel="training step (log scale)",
+                ylabel="test accuracy of the tanh net minus ...", legend_title="")
+            for ax in fig.axes:
+                ax.axhline(0, color="0.3", lw=0.8)
+            fig.suptitle(f"How much the tanh net beats its linearisations during training ({largest} digits)")
+            figs["fig2b_time_gap"] = fig
+
+        seed0 = tables["rpd"][tables["rpd"]["seed"] == 0]
+        for panel, size in (("fig2c_rpd_smallest", min(sizes)), ("fig2d_rpd_largest", largest)):
+            fig = new_figure((5.6 * len(normalizations) + 0.6, 4.4))
+            axes = fig.subplots(1, len(normalizations), sharey=True, squeeze=False)[0]
+            for normalize, ax in zip(normalizations, axes, strict=True):
+                rows = seed0[(seed0["normalize"] == normalize) & (seed0["train_size"] == size)]
+                plot_rpd(rows, by="activation", ax=ax)
+                ax.set_title(INPUTS[normalize])
+            fig.suptitle(f"RPD of the hidden layer, tanh vs linear network, {size} training digits")
+            figs[panel] = fig
+
+        if "rpd_evolution" in tables:
+            evolution = tables["rpd_evolution"]
+            evolution = evolution[(evolution["seed"] == 0) & (evolution["activation"] == "tanh")]
+            fig = new_figure((5.6 * len(normalizations) + 0.6, 4.4))
+            axes = fig.subplots(1, len(normalizations), sharey=True, squeeze=False)[0]
+            for normalize, ax in zip(normalizations, axes, strict=True):
+                plot_rpd(evolution[evolution["normalize"] == normalize], by="step", ax=ax)
+                ax.set_title(INPUTS[normalize])
+            fig.suptitle(f"RPD of the tanh net's hidden layer during training ({largest} digits)")
+            figs["fig2e_rpd_evolution"] = fig
+
+            summary = tables["rpd_summary"]
+            gradient = summary[summary["train_size"] == largest].assign(
+                inputs=lambda t: t["normalize"].map(INPUTS))
+            fig = plot_against(gradient, "step", "gradient", by="activation", panel="inputs", logx=True,
+                               xlabel="training step (log scale)", ylabel="RPD gradient of the hidden layer\n"
+                               "(−slope of density vs q; steeper = more order-preserving)",
+                               order=_present(config.activations, gradient["activation"]))
+            fig.suptitle(f"RPD gradient during training ({largest} digits)")
+            figs["fig2e_rpd_gradient"] = fig
+
+        census = tables["neuron_mode_census"]
+        census = census[(census["seed"] == 0) & (census["activation"] == "tanh")].copy()
+        census["case"] = [f"{'[0,1]' if n == 'none' else 'unit'}, {s}" for n, s in
+                          zip(census["normalize"], census["train_size"], strict=True)]
+        order = [f"{'[0,1]' if n == 'none' else 'unit'}, {s}" for n in normalizations for s in sizes]
+        fig = plot_census_by(census, by="case", order=[c for c in order if c in set(census["case"])])
+        fig.axes[0].set_xlabel("inputs, training-set size")
+        fig.axes[1].set_xlabel("inputs, training-set size")
+        fig.suptitle("Tanh net, hidden layer: neuron modes (rho = 1 by construction in layer 1: a monotone "
+                     "unit keeps its local field's order)")
+        figs["fig2_neuron_modes"] = fig
+        return figs
+
+    def summary(self, tables: dict[str, pd.DataFrame], config: ShallowConfig) -> dict[str, Any]:
+        out: dict[str, Any] = {"steps": config.steps, "width": config.width}
+        acc = tables["size_accuracy"]
+        acc = acc[acc["split"] == "test"].groupby(["normalize", "train_size", "activation", "readout"])[
+            "accuracy"].mean()
+        rs = tables["rpd_summary"]
+        for normalize in config.normalizations:
+            key = "01" if normalize == "none" else normalize
+            for size in config.train_sizes:
+                if (normalize, size, "tanh", "network") not in acc.index:
+                    continue
+                net = float(acc[(normalize, size, "tanh", "network")])
+                row = {
+                    "tanh": net,
+                    "lmap0": float(acc[(normalize, size, "tanh", "L-map0")]),
+                    "lp0": float(acc[(normalize, size, "tanh", "LP0")]),
+                }
+                if (normalize, size, "linear", "network") in acc.index:
+                    row["linear"] = float(acc[(normalize, size, "linear", "network")])
+                row["tanh_minus_lmap0"] = net - row["lmap0"]
+                row["tanh_minus_lp0"] = net - row["lp0"]
+                if "linear" in row:
+                    row["tanh_minus_linear"] = net - row["linear"]
+                final = rs[(rs["normalize"] == normalize) & (rs["train_size"] == size)]
+                final = final[final["step"] == final.groupby("member")["step"].transform("max")]
+                for activation in ("tanh", "linear"):
+                    values = final[final["activation"] == activation]["gradient"]
+                    if len(values):
+                        row[f"rpd_gradient_{activation}"] = float(values.mean())
+                out[f"{key}_size{size}"] = row
+            over_time = rs[(rs["normalize"] == normalize) & (rs["train_size"] == max(config.train_sizes))
+                           & (rs["activation"] == "tanh") & (rs["seed"] == 0) & (rs["step"] > 0)].sort_values("step")
+            if len(over_time):
+                peak = over_time.loc[over_time["gradient"].idxmax()]
+                out[f"{key}_rpd_gradient_over_training"] = {
+                    "first": float(over_time["gradient"].iloc[0]),
+                    "peak": float(peak["gradient"]),
+                    "peak_step": int(peak["step"]),
+                    "last": float(over_time["gradient"].iloc[-1]),
+                }
+            gaps = [out[f"{key}_size{s}"]["tanh_minus_lmap0"] for s in config.train_sizes if f"{key}_size{s}" in out]
+            if gaps:
+                out[f"{key}_tanh_minus_lmap0_smallest"] = gaps[0]
+                out[f"{key}_tanh_minus_lmap0_largest"] = gaps[-1]
+        return out
+
+
+def readout_table(network: pd.DataFrame, lmap: pd.DataFrame, lp: pd.DataFrame) -> pd.DataFrame:
+    """The accuracies of the network, its L-map at layer 0 and its LP at layer 0, stacked with a ``readout``
+    column (``network``, ``L-map0``, ``LP0``); the tables come from one member's analysis (``step`` column and
+    member parameters kept)."""
+    parts = [network.assign(readout="network")]
+    for name, table in (("L-map0", lmap), ("LP0", lp)):
+        parts.append(table[table["layer"] == 0].drop(columns="layer").assign(readout=name))
+    out = pd.concat(parts, ignore_index=True)
+    front = [c for c in out.columns if c not in ("split", "readout", "accuracy")]
+    return out[[*front, "split", "readout", "accuracy"]]
+
+
+def curve_table(readouts: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+    """The curves of Fig. 2(a, b) from a readout table: the tanh net's three readouts and the linear net itself,
+    as a ``curve`` column (``tanh network``, ``tanh L-map0``, ``tanh LP0``, ``linear network``), with the
+    input scaling named in ``inputs``."""
+    rows = readouts[readouts["split"] == split]
+    keep = (rows["activation"] != "linear") | (rows["readout"] == "network")
+    rows = rows[keep].copy()
+    rows["curve"] = rows["activation"] + " " + rows["readout"]
+    rows["inputs"] = rows["normalize"].map(INPUTS)
+    return rows
+
+
+def gap_table(curves: pd.DataFrame, x: str) -> pd.DataFrame:
+    """The tanh network's accuracy minus each other curve of a :func:`curve_table`, at each (inputs, ``x``,
+    seed): columns ``inputs, <x>, seed, gap_of`` (``L-map0``, ``LP0``, ``linear network``) and ``gap``."""
+    keys = ["inputs", x, "seed"]
+    wide = curves.pivot_table(index=keys, columns="curve", values="accuracy", aggfunc="first")
+    parts = []
+    for name in GAPS:
+        column = "linear network" if name == "linear network" else f"tanh {name}"
+        if column in wide.columns and "tanh network" in wide.columns:
+            gap = (wide["tanh network"] - wide[column]).dropna()
+            parts.append(gap.rename("gap").reset_index().assign(gap_of=name))
+    return pd.concat(parts, ignore_index=True)[[*keys, "gap_of", "gap"]]
+
+
+def _present(order, values) -> list:
+    have = set(values)
+    return [v for v in order if v in have]
+
+
+EXPERIMENT = Shallow
