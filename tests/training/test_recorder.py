@@ -68,3 +68,11 @@ def test_resume_right_after_a_checkpoint_records_no_step_twice(tiny_data, tmp_pa
     assert not history.duplicated(["step", "split", "bn_mode"]).any()
     pd.testing.assert_frame_equal(whole.history.drop(columns="wall_time"), history.drop(columns="wall_time"))
     pd.testing.assert_frame_equal(resumed.history, history)
+
+
+def test_a_run_without_evaluations_is_summarised_as_finished(tiny_data, tmp_path):
+    cfg = TrainConfig(steps=7, batch_size=40, eval_every="none", checkpoint_every="none")
+    result = train(MLP(12, 8, 2, 3, seed=1), tiny_data, cfg, run_dir=tmp_path / "r")
+    assert result.summary["steps"] == result.summary["total_steps"] == 7
+    assert result.summary["epochs"] == pytest.approx(7 / 6)  # 240 samples in batches of 40
+    assert len(result.history) == 0 and load_run(tmp_path / "r").checkpoints() == []  # "none": a pure-speed run

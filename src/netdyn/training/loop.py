@@ -280,7 +280,7 @@ def train(
 
     state.diverged = diverged_step is not None
     table = _history_frame(recorder.table("history"))
-    summary = _summary(table, total, recorder.wall_time(), diverged_step, n_train, x_test.shape[0], modes)
+    summary = _summary(table, total, per_epoch, recorder.wall_time(), diverged_step, n_train, x_test.shape[0], modes)
     summary = recorder.finish(summary, state.step)
     return TrainResult(history=table, summary=summary, run_dir=folder.path if folder else None, net=net)
 
@@ -301,16 +301,20 @@ def _history_frame(history: list[dict[str, Any]] | pd.DataFrame | None) -> pd.Da
 def _summary(
     table: pd.DataFrame,
     total: int,
+    per_epoch: int,
     wall: float,
     diverged_step: int | None,
     n_train: int,
     n_test: int,
     modes: list[str],
 ) -> dict[str, Any]:
+    # a finished run trained every step, evaluated or not (eval_every="none"); a diverged one is summarised
+    # at its last recorded step, the last state known to be finite
+    steps = total if diverged_step is None else (int(table["step"].max()) if len(table) else 0)
     summary: dict[str, Any] = {
-        "steps": int(table["step"].max()) if len(table) else 0,
+        "steps": steps,
         "total_steps": total,
-        "epochs": float(table["epoch"].max()) if len(table) else 0.0,
+        "epochs": steps / per_epoch,
         "wall_time": wall,
         "diverged": diverged_step is not None,
         "diverged_step": diverged_step,
