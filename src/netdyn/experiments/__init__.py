@@ -17,6 +17,8 @@ _MODULES = (
     "shallow",
     "structure",
     "depth_width",
+    "basins_depth_width",
+    "basins_hparams",
     "residual",
     "lmap_training",
     "depth_100",
