@@ -94,6 +94,13 @@ class Structure(Experiment):
         "become dissimilar with depth. With batch norm, test accuracy can jump late (grokking) and test loss "
         "can rise before it falls (double descent), more so in deeper nets."
     )
+    measured = {
+        "smoke": "8 s (2 CPU cores, unloaded, 2026-11-29)",
+        "small": "about 70 min wall on 2 CPU cores shared with 6 other jobs (load 11-15; the first four members "
+                 "with 2 torch threads, which oversubscription slows up to 10x), 2026-11-30; the last five members "
+                 "and the analysis took 6.5 min with OMP_NUM_THREADS=1 under the same load",
+        "paper": "not run (meant for a GPU; none was lent to this task)",
+    }
     columns = {
         "history": ("member", "variant", "depth", "seed", "step", "split", "bn_mode", "loss", "accuracy"),
         "network": ("variant", "depth", "seed", "split", "accuracy"),
@@ -164,7 +171,7 @@ class Structure(Experiment):
             curves = history[(history["variant"] == variant) & (history["seed"] == 0)
                              & (history["bn_mode"] == "running")]
             fig = plots.plot_training(curves, by="depth")
-            fig.suptitle(f"{variant.capitalize()} BN ReLU nets: training curves by depth (running statistics)")
+            fig.axes[0].set_title(f"{variant.capitalize()} BN ReLU nets: training curves by depth (running statistics)")
             figs[f"fig3{g}_training{suffix}"] = fig
         return figs
 
