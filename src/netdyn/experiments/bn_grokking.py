@@ -1,0 +1,294 @@
+"""``bn-grokking`` (paper Fig. 8; its text cites Fig. 6): the late jump of deep BN nets' test accuracy comes
+from evaluating with running batch-norm statistics.
+
+The deep BN ReLU nets of ``structure`` (its :func:`~netdyn.experiments.structure.member_specs`), evaluated at
+every evaluation point with running statistics and with the statistics of each batch of the training batch
+size (``bn_eval="both"``). The experiment shows the test accuracy of both modes against steps (the paper: with
+batch statistics the late jump disappears), ``bn_perturbation`` (the weight perturbation that running
+statistics amount to) beside the weight-basin size at the same checkpoints (the paper: the perturbation is
+comparable with the weight basin, so samples fall outside their basins until the running statistics settle),
+and the output local fields of classes 1, 2, 3 before and after the running-mode jump.
+
+The jump is :func:`netdyn.experiments.grokking.accuracy_jump` of each mode's test accuracy, taken from the
+first step (no fit reference: these nets fit their training set only at the end); the lag between the modes
+is the distance of their half-rise steps in decades of steps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from netdyn.analysis.basins import curve_sizes
+from netdyn.analysis.config import AnalysisConfig
+from netdyn.data.spec import DataSpec
+from netdyn.experiments.base import Experiment, ExperimentRuns, Member, with_params
+from netdyn.experiments.grokking import accuracy_jump, first_crossing_step, grokking_stages, jump_table
+from netdyn.experiments.structure import StructureConfig, member_specs
+
+MODES = ("running", "batch")
+
+
+def mode_lag(running_mid_step: float | None, batch_mid_step: float | None) -> float:
+    """How many decades of steps the running-statistics jump comes after the batch-statistics one:
+    log10(running mid step) - log10(batch mid step), the half-rise steps of :class:`Jump` (steps below 1 count
+    as 1); NaN when either mode has no jump (None or NaN)."""
+    values = [None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+              for v in (running_mid_step, batch_mid_step)]
+    if None in values:
+        return math.nan
+    return math.log10(max(values[0], 1.0)) - math.log10(max(values[1], 1.0))
+
+
+def perturbation_crossing_step(table: pd.DataFrame, reference: float) -> int | None:
+    """The first checkpoint step from which the BN perturbation (``eps_equivalent``, one row per ``step``) stays
+    below ``reference`` (a weight-basin size) for good; None if it never does. The paper's mechanism puts the
+    running-statistics jump there: before it, running statistics push the samples out of their weight-space
+    basins."""
+    rows = table.sort_values("step")
+    return first_crossing_step(rows["step"].tolist(), (-rows["eps_equivalent"]).tolist(), -reference)
+
+
+@dataclass(frozen=True)
+class BNGrokkingConfig(StructureConfig):
+    """The deep BN ReLU nets of ``structure`` (same training choices), recorded densely enough in time to see
+    the jump, with the analysis of every checkpoint."""
+
+    depths: tuple[int, ...] = (2, 6, 10)
+    """Depths trained (the paper: the jump grows with depth; depth 10 = its 12-layer net)."""
+    residuals: tuple[str, ...] = ("none",)
+    """Plain nets only (the paper treats plain and residual alike; residual adds its two-layer oscillation)."""
+    eval_every: str = "log:49"
+    """Evaluation points of the accuracy curves (16 per decade; holds every checkpoint)."""
+    checkpoint_every: str = "log:25"
+    """Checkpoints, each analysed (8 per decade)."""
+    bn_eval: str = "both"
+    """Evaluate with running and with batch statistics (batches of batch_size, the training batch size)."""
+    basin_eps: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0)
+    """Weight-noise grid of the weight basin at every checkpoint (dense at small eps, where the BN
+    perturbation of a trained net lies; up to 3, since these nets keep half their accuracy beyond 1)."""
+    basin_min_accuracy: float = 0.5
+    """The figure draws a checkpoint's weight-basin size only where its clean (running-statistics) training
+    accuracy is at least this: a basin around a net at chance has no meaning."""
+    repeats: int = 3
+    """Perturbed networks per amplitude."""
+    basin_samples: int = 500
+    """Training samples the weight basin is measured on (a seeded subset)."""
+    classes: tuple[int, ...] = (1, 2, 3)
+    """Classes of the local-field projections (the output neurons of the first two are the axes)."""
+    min_rise: float = 0.05
+    """A test-accuracy rise smaller than this is no jump."""
+
+
+class BNGrokking(Experiment):
+    name = "bn-grokking"
+    figure = "Fig. 8 (text: Fig. 6)"
+    shows = "deep BN nets: test accuracy with running vs batch statistics, BN perturbation vs weight basin"
+    claim = (
+        "In deep BN networks the late jump of the test accuracy (their grokking) comes from evaluating with "
+        "running batch-norm statistics: they differ from the current batch's, a weight perturbation comparable with "
+        "the small weight-space basin, so samples fall outside their basins until the statistics settle. "
+        "Evaluated with batch statistics instead, the jump disappears. Before the jump the test samples' output "
+        "local fields lie far from the training samples'; after it they overlap."
+    )
+    columns = {
+        "history": ("member", "variant", "depth", "seed", "step", "split", "bn_mode", "loss", "accuracy"),
+        "jump": ("member", "variant", "depth", "seed", "bn_mode", "start_step", "start_level", "onset_step",
+                 "mid_step", "end_step", "plateau_step", "plateau_level", "rise"),
+        "bn_perturbation": ("member", "variant", "depth", "seed", "step", "layer", "eps_equivalent"),
+        "weight_basin": ("member", "variant", "depth", "seed", "step", "eps", "accuracy", "ci_low", "ci_high"),
+        "bn_vs_basin": ("member", "variant", "depth", "seed", "step", "eps_equivalent", "eps_equivalent_max",
+                        "clean_accuracy", "size_mid", "size_half"),
+        "local_fields": ("member", "variant", "depth", "seed", "stage", "step", "split", "label", "h_a", "h_b"),
+        "local_fields_summary": ("member", "variant", "depth", "seed", "stage", "step", "label",
+                                 "test_in_train_fraction"),
+    }
+    nullable = {
+        "jump": ("fit_step", "onset_step", "mid_step", "end_step", "delay"),
+        "bn_vs_basin": ("size_mid", "size_half"),
+        "local_fields_summary": ("test_in_train_fraction",),
+    }
+    scales = {
+        "smoke": BNGrokkingConfig(
+            data=DataSpec("mnist5k", train_size=500, test_size=200), width=32, depths=(3,), epochs=3,
+            eval_every="log:9", checkpoint_every="log:5", basin_eps=(0.0, 0.1, 0.5), repeats=2, basin_samples=100,
+        ),
+        "small": BNGrokkingConfig(),
+        "paper": BNGrokkingConfig(data=DataSpec("mnist"), width=1024, depths=(2, 6, 10), batch_size=300,
+                                  epochs=20, basin_samples=2000),
+    }
+    measured = {
+        "smoke": "14 s (2 CPU cores, load ~4, 2026-11-30)",
+        "small": "11.7 min (2 CPU cores shared with other jobs, load 4-7, torch 1 thread; training 7.7 min; "
+                 "2026-11-30)",
+    }
+
+    def members(self, config: BNGrokkingConfig) -> list[Member]:
+        return member_specs(config)
+
+    def _analysis_config(self, config: BNGrokkingConfig) -> AnalysisConfig:
+        return AnalysisConfig(quantities=("bn_perturbation", "weight_basin"), eps=config.basin_eps,
+                              repeats=config.repeats, basin_samples=config.basin_samples,
+                              bn_batch_size=config.batch_size, device=config.device)
+
+    def _fields_config(self, config: BNGrokkingConfig) -> AnalysisConfig:
+        return AnalysisConfig(quantities=("local_fields",), classes=config.classes, device=config.device)
+
+    def tables(self, runs: ExperimentRuns, config: BNGrokkingConfig) -> dict[str, pd.DataFrame]:
+        parts: dict[str, list[pd.DataFrame]] = {}
+
+        def add(name: str, table: pd.DataFrame) -> None:
+            parts.setdefault(name, []).append(table)
+
+        live = [m for m in runs if not runs.diverged(m)]
+        deepest = max((m.params["depth"] for m in live), default=None)
+        for member in runs:
+            add("history", runs.history(member))
+            if member not in live:
+                continue
+            run = runs.run(member)
+            own = run.history
+            jumps = {mode: accuracy_jump(own, fit_threshold=None, bn_mode=mode, min_rise=config.min_rise)
+                     for mode in MODES}
+            add("jump", with_params(jump_table([{"bn_mode": m, **j.to_dict()} for m, j in jumps.items()]), member))
+            data = runs.data(member)
+            num_classes = int(data.num_classes)
+            analysis = runs.analysis(member, self._analysis_config(config), steps="all")
+            perturbation = analysis.tables["bn_perturbation"]
+            basin = analysis.tables["weight_basin"]
+            add("bn_perturbation", with_params(perturbation[["step", "layer", "eps_equivalent"]], member))
+            add("weight_basin", with_params(basin[["step", "eps", "accuracy", "ci_low", "ci_high"]], member))
+            rows = []
+            for step, curve in basin.groupby("step", sort=True):
+                curve = curve.sort_values("eps")
+                size_mid, size_half = curve_sizes(curve, num_classes)
+                eps = perturbation[perturbation["step"] == step]["eps_equivalent"]
+                rows.append({"step": int(step), "eps_equivalent": float(eps.mean()),
+                             "eps_equivalent_max": float(eps.max()),
+                             "clean_accuracy": float(curve["accuracy"].iloc[0]),
+                             "size_mid": size_mid, "size_half": size_half})
+            add("bn_vs_basin", with_params(pd.DataFrame(rows), member))
+            if member.params["depth"] != deepest:
+                continue
+            chance = float(np.bincount(data.y_train.numpy(), minlength=num_classes).max() / len(data.y_train))
+            stages = grokking_stages(own, run.checkpoints(), jumps["running"], chance, bn_mode="running")
+            chosen = {s: stages[s] for s in ("before", "after")}
+            fields = runs.analysis(member, self._fields_config(config), steps=sorted(set(chosen.values())))
+            for name in ("local_fields", "local_fields_summary"):
+                table = fields.tables[name]
+                frames = [table[table["step"] == step].assign(stage=stage) for stage, step in chosen.items()]
+                table = pd.concat(frames, ignore_index=True)
+                front = ["stage", "step"]
+                add(name, with_params(table[front + [c for c in table.columns if c not in front]], member))
+        return {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
+
+    def figures(self, tables: dict[str, pd.DataFrame], config: BNGrokkingConfig) -> dict[str, Any]:
+        from netdyn.plots import dynamics
+
+        figs: dict[str, Any] = {}
+        history = tables["history"]
+        seed = int(history["seed"].min())
+        plain = history[(history["seed"] == seed)]
+        figs["fig8c_accuracy_bn_modes"] = dynamics.plot_accuracy_by_mode(plain, by="depth")
+        if "bn_vs_basin" in tables:
+            table = tables["bn_vs_basin"]
+            table = table[table["seed"] == seed].copy()
+            formed = table["clean_accuracy"] >= config.basin_min_accuracy
+            table.loc[~formed, ["size_mid", "size_half"]] = np.nan
+            fig = dynamics.plot_perturbation_vs_basin(table, by="depth")
+            fig.axes[0].set_title("Batch-norm perturbation vs weight-basin size\n(sizes drawn where the clean "
+                                  f"running-statistics accuracy is >= {config.basin_min_accuracy:g})",
+                                  fontsize="medium")
+            figs["fig8_perturbation_vs_basin"] = fig
+        if "local_fields" in tables:
+            points = tables["local_fields"]
+            points = points[points["seed"] == seed]
+            steps = points.groupby("stage")["step"].first().to_dict()
+            depth = int(points["depth"].iloc[0])
+            jumps = tables["jump"]
+            running = jumps[(jumps["depth"] == depth) & (jumps["seed"] == seed) & (jumps["bn_mode"] == "running")]
+            found = bool(running["end_step"].notna().any())
+            titles = {s: f"depth {depth}, {s} the running-statistics jump (step {steps[s]})" if found
+                      else f"depth {depth}, no running-statistics jump found (step {steps[s]})"
+                      for s in ("before", "after")}
+            fig = dynamics.plot_stage_local_fields(
+                points.drop(columns=["member", "variant", "depth", "seed", "step"]), stages=("before", "after"),
+                titles=titles, neurons=config.classes[:2], splits=("test", "train"))
+            figs["fig8ad_local_fields"] = fig
+        return figs
+
+    def summary(self, tables: dict[str, pd.DataFrame], config: BNGrokkingConfig) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        history = tables["history"]
+        jumps = tables.get("jump")
+        if jumps is None:
+            return out
+        for (depth, seed), rows in jumps.groupby(["depth", "seed"], sort=True):
+            key = f"depth{depth}" + (f"_seed{seed}" if seed else "")
+            by_mode = {row.bn_mode: row for row in rows.itertuples()}
+            own = history[(history["depth"] == depth) & (history["seed"] == seed)]
+            final = own[own["step"] == own["step"].max()]
+            for mode in MODES:
+                j = by_mode[mode]
+                out[f"{key}_{mode}_jump_mid_step"] = _num(j.mid_step)
+                out[f"{key}_{mode}_jump_rise"] = float(j.rise)
+                test = final[(final["split"] == "test") & (final["bn_mode"] == mode)]["accuracy"]
+                out[f"{key}_{mode}_final_test_accuracy"] = float(test.iloc[0])
+            lag = mode_lag(_num(by_mode["running"].mid_step), _num(by_mode["batch"].mid_step))
+            out[f"{key}_lag_log10_steps"] = None if math.isnan(lag) else lag
+            batch_mid = _num(by_mode["batch"].mid_step)
+            if batch_mid is not None:
+                test = own[own["split"] == "test"]
+                at = test[test["step"] <= batch_mid].sort_values("step").groupby("bn_mode")["accuracy"].last()
+                out[f"{key}_running_test_accuracy_at_batch_mid"] = float(at.get("running", math.nan))
+                out[f"{key}_batch_test_accuracy_at_batch_mid"] = float(at.get("batch", math.nan))
+            bvb = tables["bn_vs_basin"]
+            bvb = bvb[(bvb["depth"] == depth) & (bvb["seed"] == seed)].set_index("step").sort_index()
+            run_j = by_mode["running"]
+            if _num(run_j.onset_step) is not None:
+                before = bvb[bvb.index <= run_j.onset_step].iloc[-1]
+                after = bvb[bvb.index >= run_j.end_step].iloc[0]
+                for name, row in (("before", before), ("after", after)):
+                    out[f"{key}_{name}_jump_step"] = int(row.name)
+                    out[f"{key}_{name}_jump_bn_perturbation"] = float(row["eps_equivalent"])
+                    out[f"{key}_{name}_jump_weight_size_half"] = _num(row["size_half"])
+                    out[f"{key}_{name}_jump_clean_running_accuracy"] = float(row["clean_accuracy"])
+            last = bvb.iloc[-1]
+            out[f"{key}_final_bn_perturbation"] = float(last["eps_equivalent"])
+            out[f"{key}_final_weight_size_half"] = _num(last["size_half"])
+            out[f"{key}_final_weight_size_mid"] = _num(last["size_mid"])
+            reference = _num(last["size_half"])
+            if reference is not None:
+                crossing = perturbation_crossing_step(bvb.reset_index(), reference)
+                out[f"{key}_bn_perturbation_below_final_basin_step"] = crossing
+                mid = _num(run_j.mid_step)
+                if crossing is not None and mid is not None:
+                    out[f"{key}_crossing_minus_running_mid_log10_steps"] = (
+                        math.log10(max(crossing, 1)) - math.log10(max(mid, 1)))
+        lags = [(int(d), out.get(f"depth{d}_lag_log10_steps")) for d in sorted(set(jumps["depth"]))]
+        finite = [(d, v) for d, v in lags if v is not None and not math.isnan(v)]
+        if len(finite) > 1:
+            out["lag_grows_with_depth"] = all(b[1] >= a[1] for a, b in zip(finite, finite[1:], strict=False))
+        if "local_fields_summary" in tables:
+            lf = tables["local_fields_summary"]
+            for stage in ("before", "after"):
+                out[f"deepest_{stage}_test_in_train_fraction"] = float(lf[lf["stage"] == stage]
+                                                                       ["test_in_train_fraction"].mean())
+        return out
+
+
+def _num(value: Any) -> Any:
+    """A table number as plain JSON (NaN -> None; whole floats -> int)."""
+    if value is None:
+        return None
+    value = float(value)
+    if math.isnan(value):
+        return None
+    return int(value) if value.is_integer() else value
+
+
+EXPERIMENT = BNGrokking

@@ -1,0 +1,542 @@
+"""``grokking`` (paper Fig. 7): a shallow ReLU net that generalises long after it fits, and its basins.
+
+The 784-200-200-10 ReLU net of Omnigrok's MNIST set-up (Liu, Michaud and Tegmark, ICLR 2023): 1,000 training
+digits with inputs in [0, 1], MSE on one-hot targets, AdamW (lr 1e-3, weight decay 0.01), batch 200, every
+initial parameter scaled by 8, float64, 10^5 steps. The experiment shows
+
+* train and test accuracy against steps, with the accuracy of noised training samples at several amplitudes
+  (the sample basin on a fixed grid at every checkpoint) and the sample basin's size against steps beside
+  the test samples' relative distance to their nearest training sample (the paper's mechanism: test samples
+  are classified once the basins have grown past them);
+* sample- and weight-basin curves at three stages picked from the run itself (before learning, just before
+  and just after the test accuracy's jump), with that distance drawn on the same axis;
+* the output local fields of classes 1, 2, 3, train and test, before and after the jump.
+
+The jump and the stages are defined by the pure functions below, on history tables (the columns of
+``netdyn.train``'s history: ``step, split, bn_mode, loss, accuracy``), so that a transition detector can reuse
+them. Every step they return is an evaluated step of the table.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from netdyn.analysis.basins import curve_sizes, nearest_train_distance
+from netdyn.analysis.config import AnalysisConfig
+from netdyn.data.spec import DataSpec
+from netdyn.errors import ConfigError
+from netdyn.experiments.base import (
+    Experiment,
+    ExperimentConfig,
+    ExperimentRuns,
+    Member,
+    member_name,
+    seeded,
+    with_params,
+)
+from netdyn.models.spec import ModelSpec
+from netdyn.spec import RunSpec
+from netdyn.training.config import TrainConfig
+
+STAGES = ("initial", "before", "after")
+#: Figures draw a checkpoint's basin size only where the clean accuracy of its curve (eps = 0) is at least this:
+#: the "basin" of a net still at chance has no meaning (its half-accuracy point sits at chance level).
+MIN_CLEAN_ACCURACY = 0.5
+_TOLERANCE = 1e-9  # accuracies are fractions of counts: levels computed from them compare up to rounding
+STAGE_TITLES = {"initial": "before learning", "before": "just before the jump", "after": "just after the jump"}
+
+
+# ----------------------------------------------------------------------------------- definitions on histories
+def curve(history: pd.DataFrame, split: str, metric: str = "accuracy", bn_mode: str | None = None) -> pd.Series:
+    """One split's ``metric`` against the step: a Series indexed by step, sorted, one value per step.
+
+    ``bn_mode`` picks the batch-norm evaluation mode (``running`` / ``batch``); it may be left None when the
+    table holds one mode only (a net without batch norm records ``none``)."""
+    rows = history[history["split"] == split]
+    if "bn_mode" in rows.columns:
+        modes = pd.unique(rows["bn_mode"]).tolist()
+        if bn_mode is not None:
+            rows = rows[rows["bn_mode"] == bn_mode]
+        elif len(modes) > 1:
+            raise ConfigError(f"the history holds several bn_mode values {modes}: name one")
+    if rows.empty:
+        raise ConfigError(f"the history has no {split!r} rows" + (f" in bn_mode {bn_mode!r}" if bn_mode else ""))
+    if rows["step"].duplicated().any():
+        raise ConfigError(f"several {split!r} rows per step: filter the history to one run first")
+    return rows.set_index("step")[metric].sort_index().astype(float)
+
+
+def fit_step(history: pd.DataFrame, threshold: float = 1.0, bn_mode: str | None = None) -> int | None:
+    """The first evaluated step at which the training accuracy is >= ``threshold`` (1.0: every training sample
+    classified right); None if it never gets there."""
+    train = curve(history, "train", bn_mode=bn_mode)
+    hit = train[train >= threshold - _TOLERANCE]
+    return int(hit.index[0]) if len(hit) else None
+
+
+def plateau(history: pd.DataFrame, split: str = "test", tail: int = 5, tolerance: float = 0.01,
+            bn_mode: str | None = None) -> tuple[int, float]:
+    """(step, level) of the accuracy's final plateau.
+
+    level = the median accuracy over the last ``tail`` evaluation points; step = the first evaluated step from
+    which the accuracy never again falls below level - ``tolerance`` (so a curve still creeping up reaches its
+    plateau late, and a dip after an early high resets it)."""
+    acc = curve(history, split, bn_mode=bn_mode)
+    level = float(np.median(acc.to_numpy()[-tail:]))
+    below = np.flatnonzero(acc.to_numpy() < level - tolerance)
+    first = 0 if below.size == 0 else int(below[-1]) + 1
+    return int(acc.index[min(first, len(acc) - 1)]), level
+
+
+@dataclass(frozen=True)
+class Jump:
+    """The test accuracy's rise after the training set is fitted (see :func:`accuracy_jump`)."""
+
+    fit_step: int | None
+    """First step with training accuracy >= the fit threshold (None: never)."""
+    start_step: int
+    """The foot of the rise: the first step of the accuracy's minimum at or after ``fit_step`` (or after the
+    first evaluated step without one)."""
+    start_level: float
+    """Accuracy at ``start_step``."""
+    plateau_step: int
+    """See :func:`plateau`."""
+    plateau_level: float
+    """See :func:`plateau`."""
+    onset_step: int | None = None
+    """Last step in [start_step, end_step] with accuracy <= start + low x rise (None: no jump)."""
+    mid_step: int | None = None
+    """First step in [onset_step, end_step] with accuracy >= start + rise / 2 (None: no jump)."""
+    end_step: int | None = None
+    """First step after start_step with accuracy >= start + high x rise (None: no jump)."""
+
+    @property
+    def rise(self) -> float:
+        """plateau_level - start_level."""
+        return self.plateau_level - self.start_level
+
+    @property
+    def found(self) -> bool:
+        """Whether the rise was large enough to count as a jump."""
+        return self.end_step is not None
+
+    @property
+    def delay(self) -> float:
+        """plateau_step / fit_step: how many times later the accuracy plateaus than the training set is fitted
+        (NaN without a fit step; a fit at step 0 counts as step 1)."""
+        if self.fit_step is None:
+            return math.nan
+        return self.plateau_step / max(self.fit_step, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields and derived numbers as one table row (missing steps as None)."""
+        return {
+            "fit_step": self.fit_step, "start_step": self.start_step, "start_level": self.start_level,
+            "onset_step": self.onset_step, "mid_step": self.mid_step, "end_step": self.end_step,
+            "plateau_step": self.plateau_step, "plateau_level": self.plateau_level, "rise": self.rise,
+            "delay": self.delay,
+        }
+
+
+def jump_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """Rows of :meth:`Jump.to_dict` (plus any other columns) as a table whose step columns are floats, NaN where
+    a step is missing, so that tables of many runs stack with one dtype."""
+    steps = ("fit_step", "start_step", "onset_step", "mid_step", "end_step", "plateau_step")
+    table = pd.DataFrame(list(records))
+    return table.astype({c: "float64" for c in steps if c in table.columns})
+
+
+def accuracy_jump(
+    history: pd.DataFrame,
+    split: str = "test",
+    fit_threshold: float | None = 1.0,
+    low: float = 0.1,
+    high: float = 0.9,
+    min_rise: float = 0.05,
+    tail: int = 5,
+    tolerance: float = 0.01,
+    bn_mode: str | None = None,
+    fit_bn_mode: str | None = None,
+) -> Jump:
+    """The jump of ``split``'s accuracy after the training accuracy reaches ``fit_threshold``.
+
+    Definitions (all on evaluated steps): the reference step is :func:`fit_step` (the first evaluated step
+    when the training set is never fitted, or when ``fit_threshold`` is None); the foot of the rise is the
+    accuracy's minimum at or after it (``start``); the top is the plateau level of :func:`plateau` (``tail``,
+    ``tolerance``); rise = top - foot. A rise below ``min_rise`` is no jump (onset, mid and end None).
+    Otherwise ``end_step`` is the first step after the foot where the accuracy reaches foot + ``high`` x rise,
+    ``onset_step`` the last step between the foot and ``end_step`` where it is still <= foot + ``low`` x rise,
+    and ``mid_step`` the first step from the onset on where it reaches foot + rise / 2. ``bn_mode`` picks the
+    evaluation mode of ``split``, ``fit_bn_mode`` that of the training accuracy (default: the same).
+    """
+    acc = curve(history, split, bn_mode=bn_mode)
+    fitted = None
+    if fit_threshold is not None:
+        fitted = fit_step(history, fit_threshold, bn_mode=fit_bn_mode or bn_mode)
+    after = acc[acc.index >= (fitted if fitted is not None else acc.index[0])]
+    start_step = int(after.idxmin())
+    start_level = float(after.min())
+    top_step, top = plateau(history, split, tail=tail, tolerance=tolerance, bn_mode=bn_mode)
+    jump = Jump(fitted, start_step, start_level, top_step, top)
+    rise = top - start_level
+    if rise < min_rise:
+        return jump
+    rest = acc[acc.index >= start_step]
+    reached = rest[rest >= start_level + high * rise - _TOLERANCE]
+    if reached.empty:  # the plateau's median lies below the high mark: no clean jump
+        return jump
+    end = int(reached.index[0])
+    span = rest[rest.index <= end]
+    onset = int(span[span <= start_level + low * rise + _TOLERANCE].index[-1])
+    mid = int(span[(span.index >= onset) & (span >= start_level + rise / 2 - _TOLERANCE)].index[0])
+    return Jump(fitted, start_step, start_level, top_step, top, onset, mid, end)
+
+
+def before_learning_step(
+    history: pd.DataFrame, candidates: Sequence[int], chance: float, margin: float = 0.1,
+    bn_mode: str | None = None,
+) -> int:
+    """The latest of ``candidates`` (checkpoint steps) at which train and test accuracy are both still within
+    ``margin`` of ``chance`` (the basins have not formed); the earliest candidate when none is.
+
+    Each candidate is read at the latest evaluated step at or before it."""
+    train = curve(history, "train", bn_mode=bn_mode)
+    test = curve(history, "test", bn_mode=bn_mode)
+    steps = sorted(int(c) for c in candidates)
+    if not steps:
+        raise ConfigError("before_learning_step needs at least one candidate step")
+    low = [s for s in steps if _at(train, s) <= chance + margin and _at(test, s) <= chance + margin]
+    return low[-1] if low else steps[0]
+
+
+def grokking_stages(
+    history: pd.DataFrame, candidates: Sequence[int], jump: Jump, chance: float, margin: float = 0.1,
+    bn_mode: str | None = None,
+) -> dict[str, int]:
+    """Three of ``candidates`` (checkpoint steps) for the paper's Fig. 7(b): ``initial`` =
+    :func:`before_learning_step`; ``before`` = the latest candidate at or before the jump's onset; ``after`` =
+    the earliest candidate at or after the jump's end (the last candidate if none is). Without a jump,
+    ``before`` is the latest candidate at or before the fit step (or the first step) and ``after`` the last
+    candidate. ``before`` is never earlier than ``initial``."""
+    steps = sorted(int(c) for c in candidates)
+    initial = before_learning_step(history, steps, chance, margin, bn_mode=bn_mode)
+    edge = jump.onset_step if jump.found else (jump.fit_step if jump.fit_step is not None else steps[0])
+    early = [s for s in steps if s <= edge]
+    before = max(early[-1] if early else steps[0], initial)
+    late = [s for s in steps if jump.found and s >= jump.end_step]
+    after = late[0] if late else steps[-1]
+    return {"initial": initial, "before": before, "after": after}
+
+
+def _at(series: pd.Series, step: int) -> float:
+    """The value at the latest index <= step (the first value when step precedes every index)."""
+    earlier = series[series.index <= step]
+    return float(earlier.iloc[-1] if len(earlier) else series.iloc[0])
+
+
+def first_crossing_step(steps: Sequence[int], values: Sequence[float], threshold: float) -> int | None:
+    """The first of ``steps`` whose value is >= ``threshold`` with every later finite value >= it too (a size
+    that has grown past a distance for good); None if never. NaN values (a size not reached on the grid, hence
+    beyond it) count as above."""
+    v = np.asarray(values, dtype=float)
+    above = np.isnan(v) | (v >= threshold)
+    below = np.flatnonzero(~above)
+    first = 0 if below.size == 0 else int(below[-1]) + 1
+    return int(steps[first]) if first < len(v) else None
+
+
+# ------------------------------------------------------------------------------------------------ the config
+def _grid(top: float, spacing: float) -> tuple[float, ...]:
+    return tuple(round(i * spacing, 4) for i in range(int(round(top / spacing)) + 1))
+
+
+@dataclass(frozen=True)
+class GrokkingConfig(ExperimentConfig):
+    """Omnigrok's MNIST set-up (Liu et al. 2023, their notebook), which the paper's Fig. 7 follows; netdyn's
+    choices where the paper is silent are said below."""
+
+    data: DataSpec = field(default_factory=lambda: DataSpec("mnist5k", train_size=1000, normalize="none"))
+    """1,000 training digits with inputs in [0, 1]. At small: a class-stratified subset of mnist5k's 5,000
+    bundled digits (not the first 1,000 of the official set, which is not shipped); test: the official 10,000."""
+    width: int = 200
+    """Neurons per hidden layer (784-200-200-10)."""
+    depth: int = 2
+    """Hidden layers."""
+    init_scale: float = 8.0
+    """Every initial weight and bias multiplied by this (Omnigrok's alpha)."""
+    optimizer: str = "adamw"
+    """AdamW, as Omnigrok."""
+    lr: float = 1e-3
+    """Learning rate."""
+    weight_decay: float = 0.01
+    """Decoupled weight decay."""
+    batch_size: int = 200
+    """Minibatch size."""
+    steps: int = 100_000
+    """Optimiser steps."""
+    loss: str = "mse"
+    """MSE on one-hot targets."""
+    dtype: str = "float64"
+    """Training precision (Omnigrok trains in float64)."""
+    eval_every: str = "log:81"
+    """Evaluation points of the accuracy curves (16 per decade; holds every checkpoint)."""
+    checkpoint_every: str = "log:41"
+    """Checkpoints (8 per decade): the basins are measured at each, the stages are picked among them."""
+    evolution_eps: tuple[float, ...] = _grid(3.0, 0.1)
+    """Noise grid of the sample basin measured at every checkpoint (its size against steps)."""
+    evolution_repeats: int = 2
+    """Noise draws per sample and amplitude at every checkpoint."""
+    shown_eps: tuple[float, ...] = (0.2, 0.4, 0.6, 1.0, 1.5)
+    """Amplitudes whose noised-sample accuracy is drawn against steps (Fig. 7a)."""
+    stage_eps: tuple[float, ...] = _grid(3.0, 0.1)
+    """Noise grid of the sample- and weight-basin curves at the three stages (Fig. 7b)."""
+    stage_repeats: int = 5
+    """Noise draws per sample and amplitude at the stages."""
+    basin_samples: int = 1000
+    """Training samples the basins use (all 1,000)."""
+    fit_threshold: float = 1.0
+    """Training accuracy that counts as fitted (every training sample right)."""
+    chance_margin: float = 0.1
+    """'Before learning' = train and test accuracy within this of chance."""
+    classes: tuple[int, ...] = (1, 2, 3)
+    """Classes of the local-field projections (the output neurons of the first two are the axes)."""
+
+
+class Grokking(Experiment):
+    name = "grokking"
+    figure = "Fig. 7"
+    shows = "784-200-200-10 ReLU (Omnigrok MNIST, init x8): delayed generalisation against sample/weight basins"
+    claim = (
+        "In a shallow 784-200-200-10 ReLU net trained after Omnigrok's MNIST set-up, test accuracy jumps long "
+        "after training accuracy reaches 100% (grokking). The paper explains it with attraction basins: test "
+        "samples are noisy variations of training samples, and the jump comes when the basins of the training "
+        "samples in sample space have grown past the test samples' distance; the weight-space transition comes "
+        "slightly later in eps. Before the jump, test samples' output local fields lie far from the training "
+        "samples'; after it they overlap, and the training classes converge to small separated regions."
+    )
+    columns = {
+        "history": ("member", "seed", "step", "split", "bn_mode", "loss", "accuracy"),
+        "noised_accuracy": ("member", "seed", "step", "eps", "accuracy", "ci_low", "ci_high"),
+        "basin_size": ("member", "seed", "step", "kind", "clean_accuracy", "size_mid", "size_half"),
+        "stages": ("member", "seed", "stage", "step", "train_accuracy", "test_accuracy", "sample_size_mid",
+                   "sample_size_half", "weight_size_mid", "weight_size_half"),
+        "stage_basins": ("member", "seed", "stage", "step", "kind", "eps", "accuracy", "ci_low", "ci_high"),
+        "nearest_train_distance": ("sample", "label", "distance"),
+        "local_fields": ("member", "seed", "stage", "step", "split", "label", "h_a", "h_b"),
+        "local_fields_summary": ("member", "seed", "stage", "step", "label", "test_in_train_fraction"),
+        "jump": ("member", "seed", "fit_step", "start_step", "start_level", "onset_step", "mid_step", "end_step",
+                 "plateau_step", "plateau_level", "rise", "delay"),
+    }
+    nullable = {
+        "basin_size": ("size_mid", "size_half"),
+        "stages": ("sample_size_mid", "sample_size_half", "weight_size_mid", "weight_size_half"),
+        "local_fields_summary": ("test_in_train_fraction",),
+        "nearest_train_distance": ("distance",),
+        "jump": ("fit_step", "onset_step", "mid_step", "end_step", "delay"),
+    }
+    scales = {
+        "smoke": GrokkingConfig(
+            data=DataSpec("mnist5k", train_size=200, test_size=200, normalize="none"),
+            width=32, steps=100, eval_every="log:11", checkpoint_every="log:6",
+            evolution_eps=_grid(2.0, 0.5), shown_eps=(0.5, 1.0), stage_eps=_grid(2.0, 0.5), stage_repeats=2,
+            basin_samples=100,
+        ),
+        "small": GrokkingConfig(),
+        "paper": GrokkingConfig(data=DataSpec("mnist", train_size=1000, normalize="none")),
+    }
+    measured = {
+        "smoke": "15 s (2 CPU cores, load ~4, 2026-11-30)",
+        "small": "71 min (2 CPU cores shared with other jobs, load 6-18, torch 1 thread; training 69 min, "
+                 "analysis 68 s; 2026-11-30)",
+    }
+
+    def members(self, config: GrokkingConfig) -> list[Member]:
+        members = []
+        for seed in seeded(config):
+            spec = RunSpec(
+                model=ModelSpec(width=config.width, depth=config.depth, activation="relu",
+                                init_scale=config.init_scale, seed=seed),
+                data=config.data,
+                train=TrainConfig(
+                    optimizer=config.optimizer, lr=config.lr, weight_decay=config.weight_decay,
+                    batch_size=config.batch_size, steps=config.steps, loss=config.loss, seed=seed,
+                    device=config.device, dtype=config.dtype, eval_every=config.eval_every,
+                    checkpoint_every=config.checkpoint_every,
+                ),
+            )
+            params = {"seed": seed}
+            members.append(Member(member_name(**params), spec, params))
+        return members
+
+    def _evolution_config(self, config: GrokkingConfig) -> AnalysisConfig:
+        return AnalysisConfig(quantities=("sample_basin",), eps=config.evolution_eps,
+                              repeats=config.evolution_repeats, basin_samples=config.basin_samples,
+                              device=config.device)
+
+    def _stage_config(self, config: GrokkingConfig) -> AnalysisConfig:
+        return AnalysisConfig(quantities=("sample_basin", "weight_basin", "local_fields"), eps=config.stage_eps,
+                              repeats=config.stage_repeats, basin_samples=config.basin_samples,
+                              classes=config.classes, device=config.device)
+
+    def tables(self, runs: ExperimentRuns, config: GrokkingConfig) -> dict[str, pd.DataFrame]:
+        parts: dict[str, list[pd.DataFrame]] = {}
+
+        def add(name: str, table: pd.DataFrame) -> None:
+            parts.setdefault(name, []).append(table)
+
+        live = [m for m in runs if not runs.diverged(m)]
+        data = runs.data(live[0] if live else runs.members[0])
+        num_classes = int(data.num_classes)
+        chance = float(np.bincount(data.y_train.numpy(), minlength=num_classes).max() / len(data.y_train))
+        for member in runs:
+            history = runs.history(member)
+            add("history", history)
+            if member not in live:
+                continue
+            run = runs.run(member)
+            steps = run.checkpoints()
+            evolution = runs.analysis(member, self._evolution_config(config), steps="all")
+            noised = evolution.tables["sample_basin"]
+            add("noised_accuracy", with_params(noised, member))
+            sizes = _sizes_by_step(noised, num_classes).assign(kind="sample")
+            add("basin_size", with_params(sizes[["step", "kind", "clean_accuracy", "size_mid", "size_half"]], member))
+
+            own = run.history
+            jump = accuracy_jump(own, fit_threshold=config.fit_threshold)
+            add("jump", with_params(jump_table([jump.to_dict()]), member))
+            stages = grokking_stages(own, steps, jump, chance, config.chance_margin)
+            at_stage = runs.analysis(member, self._stage_config(config), steps=sorted(set(stages.values())))
+            train, test = curve(own, "train"), curve(own, "test")
+            rows, curves = [], []
+            for stage, step in stages.items():
+                row = {"stage": stage, "step": step, "train_accuracy": _at(train, step),
+                       "test_accuracy": _at(test, step)}
+                for kind in ("sample", "weight"):
+                    table = at_stage.tables[f"{kind}_basin"]
+                    one = table[table["step"] == step].drop(columns="step")
+                    row[f"{kind}_size_mid"], row[f"{kind}_size_half"] = curve_sizes(one, num_classes)
+                    curves.append(one.assign(stage=stage, step=step, kind=kind))
+                rows.append(row)
+            add("stages", with_params(pd.DataFrame(rows), member))
+            stage_curves = pd.concat(curves, ignore_index=True)
+            add("stage_basins", with_params(
+                stage_curves[["stage", "step", "kind", "eps", "accuracy", "ci_low", "ci_high"]], member))
+            for name in ("local_fields", "local_fields_summary"):
+                table = at_stage.tables[name]
+                frames = [table[table["step"] == step].assign(stage=stage) for stage, step in stages.items()]
+                table = pd.concat(frames, ignore_index=True)
+                front = ["stage", "step"]
+                add(name, with_params(table[front + [c for c in table.columns if c not in front]], member))
+        tables = {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
+        tables["nearest_train_distance"] = nearest_train_distance(data)
+        return tables
+
+    def figures(self, tables: dict[str, pd.DataFrame], config: GrokkingConfig) -> dict[str, Any]:
+        from netdyn.plots import dynamics
+
+        figs: dict[str, Any] = {}
+        if "stages" not in tables:
+            return figs
+        seed = int(tables["stages"]["seed"].min())
+        one = {name: t[t["seed"] == seed] if "seed" in t.columns else t for name, t in tables.items()}
+        stages = one["stages"].set_index("stage")["step"].to_dict()
+        marks = {f"{STAGE_TITLES[s]} (step {int(step)})": int(step) for s, step in stages.items()}
+        figs["fig7a_accuracy"] = dynamics.plot_noised_accuracy(
+            one["history"], one["noised_accuracy"], eps=config.shown_eps, marks=marks,
+        )
+        distance = one["nearest_train_distance"]
+        sizes = one["basin_size"].copy()
+        sizes.loc[sizes["clean_accuracy"] < MIN_CLEAN_ACCURACY, ["size_mid", "size_half"]] = np.nan
+        fig = dynamics.plot_size_evolution(sizes, one["history"], distance=distance, marks=marks)
+        fig.axes[0].set_title("Sample-basin size against the test samples' distance to the training set\n"
+                              f"(sizes drawn where the clean training accuracy is >= {MIN_CLEAN_ACCURACY:g})",
+                              fontsize="medium")
+        figs["fig7a_basin_size"] = fig
+        figs["fig7b_basins"] = dynamics.plot_stage_basins(
+            one["stage_basins"], distance=distance, titles={s: STAGE_TITLES[s] for s in STAGES},
+        )
+        figs["fig7cf_local_fields"] = dynamics.plot_stage_local_fields(
+            one["local_fields"], stages=("before", "after"),
+            titles={s: f"{STAGE_TITLES[s]} (step {int(stages[s])})" for s in ("before", "after")},
+            neurons=config.classes[:2], splits=("test", "train"),
+        )
+        return figs
+
+    def summary(self, tables: dict[str, pd.DataFrame], config: GrokkingConfig) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        distance = tables["nearest_train_distance"]["distance"].dropna()
+        d_median = float(distance.median())
+        out["nearest_train_distance_median"] = d_median
+        out["nearest_train_distance_q25"] = float(distance.quantile(0.25))
+        out["nearest_train_distance_q75"] = float(distance.quantile(0.75))
+        if "stages" not in tables:
+            return out
+        history = tables["history"]
+        per_seed = []
+        for seed in sorted(set(tables["stages"]["seed"])):
+            jump = tables["jump"][tables["jump"]["seed"] == seed].iloc[0]
+            stages = tables["stages"][tables["stages"]["seed"] == seed].set_index("stage")
+            own = history[history["seed"] == seed]
+            sizes = tables["basin_size"]
+            sizes = sizes[(sizes["seed"] == seed) & (sizes["kind"] == "sample")].sort_values("step")
+            crossing = first_crossing_step(sizes["step"].tolist(), sizes["size_half"].tolist(), d_median)
+            final = own[own["step"] == own["step"].max()].set_index("split")["accuracy"]
+            row = {
+                "final_train_accuracy": float(final["train"]),
+                "final_test_accuracy": float(final["test"]),
+                **{f"jump_{k}": _clean(v, step=k.endswith("_step")) for k, v in jump.items()
+                   if k not in ("member", "seed")},
+                "delay_at_least_10x": bool(_clean(jump["delay"]) is not None and jump["delay"] >= 10),
+                "sample_size_half_crosses_distance_step": crossing,
+            }
+            mid = _clean(jump["mid_step"])
+            if crossing is not None and mid is not None:
+                row["crossing_minus_jump_mid_log10_steps"] = math.log10(max(crossing, 1)) - math.log10(max(mid, 1))
+            for stage in STAGES:
+                for key in ("step", "train_accuracy", "test_accuracy", "sample_size_mid", "sample_size_half",
+                            "weight_size_mid", "weight_size_half"):
+                    row[f"{stage}_{key}"] = _clean(stages.loc[stage, key])
+            before, after = row["before_sample_size_half"], row["after_sample_size_half"]
+            row["basin_below_distance_before_jump"] = before is not None and before < d_median
+            row["basin_above_distance_after_jump"] = after is None or after >= d_median
+            lf = tables["local_fields_summary"]
+            lf = lf[lf["seed"] == seed]
+            for stage in ("before", "after"):
+                row[f"{stage}_test_in_train_fraction"] = _clean(lf[lf["stage"] == stage]["test_in_train_fraction"]
+                                                                .mean())
+            per_seed.append(row)
+        for key in per_seed[0]:
+            values = [r[key] for r in per_seed]
+            out[key] = values[0] if len(values) == 1 else values
+        return out
+
+
+def _sizes_by_step(curves: pd.DataFrame, num_classes: int) -> pd.DataFrame:
+    """The clean accuracy (eps = 0), size_mid and size_half of each step's basin curve."""
+    rows = []
+    for step, one in curves.groupby("step", sort=True):
+        one = one.sort_values("eps")
+        size_mid, size_half = curve_sizes(one, num_classes)
+        rows.append({"step": int(step), "clean_accuracy": float(one["accuracy"].iloc[0]), "size_mid": size_mid,
+                     "size_half": size_half})
+    return pd.DataFrame(rows, columns=["step", "clean_accuracy", "size_mid", "size_half"])
+
+
+def _clean(value: Any, step: bool = False) -> Any:
+    """A table value as plain JSON: NaN -> None, numpy numbers -> Python, a step (``step=True``) as an int."""
+    if value is None:
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return int(value) if step else value
+
+
+EXPERIMENT = Grokking
