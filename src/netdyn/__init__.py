@@ -61,8 +61,9 @@ _EXPORTS: dict[str, str] = {
     "rpd_summary": "netdyn.analysis",
     "sample_basin": "netdyn.analysis",
     "weight_basin": "netdyn.analysis",
-    # monitoring a user's own training loop
+    # monitoring a user's own training loop, and the transitions in a run's dynamics
     "Monitor": "netdyn.monitor",
+    "detect_transitions": "netdyn.transitions",
     # run folders and whole runs
     "RunFolder": "netdyn.store",
     "load_run": "netdyn.store",
@@ -128,3 +129,4 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see the real imports
     from netdyn.spec import RunResult, RunSpec, run  # noqa: F401
     from netdyn.store import RunFolder, load_run  # noqa: F401
     from netdyn.training import TrainConfig, TrainResult, train  # noqa: F401
+    from netdyn.transitions import detect_transitions  # noqa: F401

@@ -20,6 +20,8 @@ and the ``monitor`` table says so.
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -40,6 +42,8 @@ from netdyn.models import MLP
 from netdyn.store import RunFolder
 from netdyn.training.loop import HISTORY_COLUMNS, compute_loss
 from netdyn.training.recorder import Recorder, RecordPoint, Schedule
+
+logger = logging.getLogger("netdyn.monitor")
 
 #: The quantities recorded by default: those cheap enough for a training loop (``Quantity.cheap``).
 DEFAULT_QUANTITIES = tuple(name for name, q in QUANTITIES.items() if q.cheap)
@@ -81,6 +85,9 @@ class Monitor:
         checkpoints: save the model at each record (needed by ``netdyn analyze``).
         seed: seed of the subsets.
         analysis: further settings of the quantities (``AnalysisConfig``: eps, repeats, ...).
+        detect: after each record, look for transitions (grokking, double descent, the RPD gradient's fastest
+            change) in what is recorded so far; a newly found one is logged (logger ``netdyn.monitor``, level
+            WARNING, so it shows by default) and added to the ``events`` table.
     """
 
     def __init__(
@@ -96,6 +103,7 @@ class Monitor:
         checkpoints: bool = True,
         seed: int = 0,
         analysis: AnalysisConfig | None = None,
+        detect: bool = True,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.data = as_samples(data)
@@ -108,6 +116,9 @@ class Monitor:
         self.checkpoints = checkpoints
         self.seed = seed
         self.analysis = analysis or AnalysisConfig()
+        self.detect = detect
+        self.events: list[dict[str, Any]] = []
+        """Transitions detected so far (``netdyn.transitions.detect_transitions``), one per kind, as first seen."""
         self._validate()
         self._recorder: Recorder | None = None
         self._net: MLP | None = None
@@ -272,11 +283,31 @@ class Monitor:
             if cuda_state is not None:
                 torch.cuda.set_rng_state_all(cuda_state)
             self._net = None
+        if measured and self.detect:
+            self._detect(step)
         cost = time.perf_counter() - start
         self._monitor_time += cost
         self._estimate = cost
         self._log(step, "recorded" if measured else "already_recorded", cost)
         return measured
+
+    def _detect(self, step: int) -> None:
+        from netdyn.transitions import detect_transitions
+
+        tables = {n: t for n in ("history", "rpd_summary", "lmap", "network")
+                  if (t := self._recorder.table(n)) is not None}
+        if tables["history"]["step"].nunique() < 4:
+            return
+        seen = {event["event"] for event in self.events}
+        for row in detect_transitions(tables).to_dict("records"):
+            if row["event"] in seen:
+                continue
+            row["detected_at"] = step
+            self.events.append(row)
+            self._recorder.add("events", pd.DataFrame([row]))
+            what = json.loads(row["evidence"])["what"]
+            logger.warning("netdyn monitor: %s at step %d (confidence %.2f): %s", row["event"], row["step"],
+                           row["confidence"], what)
 
     def _log(self, step: int, status: str, cost: float) -> None:
         row = pd.DataFrame([{
@@ -314,6 +345,7 @@ class Monitor:
             "monitor_time": self._monitor_time,
             "overhead": self.overhead if math.isfinite(self.overhead) else None,
             "budget": self.budget,
+            "events": [{k: e[k] for k in ("event", "step", "confidence", "detected_at")} for e in self.events],
         }
         if history is not None and len(history):
             last = history[history["step"] == history["step"].max()]

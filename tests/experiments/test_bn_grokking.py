@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from netdyn.experiments.bn_grokking import mode_lag
-from netdyn.experiments.grokking import accuracy_jump
+from netdyn.transitions import accuracy_jump
 
 STEPS = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
 RUNNING = [0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.6, 0.9, 0.92, 0.92, 0.92]

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from netdyn.errors import ConfigError
-from netdyn.experiments.double_descent import later_layers, log_distance, log_rate, loss_bump, rate_maximum
+from netdyn.transitions import later_layers, log_distance, log_rate, loss_bump, rate_maximum
 
 STEPS = [0, 1, 10, 100, 1000, 10000]
 

@@ -11,15 +11,8 @@ import pandas as pd
 import pytest
 
 from netdyn.errors import ConfigError
-from netdyn.experiments.grokking import (
-    accuracy_jump,
-    before_learning_step,
-    curve,
-    first_crossing_step,
-    fit_step,
-    grokking_stages,
-    plateau,
-)
+from netdyn.experiments.grokking import before_learning_step, first_crossing_step, grokking_stages
+from netdyn.transitions import accuracy_jump, curve, fit_step, plateau
 
 STEPS = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048]
 TRAIN = [0.1, 0.1, 0.3, 0.6, 0.9, 1.0, 1.0, 0.99, 1.0, 1.0, 1.0, 1.0, 1.0]

@@ -11,4 +11,5 @@ is with the types of ``netdyn.cli`` (``Whole``, ``Number``, ``Text``, ``NumberLi
 
 COMMAND_MODULES = (
     "netdyn.commands.reproduce",
+    "netdyn.commands.transitions",
 )

@@ -27,8 +27,9 @@ from netdyn.analysis.basins import curve_sizes
 from netdyn.analysis.config import AnalysisConfig
 from netdyn.data.spec import DataSpec
 from netdyn.experiments.base import Experiment, ExperimentRuns, Member, with_params
-from netdyn.experiments.grokking import accuracy_jump, first_crossing_step, grokking_stages, jump_table
+from netdyn.experiments.grokking import first_crossing_step, grokking_stages
 from netdyn.experiments.structure import StructureConfig, member_specs
+from netdyn.transitions import accuracy_jump, jump_table
 
 MODES = ("running", "batch")
 

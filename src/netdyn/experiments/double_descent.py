@@ -8,14 +8,13 @@ hidden layer; at the last one the L-map pruning accuracy, whose first effective 
 per log-step of those layers' RPD gradient, the loss bump's maximum and the rate's maximum marked and their
 distance in decades of steps reported, and the test loss and accuracy under both evaluation modes.
 
-The bump, the rates and their maximum are the pure functions below, on history-like tables (``step`` and a
-value), so that a transition detector can reuse them.
+The bump, the rates and their maximum are pure functions of :mod:`netdyn.transitions` on history-like tables
+(``step`` and a value), shared with the transition detector.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,123 +24,11 @@ import pandas as pd
 from netdyn.analysis.config import AnalysisConfig
 from netdyn.analysis.network import effective_layer
 from netdyn.data.spec import DataSpec
-from netdyn.errors import ConfigError
 from netdyn.experiments.base import Experiment, ExperimentRuns, Member, with_params
-from netdyn.experiments.grokking import curve
 from netdyn.experiments.structure import StructureConfig, member_specs
+from netdyn.transitions import later_layers, log_distance, log_rate, loss_bump, rate_maximum
 
 MODES = ("running", "batch")
-
-
-# ------------------------------------------------------------------------------------------------- definitions
-@dataclass(frozen=True)
-class LossBump:
-    """A rise and fall of a loss curve in time (see :func:`loss_bump`)."""
-
-    valley_step: int
-    """The step of the lowest loss before the peak."""
-    valley_level: float
-    peak_step: int | None
-    """The bump's maximum (None: the curve never rises above an earlier minimum)."""
-    peak_level: float
-    after_step: int | None
-    """The step of the lowest loss after the peak (None: no step follows it)."""
-    after_level: float
-
-    @property
-    def rise(self) -> float:
-        """peak_level - valley_level (0 without a peak)."""
-        return self.peak_level - self.valley_level if self.peak_step is not None else 0.0
-
-    @property
-    def relative_rise(self) -> float:
-        """rise / valley_level."""
-        return self.rise / self.valley_level if self.valley_level > 0 else math.nan
-
-    @property
-    def descends_again(self) -> bool:
-        """Whether the loss falls after the peak by at least half the rise (the second descent)."""
-        return self.peak_step is not None and self.after_step is not None and (
-            self.peak_level - self.after_level >= self.rise / 2)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"valley_step": self.valley_step, "valley_level": self.valley_level, "peak_step": self.peak_step,
-                "peak_level": self.peak_level, "after_step": self.after_step, "after_level": self.after_level,
-                "rise": self.rise, "relative_rise": self.relative_rise, "descends_again": self.descends_again}
-
-
-def loss_bump(history: pd.DataFrame, split: str = "test", bn_mode: str | None = None,
-              min_relative_rise: float = 0.02) -> LossBump:
-    """The largest rise of ``split``'s loss above its earlier minimum: the bump of double descent in time.
-
-    For each evaluated step t, rise(t) = loss(t) - min over s <= t of loss(s). The peak is the first step of
-    the largest rise; the valley the step of the minimum before it; ``after`` the minimum after it. A largest
-    rise below ``min_relative_rise`` x the valley's loss counts as no bump (``peak_step`` None; the valley is
-    then the overall minimum). ``bn_mode`` picks the evaluation mode (see
-    :func:`netdyn.experiments.grokking.curve`).
-    """
-    loss = curve(history, split, metric="loss", bn_mode=bn_mode)
-    values = loss.to_numpy(float)
-    steps = loss.index.to_numpy()
-    running_min = np.minimum.accumulate(values)
-    rise = values - running_min
-    peak = int(np.argmax(rise))
-    valley = int(np.argmin(values[: peak + 1]))
-    if rise[peak] <= min_relative_rise * max(values[valley], 1e-300) or peak == 0:
-        low = int(np.argmin(values))
-        return LossBump(int(steps[low]), float(values[low]), None, float("nan"), None, float("nan"))
-    if peak + 1 < len(values):
-        after = peak + 1 + int(np.argmin(values[peak + 1:]))
-        after_step, after_level = int(steps[after]), float(values[after])
-    else:
-        after_step, after_level = None, float("nan")
-    return LossBump(int(steps[valley]), float(values[valley]), int(steps[peak]), float(values[peak]), after_step,
-                    after_level)
-
-
-def log_rate(table: pd.DataFrame, value: str, x: str = "step") -> pd.DataFrame:
-    """The rate of change of ``value`` per decade of ``x`` between consecutive points: columns ``step_low,
-    step_high, step, rate``, rate = (v_high - v_low) / (log10 step_high - log10 step_low), placed at the
-    geometric mean of the two steps. Points at step <= 0 (the initial network) have no log-step and are
-    left out; ``table`` holds one row per step."""
-    if table[x].duplicated().any():
-        raise ConfigError(f"log_rate: several rows per {x}: filter the table to one layer / run first")
-    rows = table[table[x] > 0].sort_values(x)
-    s = rows[x].to_numpy(float)
-    v = rows[value].to_numpy(float)
-    if len(s) < 2:
-        return pd.DataFrame(columns=["step_low", "step_high", "step", "rate"])
-    rate = np.diff(v) / np.diff(np.log10(s))
-    return pd.DataFrame({"step_low": s[:-1].astype(int), "step_high": s[1:].astype(int),
-                         "step": np.sqrt(s[:-1] * s[1:]), "rate": rate})
-
-
-def rate_maximum(rates: pd.DataFrame) -> tuple[float, float] | None:
-    """(step, rate) of the largest rate of a :func:`log_rate` table (the first on ties; an increase, not the
-    largest magnitude); None for an empty table."""
-    finite = rates[np.isfinite(rates["rate"].to_numpy(float))]
-    if finite.empty:
-        return None
-    row = finite.loc[finite["rate"].idxmax()]
-    return float(row["step"]), float(row["rate"])
-
-
-def later_layers(lmap: pd.DataFrame, network_test_accuracy: float, hidden: Sequence[int]) -> list[int]:
-    """The hidden layers from the first effective L-map layer on (SPEC 5.1: test accuracy within 0.005 of the
-    network's); the last hidden layer alone when no layer is effective. Layer 0 (the input) is not a hidden
-    layer: an effective L-map at 0 gives every hidden layer."""
-    hidden = sorted(int(h) for h in hidden)
-    first = effective_layer(lmap, network_test_accuracy)
-    if first is None:
-        return hidden[-1:]
-    return [h for h in hidden if h >= first]
-
-
-def log_distance(step_a: float | None, step_b: float | None) -> float:
-    """log10(step_a) - log10(step_b) (steps below 1 count as 1); NaN when either is missing."""
-    if step_a is None or step_b is None:
-        return math.nan
-    return math.log10(max(step_a, 1.0)) - math.log10(max(step_b, 1.0))
 
 
 # ---------------------------------------------------------------------------------------------------- config

@@ -12,9 +12,9 @@ initial parameter scaled by 8, float64, 10^5 steps. The experiment shows
   and just after the test accuracy's jump), with that distance drawn on the same axis;
 * the output local fields of classes 1, 2, 3, train and test, before and after the jump.
 
-The jump and the stages are defined by the pure functions below, on history tables (the columns of
-``netdyn.train``'s history: ``step, split, bn_mode, loss, accuracy``), so that a transition detector can reuse
-them. Every step they return is an evaluated step of the table.
+The jump is defined in :mod:`netdyn.transitions` (shared with the transition detector), the stages by the pure
+functions below, on history tables (the columns of ``netdyn.train``'s history: ``step, split, bn_mode, loss,
+accuracy``). Every step they return is an evaluated step of the table.
 """
 
 from __future__ import annotations
@@ -43,161 +43,16 @@ from netdyn.experiments.base import (
 from netdyn.models.spec import ModelSpec
 from netdyn.spec import RunSpec
 from netdyn.training.config import TrainConfig
+from netdyn.transitions import Jump, accuracy_jump, curve, jump_table
 
 STAGES = ("initial", "before", "after")
 #: Figures draw a checkpoint's basin size only where the clean accuracy of its curve (eps = 0) is at least this:
 #: the "basin" of a net still at chance has no meaning (its half-accuracy point sits at chance level).
 MIN_CLEAN_ACCURACY = 0.5
-_TOLERANCE = 1e-9  # accuracies are fractions of counts: levels computed from them compare up to rounding
 STAGE_TITLES = {"initial": "before learning", "before": "just before the jump", "after": "just after the jump"}
 
 
 # ----------------------------------------------------------------------------------- definitions on histories
-def curve(history: pd.DataFrame, split: str, metric: str = "accuracy", bn_mode: str | None = None) -> pd.Series:
-    """One split's ``metric`` against the step: a Series indexed by step, sorted, one value per step.
-
-    ``bn_mode`` picks the batch-norm evaluation mode (``running`` / ``batch``); it may be left None when the
-    table holds one mode only (a net without batch norm records ``none``)."""
-    rows = history[history["split"] == split]
-    if "bn_mode" in rows.columns:
-        modes = pd.unique(rows["bn_mode"]).tolist()
-        if bn_mode is not None:
-            rows = rows[rows["bn_mode"] == bn_mode]
-        elif len(modes) > 1:
-            raise ConfigError(f"the history holds several bn_mode values {modes}: name one")
-    if rows.empty:
-        raise ConfigError(f"the history has no {split!r} rows" + (f" in bn_mode {bn_mode!r}" if bn_mode else ""))
-    if rows["step"].duplicated().any():
-        raise ConfigError(f"several {split!r} rows per step: filter the history to one run first")
-    return rows.set_index("step")[metric].sort_index().astype(float)
-
-
-def fit_step(history: pd.DataFrame, threshold: float = 1.0, bn_mode: str | None = None) -> int | None:
-    """The first evaluated step at which the training accuracy is >= ``threshold`` (1.0: every training sample
-    classified right); None if it never gets there."""
-    train = curve(history, "train", bn_mode=bn_mode)
-    hit = train[train >= threshold - _TOLERANCE]
-    return int(hit.index[0]) if len(hit) else None
-
-
-def plateau(history: pd.DataFrame, split: str = "test", tail: int = 5, tolerance: float = 0.01,
-            bn_mode: str | None = None) -> tuple[int, float]:
-    """(step, level) of the accuracy's final plateau.
-
-    level = the median accuracy over the last ``tail`` evaluation points; step = the first evaluated step from
-    which the accuracy never again falls below level - ``tolerance`` (so a curve still creeping up reaches its
-    plateau late, and a dip after an early high resets it)."""
-    acc = curve(history, split, bn_mode=bn_mode)
-    level = float(np.median(acc.to_numpy()[-tail:]))
-    below = np.flatnonzero(acc.to_numpy() < level - tolerance)
-    first = 0 if below.size == 0 else int(below[-1]) + 1
-    return int(acc.index[min(first, len(acc) - 1)]), level
-
-
-@dataclass(frozen=True)
-class Jump:
-    """The test accuracy's rise after the training set is fitted (see :func:`accuracy_jump`)."""
-
-    fit_step: int | None
-    """First step with training accuracy >= the fit threshold (None: never)."""
-    start_step: int
-    """The foot of the rise: the first step of the accuracy's minimum at or after ``fit_step`` (or after the
-    first evaluated step without one)."""
-    start_level: float
-    """Accuracy at ``start_step``."""
-    plateau_step: int
-    """See :func:`plateau`."""
-    plateau_level: float
-    """See :func:`plateau`."""
-    onset_step: int | None = None
-    """Last step in [start_step, end_step] with accuracy <= start + low x rise (None: no jump)."""
-    mid_step: int | None = None
-    """First step in [onset_step, end_step] with accuracy >= start + rise / 2 (None: no jump)."""
-    end_step: int | None = None
-    """First step after start_step with accuracy >= start + high x rise (None: no jump)."""
-
-    @property
-    def rise(self) -> float:
-        """plateau_level - start_level."""
-        return self.plateau_level - self.start_level
-
-    @property
-    def found(self) -> bool:
-        """Whether the rise was large enough to count as a jump."""
-        return self.end_step is not None
-
-    @property
-    def delay(self) -> float:
-        """plateau_step / fit_step: how many times later the accuracy plateaus than the training set is fitted
-        (NaN without a fit step; a fit at step 0 counts as step 1)."""
-        if self.fit_step is None:
-            return math.nan
-        return self.plateau_step / max(self.fit_step, 1)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The fields and derived numbers as one table row (missing steps as None)."""
-        return {
-            "fit_step": self.fit_step, "start_step": self.start_step, "start_level": self.start_level,
-            "onset_step": self.onset_step, "mid_step": self.mid_step, "end_step": self.end_step,
-            "plateau_step": self.plateau_step, "plateau_level": self.plateau_level, "rise": self.rise,
-            "delay": self.delay,
-        }
-
-
-def jump_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """Rows of :meth:`Jump.to_dict` (plus any other columns) as a table whose step columns are floats, NaN where
-    a step is missing, so that tables of many runs stack with one dtype."""
-    steps = ("fit_step", "start_step", "onset_step", "mid_step", "end_step", "plateau_step")
-    table = pd.DataFrame(list(records))
-    return table.astype({c: "float64" for c in steps if c in table.columns})
-
-
-def accuracy_jump(
-    history: pd.DataFrame,
-    split: str = "test",
-    fit_threshold: float | None = 1.0,
-    low: float = 0.1,
-    high: float = 0.9,
-    min_rise: float = 0.05,
-    tail: int = 5,
-    tolerance: float = 0.01,
-    bn_mode: str | None = None,
-    fit_bn_mode: str | None = None,
-) -> Jump:
-    """The jump of ``split``'s accuracy after the training accuracy reaches ``fit_threshold``.
-
-    Definitions (all on evaluated steps): the reference step is :func:`fit_step` (the first evaluated step
-    when the training set is never fitted, or when ``fit_threshold`` is None); the foot of the rise is the
-    accuracy's minimum at or after it (``start``); the top is the plateau level of :func:`plateau` (``tail``,
-    ``tolerance``); rise = top - foot. A rise below ``min_rise`` is no jump (onset, mid and end None).
-    Otherwise ``end_step`` is the first step after the foot where the accuracy reaches foot + ``high`` x rise,
-    ``onset_step`` the last step between the foot and ``end_step`` where it is still <= foot + ``low`` x rise,
-    and ``mid_step`` the first step from the onset on where it reaches foot + rise / 2. ``bn_mode`` picks the
-    evaluation mode of ``split``, ``fit_bn_mode`` that of the training accuracy (default: the same).
-    """
-    acc = curve(history, split, bn_mode=bn_mode)
-    fitted = None
-    if fit_threshold is not None:
-        fitted = fit_step(history, fit_threshold, bn_mode=fit_bn_mode or bn_mode)
-    after = acc[acc.index >= (fitted if fitted is not None else acc.index[0])]
-    start_step = int(after.idxmin())
-    start_level = float(after.min())
-    top_step, top = plateau(history, split, tail=tail, tolerance=tolerance, bn_mode=bn_mode)
-    jump = Jump(fitted, start_step, start_level, top_step, top)
-    rise = top - start_level
-    if rise < min_rise:
-        return jump
-    rest = acc[acc.index >= start_step]
-    reached = rest[rest >= start_level + high * rise - _TOLERANCE]
-    if reached.empty:  # the plateau's median lies below the high mark: no clean jump
-        return jump
-    end = int(reached.index[0])
-    span = rest[rest.index <= end]
-    onset = int(span[span <= start_level + low * rise + _TOLERANCE].index[-1])
-    mid = int(span[(span.index >= onset) & (span >= start_level + rise / 2 - _TOLERANCE)].index[0])
-    return Jump(fitted, start_step, start_level, top_step, top, onset, mid, end)
-
-
 def before_learning_step(
     history: pd.DataFrame, candidates: Sequence[int], chance: float, margin: float = 0.1,
     bn_mode: str | None = None,
