@@ -70,6 +70,11 @@ _EXPORTS: dict[str, str] = {
     "RunSpec": "netdyn.spec",
     "RunResult": "netdyn.spec",
     "run": "netdyn.spec",
+    # beyond one run
+    "sweep": "netdyn.sweeps",
+    "load_sweep": "netdyn.sweeps",
+    "recommend": "netdyn.recommend",
+    "prune_run": "netdyn.prune",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -126,7 +131,10 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see the real imports
     )
     from netdyn.models import MLP, ModelSpec, Trace  # noqa: F401
     from netdyn.monitor import Monitor  # noqa: F401
+    from netdyn.prune import prune_run  # noqa: F401
+    from netdyn.recommend import recommend  # noqa: F401
     from netdyn.spec import RunResult, RunSpec, run  # noqa: F401
     from netdyn.store import RunFolder, load_run  # noqa: F401
+    from netdyn.sweeps import load_sweep, sweep  # noqa: F401
     from netdyn.training import TrainConfig, TrainResult, train  # noqa: F401
     from netdyn.transitions import detect_transitions  # noqa: F401

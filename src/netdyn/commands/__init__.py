@@ -12,4 +12,7 @@ is with the types of ``netdyn.cli`` (``Whole``, ``Number``, ``Text``, ``NumberLi
 COMMAND_MODULES = (
     "netdyn.commands.reproduce",
     "netdyn.commands.transitions",
+    "netdyn.commands.sweep",
+    "netdyn.commands.recommend",
+    "netdyn.commands.prune",
 )
