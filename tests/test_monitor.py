@@ -72,12 +72,14 @@ def test_the_folder_is_a_run_folder(blobs, tmp_path, capsys):
 
 
 def test_the_budget_is_kept_and_skips_are_recorded(blobs, tmp_path):
-    monitor = Monitor(tmp_path / "m", blobs, every=1, budget=1e-6)
+    monitor = Monitor(tmp_path / "m", blobs, every=1, budget=1e-6, total_steps=12)
     _user_loop(blobs, 12, monitor)
     summary = monitor.close()
     table = load_run(tmp_path / "m").tables["monitor"]
-    assert table["status"].tolist() == ["recorded"] + ["skipped_budget"] * 11  # the first point is always taken
-    assert summary["records"] == 1 and summary["skipped"] == list(range(2, 13))
+    # the first and the last points are always taken; the budget skips the rest
+    assert table["status"].tolist() == ["recorded"] + ["skipped_budget"] * 10 + ["recorded"]
+    assert summary["records"] == 2 and summary["skipped"] == list(range(2, 12))
+    assert sorted(set(load_run(tmp_path / "m").history["step"])) == [1, 12]
 
 
 def test_bad_input_is_one_clear_error_and_keeps_what_was_recorded(blobs, tmp_path):

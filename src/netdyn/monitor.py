@@ -20,6 +20,7 @@ and the ``monitor`` table says so.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -50,6 +51,13 @@ DEFAULT_QUANTITIES = tuple(name for name, q in QUANTITIES.items() if q.cheap)
 MONITOR_COLUMNS = ["step", "status", "train_loss", "monitor_time", "train_time"]
 
 
+@functools.cache
+def _log_points(n: int, total_steps: int | None, decade: int) -> frozenset[int]:
+    if total_steps is not None:
+        return frozenset(np.unique(np.round(np.logspace(0, math.log10(max(total_steps, 1)), n)).astype(int)).tolist())
+    return frozenset(np.unique(np.round(np.logspace(decade, decade + 1, n + 1)).astype(int)).tolist())
+
+
 def monitor_steps(every: str | int, total_steps: int | None, step: int) -> bool:
     """Whether ``step`` is a scheduled point of ``every``: an integer interval, or ``"log:N"``, N log-spaced
     points over ``total_steps`` (with no total, N points per decade of steps: 1, 10, 100, ... and between);
@@ -59,11 +67,8 @@ def monitor_steps(every: str | int, total_steps: int | None, step: int) -> bool:
         if step == 0 or (total_steps is not None and step == total_steps):
             return True
         if total_steps is not None:
-            points = np.unique(np.round(np.logspace(0, math.log10(max(total_steps, 1)), n)).astype(int))
-            return step in set(points.tolist())
-        decade = math.floor(math.log10(step))
-        points = np.unique(np.round(np.logspace(decade, decade + 1, n + 1)).astype(int))
-        return step in set(points.tolist())
+            return step in _log_points(n, total_steps, 0)
+        return step in _log_points(n, None, math.floor(math.log10(step)))
     return step % int(every) == 0 or (total_steps is not None and step == total_steps)
 
 
@@ -76,8 +81,10 @@ class Monitor:
         every: the schedule: ``"log:N"`` or an integer step interval (see :func:`monitor_steps`).
         quantities: names of ``QUANTITIES`` to record (default: the cheap ones: the network's accuracy, L-map,
             LP, RPD and class geometry); basins and neuron modes on request.
-        budget: the monitor's time may not exceed this fraction of the training wall time (the first scheduled
-            point is always recorded: there is no training time yet to compare it with).
+        budget: the monitor's time may not exceed this fraction of the training wall time; a scheduled point that
+            would exceed it is skipped. Two points are always recorded, so that a short run still shows where it
+            started and where it ended: the first (there is no training time yet to compare it with) and the last
+            (``total_steps``, when given).
         max_samples: size of the fixed seeded subsets of each split that every record evaluates.
         total_steps: the run's length, when known (places the log-spaced points).
         loss: the loss of the history table's rows, ``ce`` or ``mse`` (the user's own training loss goes in the
@@ -97,7 +104,7 @@ class Monitor:
         every: str | int = "log:30",
         quantities: tuple[str, ...] | None = None,
         budget: float = 0.1,
-        max_samples: int = 2000,
+        max_samples: int = 1000,
         total_steps: int | None = None,
         loss: str = "ce",
         checkpoints: bool = True,
@@ -264,9 +271,11 @@ class Monitor:
 
     def _record(self, model: nn.Module, step: int) -> bool:
         start = time.perf_counter()
-        if self._recorder is not None and self._estimate is not None:
+        final = self.total_steps is not None and step == self.total_steps
+        if self._recorder is not None and self._estimate is not None and not final:
             if self._monitor_time + self._estimate > self.budget * self._train_time:
-                self._log(step, "skipped_budget", 0.0)
+                self._log(step, "skipped_budget", 0.0, write=False)  # written with the next record
+                self._monitor_time += time.perf_counter() - start
                 return False
         cpu_state = torch.get_rng_state()
         cuda_state = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
@@ -286,9 +295,9 @@ class Monitor:
         if measured and self.detect:
             self._detect(step)
         cost = time.perf_counter() - start
-        self._monitor_time += cost
-        self._estimate = cost
         self._log(step, "recorded" if measured else "already_recorded", cost)
+        self._estimate = time.perf_counter() - start  # the record and its log line: what the next one will cost
+        self._monitor_time += self._estimate
         return measured
 
     def _detect(self, step: int) -> None:
@@ -309,13 +318,13 @@ class Monitor:
             logger.warning("netdyn monitor: %s at step %d (confidence %.2f): %s", row["event"], row["step"],
                            row["confidence"], what)
 
-    def _log(self, step: int, status: str, cost: float) -> None:
+    def _log(self, step: int, status: str, cost: float, write: bool = True) -> None:
         row = pd.DataFrame([{
             "step": step, "status": status, "train_loss": np.nan if self._train_loss is None else self._train_loss,
             "monitor_time": cost, "train_time": self._train_time,
         }], columns=MONITOR_COLUMNS)
         if self._recorder is not None:
-            self._recorder.add("monitor", row)
+            self._recorder.add("monitor", row, write=write)
 
     # ---------------------------------------------------------------- end
     @property

@@ -140,10 +140,12 @@ class Recorder:
             self._notify("record", point)
         return measured
 
-    def add(self, name: str, rows: pd.DataFrame) -> None:
-        """Append rows to a table outside the schedule (a monitor's log of skipped points) and write it."""
+    def add(self, name: str, rows: pd.DataFrame, write: bool = True) -> None:
+        """Append rows to a table outside the schedule (a monitor's log of skipped points); with ``write=False``
+        they reach the folder with the next record or :meth:`finish`."""
         self._frames.setdefault(name, []).append(rows)
-        self.write_tables()
+        if write:
+            self.write_tables()
 
     def table(self, name: str) -> pd.DataFrame | None:
         """All rows of one table so far (None if nothing was recorded in it)."""
