@@ -137,3 +137,21 @@ def test_resume_accepts_the_data_spec_as_given_or_as_loaded():
     assert same_record("data", given, loaded) and same_record("data", loaded, given)
     assert not same_record("data", given, DataSpec("blobs", options={"n_features": 8}).to_dict())
     assert not same_record("data", given, DataSpec("blobs", seed=1, options={"n_features": 6}).to_dict())
+
+
+def test_run_population_gives_what_run_gives(tmp_path):
+    from netdyn import run_population
+
+    base = _spec(dtype="float64")
+    specs = [base.replace(model={"seed": s}, train={"seed": s, "lr": lr}) for s, lr in ((0, 0.01), (1, 0.003))]
+    together = run_population(specs, [tmp_path / "p0", tmp_path / "p1"])
+    for i, spec in enumerate(specs):
+        alone = netdyn.run(spec, tmp_path / f"a{i}")
+        pd.testing.assert_frame_equal(
+            together[i].train.history.drop(columns="wall_time"), alone.train.history.drop(columns="wall_time"),
+            rtol=1e-9, atol=1e-12,
+        )
+        assert load_run(tmp_path / f"p{i}").spec == load_run(tmp_path / f"a{i}").spec
+        assert (tmp_path / f"p{i}" / "report.html").is_file()  # the spec's analysis ran for each member
+    with pytest.raises(ConfigError, match="differ in more"):
+        run_population([base, base.replace(model={"width": 8})], [tmp_path / "x0", tmp_path / "x1"])

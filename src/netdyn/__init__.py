@@ -37,6 +37,7 @@ _EXPORTS: dict[str, str] = {
     "TrainConfig": "netdyn.training",
     "TrainResult": "netdyn.training",
     "train": "netdyn.training",
+    "train_population": "netdyn.training",
     # analysis (SPEC section 5)
     "QUANTITIES": "netdyn.analysis",
     "Quantity": "netdyn.analysis",
@@ -70,6 +71,7 @@ _EXPORTS: dict[str, str] = {
     "RunSpec": "netdyn.spec",
     "RunResult": "netdyn.spec",
     "run": "netdyn.spec",
+    "run_population": "netdyn.spec",
     # beyond one run
     "sweep": "netdyn.sweeps",
     "load_sweep": "netdyn.sweeps",
@@ -133,8 +135,8 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see the real imports
     from netdyn.monitor import Monitor  # noqa: F401
     from netdyn.prune import prune_run  # noqa: F401
     from netdyn.recommend import recommend  # noqa: F401
-    from netdyn.spec import RunResult, RunSpec, run  # noqa: F401
+    from netdyn.spec import RunResult, RunSpec, run, run_population  # noqa: F401
     from netdyn.store import RunFolder, load_run  # noqa: F401
     from netdyn.sweeps import load_sweep, sweep  # noqa: F401
-    from netdyn.training import TrainConfig, TrainResult, train  # noqa: F401
+    from netdyn.training import TrainConfig, TrainResult, train, train_population  # noqa: F401
     from netdyn.transitions import detect_transitions  # noqa: F401

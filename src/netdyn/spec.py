@@ -9,6 +9,7 @@ process pool, a Ray worker and the experiments call, and a run folder's ``config
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,11 @@ def run(
         net, data, resolved.train, run_dir=run_dir, resume=resume, progress=progress, record=record,
         callbacks=callbacks,
     )
+    return _finish(resolved, result, data, run_dir, progress)
+
+
+def _finish(resolved: RunSpec, result: Any, data: Any, run_dir: str | Path | None, progress: bool) -> RunResult:
+    """The analysis a spec asks for, of a trained (not diverged) run, written into its folder."""
     analysis = None
     if resolved.analysis is not None and not result.diverged:
         from netdyn.analysis.analyze import analyze
@@ -148,3 +154,39 @@ def run(
 
             write_run_report(load_run(run_dir), analysis)
     return RunResult(spec=resolved, train=result, analysis=analysis, run_dir=result.run_dir)
+
+
+def run_population(
+    specs: Sequence[RunSpec],
+    run_dirs: Sequence[str | Path | None] | None = None,
+    *,
+    resume: bool = False,
+    progress: bool = False,
+    root: str | Path | None = None,
+    download: bool = False,
+) -> list[RunResult]:
+    """Train several runs of one architecture as one population (``netdyn.train_population``), then analyse
+    each as its spec asks: what :func:`run` gives for each spec, faster. The specs may differ only in what a
+    population lets differ (model seed and init scale; training seed, lr, weight decay, momentum):
+    ``population_key`` says which specs can share a population."""
+    from netdyn.training.population import population_key, train_population
+
+    specs = list(specs)
+    if not specs or any(not isinstance(s, RunSpec) for s in specs):
+        raise ConfigError("run_population takes a non-empty list of RunSpecs")
+    if len({population_key(s) for s in specs}) != 1:
+        raise ConfigError(
+            "run_population: the specs differ in more than the model seed, init scale, training seed, lr, weight "
+            "decay and momentum; train them separately"
+        )
+    dirs = list(run_dirs) if run_dirs is not None else [None] * len(specs)
+    data = specs[0].data.load(root=root, download=download)
+    resolved = [replace(s, model=s.model.resolve(data), data=DataSpec.of(data)) for s in specs]
+    import netdyn
+
+    records = [{"netdyn_version": netdyn.__version__, **r.to_dict()} for r in resolved]
+    results = train_population(
+        [r.model.build() for r in resolved], data, [r.train for r in resolved], dirs, resume=resume,
+        progress=progress, records=records,
+    )
+    return [_finish(r, result, data, d, progress) for r, result, d in zip(resolved, results, dirs, strict=True)]

@@ -2,6 +2,7 @@
 
 from netdyn.training.config import TrainConfig, parse_schedule, steps_per_epoch
 from netdyn.training.loop import TrainResult, TrainState, evaluate, train
+from netdyn.training.population import train_population
 from netdyn.training.recorder import Recorder, RecordPoint, Schedule
 
 __all__ = [
@@ -15,4 +16,5 @@ __all__ = [
     "parse_schedule",
     "steps_per_epoch",
     "train",
+    "train_population",
 ]
