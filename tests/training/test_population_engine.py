@@ -103,6 +103,46 @@ def test_each_member_ends_where_its_own_train_run_ends(tiny_data, tmp_path, arch
         assert engine.member_optimizer_state(1)["state"] == {}
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_the_elementwise_adam_update_matches_train_too(tiny_data, optimizer):
+    """The update written as tensor operations (the engine's path where the fused kernel is not used) follows
+    train as the fused one does."""
+    nets, configs = make_members("bn", optimizer, "ce")
+    engine = engine_for(tiny_data, nets, configs)
+    engine.fused_optimizer = False
+    engine.run()
+    for i, (net, config) in enumerate(zip(make_members("bn", optimizer, "ce")[0], configs, strict=True)):
+        train(net, tiny_data, config)
+        ours = engine.member_state_dict(i)
+        for key, value in net.state_dict().items():
+            assert_close(ours[key], value, **CLOSE, msg=lambda m, key=key, i=i: f"member {i} {key}: {m}")
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_members_sharing_their_hyperparameters_take_one_update_and_a_diverging_one_leaves_it(tiny_data, fused):
+    """Seed-only AdamW members share lr, weight decay and step count: the fused path updates the whole stacks in
+    one call until member 2 diverges (its output weights blown up after 10 steps), then the two left on their
+    rows. Those two end where their own train runs end; member 2 keeps the state it had before its bad step."""
+    nets, configs = make_members("bn", "adamw", "mse")
+    configs = [TrainConfig(**{**c.to_dict(), "lr": 3e-3, "weight_decay": 1e-2}) for c in configs]
+    engine = engine_for(tiny_data, nets, configs)
+    engine.fused_optimizer = fused
+    engine.run(10)
+    poisoned, optim_state = engine.member_state_dict(2), engine.member_optimizer_state(2)
+    poisoned["blocks.2.linear.weight"] *= 1e200  # its MSE overflows float64 at the next step
+    engine.load_member(2, poisoned, optim_state)
+    engine.run()
+    assert engine.diverged_steps() == [None, None, 11]
+    for key, value in poisoned.items():
+        assert torch.equal(engine.member_state_dict(2)[key], value), key
+    assert_optimizer_state_equal(engine.member_optimizer_state(2), optim_state, rtol=0, atol=0)
+    for i, (net, config) in enumerate(zip(make_members("bn", "adamw", "mse")[0][:2], configs, strict=False)):
+        train(net, tiny_data, config)
+        for key, value in net.state_dict().items():
+            ours = engine.member_state_dict(i)[key]
+            assert_close(ours, value, **CLOSE, msg=lambda m, key=key, i=i: f"member {i} {key}: {m}")
+
+
 def test_float32_members_follow_train_within_float32_rounding(tiny_data):
     nets, configs = make_members("bn", "adamw", "mse", steps=10, dtype="float32")
     engine = engine_for(tiny_data, nets, configs)
