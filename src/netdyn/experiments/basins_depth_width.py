@@ -243,8 +243,7 @@ class BasinsDepthWidth(Experiment):
     nullable = {"basin_sizes": ("size_mid", "size_half"), "members": ("train_accuracy", "test_accuracy")}
     measured = {
         "smoke": "13 s (2 CPU cores shared with other jobs, load average 6; 2026-11-30)",
-        "small": "12.0 min on 2 CPU cores shared with other jobs (load average 5-14, 34% of one core on average; "
-        "4.2 min of CPU on one torch thread; 2026-11-30)",
+        "small": "3.7 min (220 s; idle 2-core CPU, 2 torch threads, 2026-11-30)",
     }
     scales = {
         "smoke": BasinsDepthWidthConfig(

@@ -121,8 +121,7 @@ class BasinsHparams(Experiment):
     nullable = {"basin_sizes": ("size_mid", "size_half"), "members": ("train_accuracy", "test_accuracy")}
     measured = {
         "smoke": "14 s (2 CPU cores shared with other jobs, load average 6; 2026-11-30)",
-        "small": "26.5 min on 2 CPU cores shared with other jobs (load average 8-18, 20% of one core on average; "
-        "5.6 min of CPU on one torch thread; 2026-11-30)",
+        "small": "3.9 min (235 s; idle 2-core CPU, 2 torch threads, 2026-11-30)",
     }
     scales = {
         "smoke": BasinsHparamsConfig(

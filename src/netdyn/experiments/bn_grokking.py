@@ -124,8 +124,7 @@ class BNGrokking(Experiment):
     }
     measured = {
         "smoke": "14 s (2 CPU cores, load ~4, 2026-11-30)",
-        "small": "11.7 min (2 CPU cores shared with other jobs, load 4-7, torch 1 thread; training 7.7 min; "
-                 "2026-11-30)",
+        "small": "2.5 min (148 s; idle 2-core CPU, 2 torch threads, 2026-11-30)",
     }
 
     def members(self, config: BNGrokkingConfig) -> list[Member]:

@@ -90,7 +90,7 @@ class Depth100(Experiment):
     )
     measured = {
         "smoke": "22 s (2 CPU cores shared with other jobs, load ~13, 2026-11-30)",
-        "small": "10 min (617 s; 1 torch thread, 2 CPU cores shared with other jobs, load ~13, 2026-11-30)",
+        "small": "1.5 min (90 s; idle 2-core CPU, 2 torch threads, 2026-11-30)",
     }
     columns = {
         "history": ("member", *_PARAMS, "step", "split", "bn_mode", "loss", "accuracy"),

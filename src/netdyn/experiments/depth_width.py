@@ -74,8 +74,7 @@ class DepthWidth(Experiment):
                                        "order_index_mean")}
     measured = {
         "smoke": "about 10 s (6-10 s of CPU time; 1.9 min wall on the shared, loaded machine)",
-        "small": "39 min wall on 2 CPU cores shared with 4 other jobs (load 12-17, OMP_NUM_THREADS=1), 7.0 min "
-                 "of CPU time, 2026-11-30",
+        "small": "5.1 min (305 s; idle 2-core CPU, 2 torch threads, 2026-11-30)",
         "paper": "not run (meant for a GPU; the task that built it had none)",
     }
     scales = {

@@ -89,8 +89,7 @@ class DoubleDescent(Experiment):
     }
     measured = {
         "smoke": "16 s (2 CPU cores, load ~4, 2026-11-30)",
-        "small": "25 min (2 CPU cores shared with other jobs, load 10-18, torch 1 thread; training 17 min; "
-                 "2026-11-30)",
+        "small": "2.0 min (120 s; idle 2-core CPU, 2 torch threads, 2026-11-30)",
     }
 
     def members(self, config: DoubleDescentConfig) -> list[Member]:

@@ -207,8 +207,7 @@ class Grokking(Experiment):
     }
     measured = {
         "smoke": "15 s (2 CPU cores, load ~4, 2026-11-30)",
-        "small": "71 min (2 CPU cores shared with other jobs, load 6-18, torch 1 thread; training 69 min, "
-                 "analysis 68 s; 2026-11-30)",
+        "small": "12.2 min (734 s; idle 2-core CPU, 2 torch threads, 2026-11-30)",
     }
 
     def members(self, config: GrokkingConfig) -> list[Member]:

@@ -161,7 +161,7 @@ class LmapTraining(Experiment):
     )
     measured = {
         "smoke": "16 s (2 CPU cores shared with other jobs, load ~13, 2026-11-30)",
-        "small": "12 min (736 s; 1 torch thread, 2 CPU cores shared with other jobs, load ~13, 2026-11-30)",
+        "small": "1.6 min (93 s; idle 2-core CPU, 2 torch threads, 2026-11-30)",
     }
     columns = {
         "history": ("member", "variant", "depth", "seed", "step", "split", "bn_mode", "loss", "accuracy"),

@@ -138,7 +138,7 @@ class Residual(Experiment):
     )
     measured = {
         "smoke": "18 s (2 CPU cores shared with other jobs, load ~13, 2026-11-30)",
-        "small": "22 min (1,314 s; 1 torch thread, 2 CPU cores shared with other jobs, load ~13, 2026-11-30)",
+        "small": "3.4 min (201 s; idle 2-core CPU, 2 torch threads, 2026-11-30)",
     }
     columns = {
         "network": ("variant", "depth", "width", "seed", "split", "accuracy"),

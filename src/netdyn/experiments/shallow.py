@@ -114,8 +114,7 @@ class Shallow(Experiment):
                                        "order_index_mean")}
     measured = {
         "smoke": "about 15 s (12-15 s of CPU time; 2.5 min wall on the shared, loaded machine)",
-        "small": "32 min wall on 2 CPU cores shared with 4 other jobs (load 12-17, OMP_NUM_THREADS=1), 4.2 min "
-                 "of CPU time, 2026-11-30",
+        "small": "3.0 min (182 s; idle 2-core CPU, 2 torch threads, 2026-11-30)",
         "paper": "not run (meant for a GPU; the task that built it had none)",
     }
     scales = {

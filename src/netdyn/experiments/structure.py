@@ -96,9 +96,7 @@ class Structure(Experiment):
     )
     measured = {
         "smoke": "8 s (2 CPU cores, unloaded, 2026-11-29)",
-        "small": "about 70 min wall on 2 CPU cores shared with 6 other jobs (load 11-15; the first four members "
-                 "with 2 torch threads, which oversubscription slows up to 10x), 2026-11-30; the last five members "
-                 "and the analysis took 6.5 min with OMP_NUM_THREADS=1 under the same load",
+        "small": "4.2 min (254 s; idle 2-core CPU, 2 torch threads, 2026-11-30)",
         "paper": "not run (meant for a GPU; none was lent to this task)",
     }
     columns = {
