@@ -1,9 +1,18 @@
 """The residual experiment's reading of pruning tables: where pruning becomes effective and whether a network
 has the standard structure, on hand-made tables with known answers."""
 
+import numpy as np
 import pandas as pd
+import pytest
 
-from netdyn.experiments.residual import EXPERIMENT, by_network, effective_from, structure_row, structure_table
+from netdyn.experiments.residual import (
+    EXPERIMENT,
+    by_network,
+    effective_from,
+    seed_medians,
+    structure_row,
+    structure_table,
+)
 
 
 def _acc(test, train=None):
@@ -70,3 +79,23 @@ def test_members_cover_the_grid_and_skip_residual_nets_too_shallow_for_a_pair():
     shallow = experiment.members(type(config)(depths=(2, 4), widths=(8,)))
     assert [m.name for m in shallow] == [
         "variantplain-depth2-width8-seed0", "variantplain-depth4-width8-seed0", "variantresidual-depth4-width8-seed0"]
+
+
+def test_seed_medians_rank_never_effective_last_and_take_the_majority():
+    table = pd.DataFrame({
+        "variant": ["plain"] * 3 + ["residual"] * 3 + ["residual"], "depth": [4] * 6 + [8], "width": [16] * 7,
+        "seed": [0, 1, 2, 0, 1, 2, 0],
+        "lmap_layer": pd.array([2, None, 3, None, None, 1, 5], dtype="Int64"),
+        "lp_layer": pd.array([1, 1, 2, 3, 3, 3, 2], dtype="Int64"),
+        "test_accuracy": [0.9, 0.8, 0.7, 0.5, 0.6, 0.7, 0.95],
+        "standard_structure": [True, False, True, False, False, True, True],
+    })  # fmt: skip
+    out = seed_medians(table).set_index(["variant", "depth"])
+    # plain: layers 2, never, 3 -> median 3 (never ranks last); residual depth 4: never, never, 1 -> never
+    assert out.loc[("plain", 4), "lmap_layer"] == 3 and np.isnan(out.loc[("residual", 4), "lmap_layer"])
+    assert out.loc[("plain", 4), "lp_layer"] == 1 and out.loc[("residual", 4), "lp_layer"] == 3
+    assert out.loc[("plain", 4), "test_accuracy"] == pytest.approx(0.8)
+    assert bool(out.loc[("plain", 4), "standard_structure"])
+    assert not bool(out.loc[("residual", 4), "standard_structure"])
+    # one seed: its own values
+    assert out.loc[("residual", 8), "lmap_layer"] == 5 and bool(out.loc[("residual", 8), "standard_structure"])
