@@ -483,13 +483,7 @@ def _stacked_logits(
     """Logits [K, n, C] of the K networks of ``folded`` on the same samples x [n, d] (BN in running mode)."""
     prev2: torch.Tensor | None = None
     for block, (w, b) in zip(net.blocks, folded, strict=True):
-        z = _affine(x, w, b)
-        if block.skip == "pre":
-            out = block.transfer(z + prev2)
-        elif block.skip == "post":
-            out = block.transfer(z) + prev2
-        else:
-            out = block.transfer(z)
+        _, out = block.join(_affine(x, w, b), prev2)
         prev2, x = x, out
     k = max(w.shape[0] if w.dim() == 3 else 1 for w, _ in folded)
     return x.expand(k, *x.shape[-2:])

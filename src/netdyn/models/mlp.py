@@ -75,7 +75,11 @@ class LayerBlock(nn.Module):
         self, x_prev: torch.Tensor, x_skip: torch.Tensor | None = None, bn_mode: str = "running"
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (h^l, x^l) from x^{l-1} (and x^{l-2} when the block has a skip)."""
-        z = self.normalize(self.linear(x_prev), bn_mode)
+        return self.join(self.normalize(self.linear(x_prev), bn_mode), x_skip)
+
+    def join(self, z: torch.Tensor, x_skip: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(h^l, x^l) from z^l (the normalised local field) and x^{l-2}: the skip and the transfer function, the
+        part of the block every functional forward pass (stacked networks, populations) shares."""
         if self.skip == "pre":
             h = z + x_skip
             return h, self.transfer(h)

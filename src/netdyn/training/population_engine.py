@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +37,7 @@ from torch.optim.adam import adam as _functional_adam
 from netdyn._device import resolve_device
 from netdyn.errors import ConfigError, ModelError
 from netdyn.models import MLP
-from netdyn.models.activations import get_activation
+from netdyn.models.mlp import LayerBlock
 from netdyn.training.config import TrainConfig, steps_per_epoch
 from netdyn.training.loop import EVAL_CHUNK, epoch_permutation, make_optimizer
 
@@ -53,10 +53,9 @@ class _BlockLayout:
 
     prefix: str
     """State-dict prefix of the block, e.g. ``"blocks.0."``."""
-    transfer: Callable[[torch.Tensor], torch.Tensor] | None
-    """Transfer function, None for the output block."""
-    skip: str | None
-    """None, "pre" or "post", as ``LayerBlock.skip``."""
+    layer: LayerBlock
+    """The template net's block: its :meth:`~netdyn.models.mlp.LayerBlock.join` (skip and transfer function,
+    no parameters) is applied to the stacked local fields."""
     batchnorm: bool
     """Whether the block has a BatchNorm1d."""
     bias: bool
@@ -134,8 +133,7 @@ class PopulationEngine:
         self._blocks = [
             _BlockLayout(
                 prefix=f"blocks.{k}.",
-                transfer=None if block.activation is None else get_activation(block.activation),
-                skip=block.skip,
+                layer=block,
                 batchnorm=block.bn is not None,
                 bias=block.linear.bias is not None,
             )
@@ -211,12 +209,7 @@ class PopulationEngine:
             z = a if k == 0 else self._linear(params, block, x)
             if block.batchnorm:
                 z = self._normalize(params, block, z, bn_mode, stats)
-            if block.skip == "pre":
-                out = block.transfer(z + prev2)
-            elif block.skip == "post":
-                out = block.transfer(z) + prev2
-            else:
-                out = block.transfer(z)
+            _, out = block.layer.join(z, prev2)
             prev2, x = x, out
         return self._linear(params, output, x), stats
 
@@ -412,11 +405,11 @@ class PopulationEngine:
         populations), otherwise one call per group on the members' rows. Masked members are left out. CPU only,
         where reading ``active`` costs no synchronisation.
         """
-        steps = self._adam_steps.add_(active.double())
+        steps = self._adam_steps.add_(active.double()).tolist()
         groups: dict[tuple[float, float, float], list[int]] = {}
         for i in torch.nonzero(active).flatten().tolist():
             config = self.configs[i]
-            groups.setdefault((config.lr, config.weight_decay, float(steps[i])), []).append(i)
+            groups.setdefault((config.lr, config.weight_decay, steps[i]), []).append(i)
         beta1, beta2 = self._betas
         stacks = (self._params, grads, self._exp_avg, self._exp_avg_sq)
         for (lr, weight_decay, step), rows in groups.items():
