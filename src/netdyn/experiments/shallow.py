@@ -75,6 +75,28 @@ class ShallowConfig(ExperimentConfig):
     """Training samples of the RPD and the neuron modes (a seeded subset)."""
 
 
+def _accuracy_and_gap(table: pd.DataFrame, x: str, xlabel: str, title: str, gap_title: str) -> tuple[Any, Any]:
+    """Fig. 2a/2b's pair: the test accuracy of the tanh net and its linearisations against ``x``, and the tanh
+    net's lead over each."""
+    from netdyn.plots.sizes import plot_against
+
+    curves = curve_table(table, split="test")
+    accuracy = plot_against(
+        curves, x, "accuracy", by="curve", panel="inputs", order=_present(CURVES, curves["curve"]), logx=True,
+        xlabel=xlabel, ylabel="test accuracy (fraction)", legend_title="",
+    )  # fmt: skip
+    accuracy.suptitle(title)
+    gaps = gap_table(curves, x)
+    gap = plot_against(
+        gaps, x, "gap", by="gap_of", panel="inputs", order=_present(GAPS, gaps["gap_of"]), logx=True,
+        xlabel=xlabel, ylabel="test accuracy of the tanh net minus ...", legend_title="",
+    )  # fmt: skip
+    for ax in gap.axes:
+        ax.axhline(0, color="0.3", lw=0.8)
+    gap.suptitle(gap_title)
+    return accuracy, gap
+
+
 def _train_config(config: ShallowConfig, seed: int, largest: bool) -> TrainConfig:
     return TrainConfig(
         optimizer=config.optimizer,
@@ -184,37 +206,17 @@ class Shallow(Experiment):
         sizes = sorted(set(tables["size_accuracy"]["train_size"]))
         largest = max(sizes)
 
-        size_curves = curve_table(tables["size_accuracy"], split="test")
-        fig = plot_against(size_curves, "train_size", "accuracy", by="curve", panel="inputs", order=_present(
-            CURVES, size_curves["curve"]), logx=True, xlabel="training-set size (log scale)",
-            ylabel="test accuracy (fraction)", legend_title="")
-        fig.suptitle(f"784-{config.width}-10 nets: test accuracy against training-set size "
-                     f"({config.steps} steps each)")
-        figs["fig2a_size_accuracy"] = fig
-        gaps = gap_table(size_curves, "train_size")
-        fig = plot_against(gaps, "train_size", "gap", by="gap_of", panel="inputs", order=_present(
-            GAPS, gaps["gap_of"]), logx=True, xlabel="training-set size (log scale)",
-            ylabel="test accuracy of the tanh net minus ...", legend_title="")
-        for ax in fig.axes:
-            ax.axhline(0, color="0.3", lw=0.8)
-        fig.suptitle("How much the tanh net beats its linearisations, against training-set size")
-        figs["fig2a_size_gap"] = fig
-
+        figs["fig2a_size_accuracy"], figs["fig2a_size_gap"] = _accuracy_and_gap(
+            tables["size_accuracy"], "train_size", "training-set size (log scale)",
+            f"784-{config.width}-10 nets: test accuracy against training-set size ({config.steps} steps each)",
+            "How much the tanh net beats its linearisations, against training-set size",
+        )  # fmt: skip
         if "time_accuracy" in tables:
-            time_curves = curve_table(tables["time_accuracy"], split="test")
-            fig = plot_against(time_curves, "step", "accuracy", by="curve", panel="inputs", order=_present(
-                CURVES, time_curves["curve"]), logx=True, xlabel="training step (log scale)",
-                ylabel="test accuracy (fraction)", legend_title="")
-            fig.suptitle(f"784-{config.width}-10 nets on {largest} digits: test accuracy during training")
-            figs["fig2b_time_accuracy"] = fig
-            gaps = gap_table(time_curves, "step")
-            fig = plot_against(gaps, "step", "gap", by="gap_of", panel="inputs", order=_present(
-                GAPS, gaps["gap_of"]), logx=True, xlabel="training step (log scale)",
-                ylabel="test accuracy of the tanh net minus ...", legend_title="")
-            for ax in fig.axes:
-                ax.axhline(0, color="0.3", lw=0.8)
-            fig.suptitle(f"How much the tanh net beats its linearisations during training ({largest} digits)")
-            figs["fig2b_time_gap"] = fig
+            figs["fig2b_time_accuracy"], figs["fig2b_time_gap"] = _accuracy_and_gap(
+                tables["time_accuracy"], "step", "training step (log scale)",
+                f"784-{config.width}-10 nets on {largest} digits: test accuracy during training",
+                f"How much the tanh net beats its linearisations during training ({largest} digits)",
+            )  # fmt: skip
 
         seed0 = tables["rpd"][tables["rpd"]["seed"] == 0]
         for panel, size in (("fig2c_rpd_smallest", min(sizes)), ("fig2d_rpd_largest", largest)):
