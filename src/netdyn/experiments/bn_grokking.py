@@ -27,7 +27,7 @@ from netdyn.analysis.basins import curve_sizes
 from netdyn.analysis.config import AnalysisConfig
 from netdyn.data.spec import DataSpec
 from netdyn.experiments.base import Experiment, ExperimentRuns, Member, with_params
-from netdyn.experiments.grokking import first_crossing_step, grokking_stages
+from netdyn.experiments.grokking import first_crossing_step, grokking_stages, stage_rows
 from netdyn.experiments.structure import StructureConfig, member_specs
 from netdyn.transitions import accuracy_jump, jump_table
 
@@ -179,11 +179,7 @@ class BNGrokking(Experiment):
             chosen = {s: stages[s] for s in ("before", "after")}
             fields = runs.analysis(member, self._fields_config(config), steps=sorted(set(chosen.values())))
             for name in ("local_fields", "local_fields_summary"):
-                table = fields.tables[name]
-                frames = [table[table["step"] == step].assign(stage=stage) for stage, step in chosen.items()]
-                table = pd.concat(frames, ignore_index=True)
-                front = ["stage", "step"]
-                add(name, with_params(table[front + [c for c in table.columns if c not in front]], member))
+                add(name, with_params(stage_rows(fields.tables[name], chosen), member))
         return {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
 
     def figures(self, tables: dict[str, pd.DataFrame], config: BNGrokkingConfig) -> dict[str, Any]:

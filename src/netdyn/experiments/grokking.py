@@ -20,7 +20,7 @@ accuracy``). Every step they return is an evaluated step of the table.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +68,15 @@ def before_learning_step(
         raise ConfigError("before_learning_step needs at least one candidate step")
     low = [s for s in steps if _at(train, s) <= chance + margin and _at(test, s) <= chance + margin]
     return low[-1] if low else steps[0]
+
+
+def stage_rows(table: pd.DataFrame, stages: Mapping[str, int]) -> pd.DataFrame:
+    """The rows of an analysis table (one with a ``step`` column) at each stage's step, labelled with a leading
+    ``stage`` column, in the order of ``stages``."""
+    frames = [table[table["step"] == step].assign(stage=stage) for stage, step in stages.items()]
+    table = pd.concat(frames, ignore_index=True)
+    front = ["stage", "step"]
+    return table[front + [c for c in table.columns if c not in front]]
 
 
 def grokking_stages(
@@ -282,11 +291,7 @@ class Grokking(Experiment):
             add("stage_basins", with_params(
                 stage_curves[["stage", "step", "kind", "eps", "accuracy", "ci_low", "ci_high"]], member))
             for name in ("local_fields", "local_fields_summary"):
-                table = at_stage.tables[name]
-                frames = [table[table["step"] == step].assign(stage=stage) for stage, step in stages.items()]
-                table = pd.concat(frames, ignore_index=True)
-                front = ["stage", "step"]
-                add(name, with_params(table[front + [c for c in table.columns if c not in front]], member))
+                add(name, with_params(stage_rows(at_stage.tables[name], stages), member))
         tables = {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
         tables["nearest_train_distance"] = nearest_train_distance(data)
         return tables
