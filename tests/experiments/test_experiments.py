@@ -106,3 +106,18 @@ def test_resume_refuses_another_configuration(tmp_path, capsys):
                  "--resume", "--quiet"]) == 1
     assert "differs" in capsys.readouterr().err
     np.testing.assert_equal(len(list((tmp_path / "x" / "runs").iterdir())), 3)
+
+
+def test_a_members_train_config_takes_the_fields_the_experiment_config_shares_with_train_config():
+    from netdyn.experiments.grokking import GrokkingConfig
+    from netdyn.experiments.structure import StructureConfig
+
+    grokking = GrokkingConfig()
+    train = grokking.train_config(3)
+    assert (train.seed, train.optimizer, train.lr, train.weight_decay, train.steps, train.loss, train.dtype) == (
+        3, "adamw", 1e-3, 0.01, 100_000, "mse", "float64")
+    assert (train.eval_every, train.checkpoint_every) == ("log:81", "log:41")
+    structure = StructureConfig()
+    changed = structure.train_config(1, checkpoint_every="log:1", lr=0.5)
+    assert (changed.checkpoint_every, changed.lr, changed.bn_eval) == ("log:1", 0.5, structure.bn_eval)
+    assert changed.weight_decay == 0.0  # a field the config lacks keeps TrainConfig's default

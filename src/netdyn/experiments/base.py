@@ -25,6 +25,7 @@ from netdyn.analysis.config import AnalysisConfig
 from netdyn.data.spec import DataSpec
 from netdyn.errors import ConfigError, RunError
 from netdyn.spec import RunSpec
+from netdyn.training.config import TrainConfig
 
 SCALES = ("smoke", "small", "paper")
 
@@ -43,6 +44,14 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return _config.to_dict(self)
+
+    def train_config(self, seed: int, **changes: Any) -> TrainConfig:
+        """A member's training settings: every field this config shares by name with :class:`TrainConfig`
+        (optimizer, lr, batch size, epochs or steps, schedules, device, ...), the member's ``seed``, then
+        ``changes`` (what the member varies, or what the experiment fixes)."""
+        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(TrainConfig)
+                  if f.name != "seed" and f.name in self.__dataclass_fields__}  # fmt: skip
+        return TrainConfig(**{**shared, "seed": seed, **changes})
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,6 @@ from netdyn.experiments.base import (
 )
 from netdyn.models.spec import ModelSpec
 from netdyn.spec import RunSpec
-from netdyn.training.config import TrainConfig
 
 SPACES = ("sample", "weight")
 VARIANT_LABELS = {True: "BN", False: "no BN"}
@@ -103,22 +102,6 @@ def basin_analysis_config(config: Any) -> AnalysisConfig:
         eps=config.eps,
         device=config.device,
     )
-
-
-def train_config(config: Any, seed: int, **changes: Any) -> TrainConfig:
-    """The member's training settings from the experiment's config (``changes`` override, e.g. the lr)."""
-    values = {
-        "optimizer": config.optimizer,
-        "lr": config.lr,
-        "batch_size": getattr(config, "batch_size", None),
-        "epochs": config.epochs,
-        "seed": seed,
-        "device": config.device,
-        "eval_every": config.eval_every,
-        "checkpoint_every": config.checkpoint_every,
-    }
-    values.update(changes)
-    return TrainConfig(**values)
 
 
 def basin_tables(runs: ExperimentRuns, config: Any, members: Sequence[Member] | None = None) -> dict[str, pd.DataFrame]:
@@ -267,7 +250,7 @@ class BasinsDepthWidth(Experiment):
                             model=ModelSpec(width=width, depth=depth, batchnorm=batchnorm,
                                             init=config.init_bn if batchnorm else config.init_plain, seed=seed),
                             data=config.data,
-                            train=train_config(config, seed),
+                            train=config.train_config(seed),
                         )
                         params = {"batchnorm": batchnorm, "depth": depth, "width": width, "seed": seed}
                         members.append(Member(member_name(**params), spec, params))

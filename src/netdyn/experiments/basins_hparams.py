@@ -26,7 +26,6 @@ from netdyn.experiments.basins_depth_width import (
     SPACES,
     basin_tables,
     rank_trend,
-    train_config,
 )
 from netdyn.models.spec import ModelSpec
 from netdyn.spec import RunSpec
@@ -147,7 +146,7 @@ class BasinsHparams(Experiment):
                 spec = RunSpec(
                     model=ModelSpec(width=config.width, depth=config.depth, batchnorm=True, seed=seed),
                     data=config.data,
-                    train=train_config(config, seed, batch_size=batch_size, lr=lr, epochs=None, steps=steps),
+                    train=config.train_config(seed, batch_size=batch_size, lr=lr, epochs=None, steps=steps),
                 )
                 params = {"batch_size": batch_size, "lr": lr, "seed": seed}
                 members.append(Member(member_name(**params), spec, params))

@@ -23,7 +23,6 @@ from netdyn.experiments.base import Experiment, ExperimentConfig, ExperimentRuns
 from netdyn.experiments.residual import STRUCTURE_COLUMNS, VARIANTS, structure_table
 from netdyn.models.spec import ModelSpec
 from netdyn.spec import RunSpec
-from netdyn.training.config import TrainConfig
 
 _PARAMS = ["variant", "depth", "width", "seed"]
 
@@ -126,11 +125,7 @@ class Depth100(Experiment):
                     model=ModelSpec(width=config.width, depth=config.depth, batchnorm=True, residual=residual,
                                     seed=seed),
                     data=config.data,
-                    train=TrainConfig(
-                        optimizer=config.optimizer, lr=config.lr, batch_size=config.batch_size,
-                        epochs=config.epochs, seed=seed, device=config.device, eval_every=config.eval_every,
-                        checkpoint_every=config.checkpoint_every,
-                    ),
+                    train=config.train_config(seed),
                 )
                 params = {"variant": VARIANTS[residual], "depth": config.depth, "width": config.width, "seed": seed}
                 members.append(Member(member_name(**params), spec, params))

@@ -19,7 +19,6 @@ from netdyn.data.spec import DataSpec
 from netdyn.experiments.base import Experiment, ExperimentConfig, ExperimentRuns, Member, member_name, seeded
 from netdyn.models.spec import ModelSpec
 from netdyn.spec import RunSpec
-from netdyn.training.config import TrainConfig
 
 #: The paper's layer count of a net of ``depth`` hidden layers (input and output included).
 PAPER_OFFSET = 2
@@ -97,16 +96,7 @@ class DepthWidth(Experiment):
                     spec = RunSpec(
                         model=ModelSpec(width=width, depth=depth, batchnorm=True, seed=seed),
                         data=config.data,
-                        train=TrainConfig(
-                            optimizer=config.optimizer,
-                            lr=config.lr,
-                            batch_size=config.batch_size,
-                            epochs=config.epochs,
-                            seed=seed,
-                            device=config.device,
-                            eval_every=config.eval_every,
-                            checkpoint_every="log:1",
-                        ),
+                        train=config.train_config(seed, checkpoint_every="log:1"),
                     )
                     params = {"width": width, "depth": depth, "seed": seed}
                     members.append(Member(member_name(**params), spec, params))

@@ -42,7 +42,6 @@ from netdyn.experiments.base import (
 )
 from netdyn.models.spec import ModelSpec
 from netdyn.spec import RunSpec
-from netdyn.training.config import TrainConfig
 from netdyn.transitions import Jump, accuracy_jump, curve, jump_table
 
 STAGES = ("initial", "before", "after")
@@ -226,12 +225,7 @@ class Grokking(Experiment):
                 model=ModelSpec(width=config.width, depth=config.depth, activation="relu",
                                 init_scale=config.init_scale, seed=seed),
                 data=config.data,
-                train=TrainConfig(
-                    optimizer=config.optimizer, lr=config.lr, weight_decay=config.weight_decay,
-                    batch_size=config.batch_size, steps=config.steps, loss=config.loss, seed=seed,
-                    device=config.device, dtype=config.dtype, eval_every=config.eval_every,
-                    checkpoint_every=config.checkpoint_every,
-                ),
+                train=config.train_config(seed),
             )
             params = {"seed": seed}
             members.append(Member(member_name(**params), spec, params))

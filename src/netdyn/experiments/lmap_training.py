@@ -35,7 +35,6 @@ from netdyn.experiments.base import Experiment, ExperimentConfig, ExperimentRuns
 from netdyn.experiments.residual import VARIANTS, effective_from
 from netdyn.models.spec import ModelSpec
 from netdyn.spec import RunSpec
-from netdyn.training.config import TrainConfig
 
 REFERENCES = {
     "network": "network training accuracy (running statistics)",
@@ -187,10 +186,8 @@ class LmapTraining(Experiment):
                 model=ModelSpec(width=config.width, depth=config.depth, batchnorm=True, residual=config.residual,
                                 seed=seed),
                 data=config.data,
-                train=TrainConfig(
-                    optimizer=config.optimizer, lr=config.lr, batch_size=config.batch_size, epochs=config.epochs,
-                    seed=seed, device=config.device, eval_every=config.schedule,
-                    checkpoint_every=config.schedule, bn_eval="both",
+                train=config.train_config(
+                    seed, eval_every=config.schedule, checkpoint_every=config.schedule, bn_eval="both"
                 ),
             )
             params = {"variant": VARIANTS[config.residual], "depth": config.depth, "seed": seed}

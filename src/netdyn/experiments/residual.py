@@ -25,7 +25,6 @@ from netdyn.data.spec import DataSpec
 from netdyn.experiments.base import Experiment, ExperimentConfig, ExperimentRuns, Member, member_name, seeded
 from netdyn.models.spec import ModelSpec
 from netdyn.spec import RunSpec
-from netdyn.training.config import TrainConfig
 
 VARIANTS = {"none": "plain", "pre": "residual", "post": "residual-post"}
 """Table names of the ``residual`` settings of ModelSpec."""
@@ -189,11 +188,7 @@ class Residual(Experiment):
                         spec = RunSpec(
                             model=ModelSpec(width=width, depth=depth, batchnorm=True, residual=residual, seed=seed),
                             data=config.data,
-                            train=TrainConfig(
-                                optimizer=config.optimizer, lr=config.lr, batch_size=config.batch_size,
-                                epochs=config.epochs, seed=seed, device=config.device,
-                                eval_every=config.eval_every, checkpoint_every=config.checkpoint_every,
-                            ),
+                            train=config.train_config(seed),
                         )
                         params = {"variant": VARIANTS[residual], "depth": depth, "width": width, "seed": seed}
                         members.append(Member(member_name(**params), spec, params))

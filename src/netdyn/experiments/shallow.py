@@ -33,7 +33,6 @@ from netdyn.experiments.base import (
 )
 from netdyn.models.spec import ModelSpec
 from netdyn.spec import RunSpec
-from netdyn.training.config import TrainConfig
 
 #: How the figures name the two input scalings.
 INPUTS = {"none": "inputs in [0, 1]", "unit": "unit-norm inputs"}
@@ -97,19 +96,6 @@ def _accuracy_and_gap(table: pd.DataFrame, x: str, xlabel: str, title: str, gap_
     return accuracy, gap
 
 
-def _train_config(config: ShallowConfig, seed: int, largest: bool) -> TrainConfig:
-    return TrainConfig(
-        optimizer=config.optimizer,
-        lr=config.lr,
-        batch_size=config.batch_size,
-        steps=config.steps,
-        seed=seed,
-        device=config.device,
-        eval_every=config.eval_every,
-        checkpoint_every=config.checkpoints if largest else config.steps,
-    )
-
-
 class Shallow(Experiment):
     name = "shallow"
     figure = "Fig. 2"
@@ -162,7 +148,9 @@ class Shallow(Experiment):
                         spec = RunSpec(
                             model=ModelSpec(width=config.width, depth=1, activation=activation, seed=seed),
                             data=data,
-                            train=_train_config(config, seed, size == largest),
+                            train=config.train_config(
+                                seed, checkpoint_every=config.checkpoints if size == largest else config.steps
+                            ),
                         )
                         params = {"normalize": normalize, "train_size": size, "activation": activation, "seed": seed}
                         members.append(Member(member_name(**params), spec, params))
