@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
+import textwrap
 import typing
 from functools import cache
 from typing import Any
@@ -40,3 +43,24 @@ def from_dict(cls: type, values: dict[str, Any] | None, what: str | None = None)
         if isinstance(values[name], list):
             values[name] = tuple(values[name])
     return cls(**values)
+
+
+@cache
+def field_docs(cls: type) -> dict[str, str]:
+    """The one-line docstrings written under a dataclass's fields (read from its source)."""
+    docs: dict[str, str] = {}
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):
+        return docs
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    for node, nxt in zip(body, body[1:], strict=False):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+            and isinstance(nxt.value.value, str)
+        ):
+            docs[node.target.id] = nxt.value.value.strip()
+    return docs

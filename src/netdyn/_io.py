@@ -9,6 +9,7 @@ lost to a folder it cannot be saved in.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -99,7 +100,22 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON, atomically (numpy and torch scalars, tuples, sets and paths allowed)."""
     return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` as plain JSON values: dict keys as strings, tuples as lists, numpy and torch scalars as Python
+    numbers, and non-finite floats as None (JSON has no NaN); anything else is left as it is."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 def _json_default(obj: Any) -> Any:

@@ -12,21 +12,17 @@ wrong value for every option of every command, new ones included.
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
-import inspect
 import math
 import re
 import sys
-import textwrap
 import time
 import warnings
 from collections.abc import Sequence
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-from netdyn import _io
+from netdyn import _config, _io
 from netdyn.errors import ConfigError, NetdynError
 
 EXIT_FAILURE, EXIT_USAGE, EXIT_DIVERGED = 1, 2, 3
@@ -41,27 +37,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: error: {message}")
-
-
-@cache
-def field_docs(cls: type) -> dict[str, str]:
-    """The one-line docstrings written under a dataclass's fields (read from its source)."""
-    docs: dict[str, str] = {}
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    except (OSError, TypeError):
-        return docs
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    for node, nxt in zip(body, body[1:], strict=False):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(nxt, ast.Expr)
-            and isinstance(nxt.value, ast.Constant)
-            and isinstance(nxt.value.value, str)
-        ):
-            docs[node.target.id] = nxt.value.value.strip()
-    return docs
 
 
 class Whole:
@@ -186,7 +161,7 @@ def add_dataclass_options(
     in the namespace), ``overrides`` other defaults, ``choices`` the allowed words of a field, ``helps`` help texts.
     """
     group = parser.add_argument_group(title or cls.__name__)
-    docs = field_docs(cls)
+    docs = _config.field_docs(cls)
     overrides, rename, choices, helps = overrides or {}, rename or {}, choices or {}, helps or {}
     for f in dataclasses.fields(cls):
         if f.name in skip:
@@ -437,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from netdyn import __version__
+    from netdyn._version import __version__
 
     return f"netdyn {__version__}"
 

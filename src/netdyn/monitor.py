@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-import netdyn
+from netdyn._version import __version__
 from netdyn.analysis.config import AnalysisConfig
 from netdyn.analysis.quantities import QUANTITIES, AnalysisContext
 from netdyn.data.samples import DataLike, SampleSet, as_samples, check_fits
@@ -185,7 +185,7 @@ class Monitor:
         if self.run_dir.exists() and not self.run_dir.is_dir():
             raise RunError(f"{self.run_dir} is a file, not a run folder")
         record = {
-            "netdyn_version": netdyn.__version__,
+            "netdyn_version": __version__,
             "model": net.spec.to_dict(),
             "train": None,
             "data": DataSpec.from_dict(self.data.spec).to_dict() if getattr(self.data, "spec", None) else None,

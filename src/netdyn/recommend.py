@@ -391,7 +391,7 @@ def write_recommendation(
         _io.write_parquet(out / "metrics" / "points.parquet", rec.points)
     figure = plot_recommendation(rec.evidence, rec.summary)
     save_figure(figure, out / "figures" / "recommend")
-    _io.write_json(out / "summary.json", _jsonable(rec.summary))
+    _io.write_json(out / "summary.json", _io.jsonable(rec.summary))
     definitions = "The evidence table" + (__doc__ or "").split("The evidence table", 1)[-1]
     definitions = definitions.replace("``", "").replace("**", "").strip()
     shown = ["name", "depth", "width", "seed", "status", "error", "test_accuracy", "analysis_lmap_effective_layer",
@@ -408,16 +408,6 @@ def write_recommendation(
     return render_report(title, sections, out / "report.html", meta=meta, max_table_rows=500)
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.integer, np.floating)):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def run_recommendation(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from netdyn._version import __version__
 from netdyn.analysis.config import AnalysisConfig
 from netdyn.data.spec import DataSpec
 from netdyn.errors import ConfigError
@@ -120,7 +121,6 @@ def run(
     A diverged run is returned unanalysed (``result.train.diverged``). ``progress=True`` says what it trains
     and shows progress bars (the CLI's); otherwise nothing is printed.
     """
-    import netdyn
     from netdyn.training.loop import train
 
     if not isinstance(spec, RunSpec):
@@ -132,7 +132,7 @@ def run(
     net = resolved.model.build()
     if progress:
         print(f"training {net.extra_repr()} on {data.name} ({len(data.y_train)} train / {len(data.y_test)} test)")
-    record = {"netdyn_version": netdyn.__version__, **resolved.to_dict()}
+    record = {"netdyn_version": __version__, **resolved.to_dict()}
     result = train(
         net, data, resolved.train, run_dir=run_dir, resume=resume, progress=progress, record=record,
         callbacks=callbacks,
@@ -182,9 +182,7 @@ def run_population(
     dirs = list(run_dirs) if run_dirs is not None else [None] * len(specs)
     data = specs[0].data.load(root=root, download=download)
     resolved = [replace(s, model=s.model.resolve(data), data=DataSpec.of(data)) for s in specs]
-    import netdyn
-
-    records = [{"netdyn_version": netdyn.__version__, **r.to_dict()} for r in resolved]
+    records = [{"netdyn_version": __version__, **r.to_dict()} for r in resolved]
     results = train_population(
         [r.model.build() for r in resolved], data, [r.train for r in resolved], dirs, resume=resume,
         progress=progress, records=records,

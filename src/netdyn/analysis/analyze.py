@@ -8,18 +8,17 @@ runs it over a run folder's checkpoints and stacks the tables with a ``step`` co
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 
 from netdyn import _io
 from netdyn._device import resolve_device
+from netdyn._progress import progress_bar
 from netdyn.analysis._common import check_config_fits, samples_for
 from netdyn.analysis.config import AnalysisConfig
 from netdyn.analysis.quantities import AnalysisContext, selected
@@ -51,7 +50,7 @@ class Analysis:
         paths.append(
             _io.write_json(
                 directory / "analysis.json",
-                {"summary": _jsonable(self.summary), "config": self.config.to_dict()},
+                {"summary": _io.jsonable(self.summary), "config": self.config.to_dict()},
             )
         )
         return paths
@@ -86,16 +85,6 @@ class Analysis:
         return render_report(title, report_sections(self, history), path, meta=info)
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, (np.floating, np.integer)):
-        return _jsonable(obj.item())
-    return obj
 
 
 def _prepare(net: MLP, config: AnalysisConfig) -> MLP:
@@ -124,7 +113,7 @@ def analyze(net: MLP, data: DataLike, config: AnalysisConfig | None = None, prog
     records = selected(config)
     tables: dict[str, pd.DataFrame] = {}
     summary: dict[str, Any] = {}
-    bar = _bar(len(records)) if progress else None
+    bar = progress_bar(len(records)) if progress else None
     try:
         for record in records:
             if bar is not None:
@@ -137,7 +126,7 @@ def analyze(net: MLP, data: DataLike, config: AnalysisConfig | None = None, prog
             bar.close()
     for record in records:
         summary.update(record.summarize(tables, ctx))
-    return Analysis(tables=tables, summary=_jsonable(summary), config=config)
+    return Analysis(tables=tables, summary=_io.jsonable(summary), config=config)
 
 
 def analyze_checkpoints(
@@ -169,7 +158,7 @@ def analyze_checkpoints(
     data = data if data is not None else run.dataset()
     parts: dict[str, list[pd.DataFrame]] = {}
     by_step: dict[int, dict[str, Any]] = {}
-    bar = _bar(len(chosen), unit="checkpoint") if progress and len(chosen) > 1 else None
+    bar = progress_bar(len(chosen), unit="checkpoint") if progress and len(chosen) > 1 else None
     for step in chosen:
         result = analyze(run.model(step), data, config, progress=progress and bar is None)
         for name, table in result.tables.items():
@@ -183,8 +172,3 @@ def analyze_checkpoints(
     last = by_step[chosen[-1]]
     return Analysis(tables=tables, summary={**last, "steps": chosen, "by_step": by_step}, config=config)
 
-
-def _bar(total: int, unit: str = "step"):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit=unit, dynamic_ncols=True, leave=False, disable=None)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from netdyn import _config
+from netdyn._device import check_device_name
 from netdyn.errors import ConfigError
 
 #: "Pruning is effective at l" when the linear replacement's test accuracy is within this of the network's
@@ -54,8 +55,6 @@ class AnalysisConfig:
     def __post_init__(self) -> None:
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
-        from netdyn.training.config import check_device_name
-
         check_device_name(self.device)
         _positive_int(self.repeats, "repeats")
         _positive_int(self.max_samples, "max_samples", 2)

@@ -119,7 +119,7 @@ class Experiment:
 
     def notes(self, config: ExperimentConfig) -> str:
         """What the report says about choices the paper left open (default: the config's field docstrings)."""
-        from netdyn.cli import field_docs
+        from netdyn._config import field_docs
 
         docs = field_docs(type(config))
         lines = [f"{name}: {doc}" for name, doc in docs.items() if name not in ("data", "device", "seeds")]

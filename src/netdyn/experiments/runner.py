@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +21,13 @@ from typing import Any
 
 import pandas as pd
 
-import netdyn
 from netdyn import _io
 from netdyn._device import resolve_device
+from netdyn._progress import progress_bar
+from netdyn._version import __version__
 from netdyn.errors import ConfigError, RunError
 from netdyn.experiments.base import SCALES, Experiment, ExperimentConfig, ExperimentRuns, Member
+from netdyn.spec import run, run_population
 from netdyn.store import RunFolder
 
 
@@ -80,7 +81,7 @@ def training_groups(members: list[Member], folder: Path, population: bool = True
 
 def _record(experiment: Experiment, scale: str, config: ExperimentConfig) -> dict[str, Any]:
     return {
-        "netdyn_version": netdyn.__version__,
+        "netdyn_version": __version__,
         "experiment": experiment.name,
         "figure": experiment.figure,
         "scale": scale,
@@ -146,16 +147,16 @@ def run_experiment(
         raise ConfigError(f"experiment {name}: member names repeat ({names})")
     _open(folder, _record(experiment, scale, config), resume)
     start = time.perf_counter()
-    bar = _bar(len(members), name) if progress else None
+    bar = progress_bar(len(members), unit="member", description=name) if progress else None
     trained = 0
     try:
         for group in training_groups(members, folder, population):
             dirs = [folder / "runs" / m.name for m in group]
             if len(group) > 1:
-                netdyn.run_population([m.spec for m in group], dirs, resume=any(d.exists() for d in dirs),
+                run_population([m.spec for m in group], dirs, resume=any(d.exists() for d in dirs),
                                       root=root, download=download)
             elif group:
-                netdyn.run(group[0].spec, dirs[0], resume=dirs[0].exists(), root=root, download=download)
+                run(group[0].spec, dirs[0], resume=dirs[0].exists(), root=root, download=download)
             trained += len(group)
             if bar is not None:
                 bar.update(len(group))
@@ -184,7 +185,7 @@ def run_experiment(
         "wall_time": wall,
         "wall_time_total": previous + wall,
         "member_training_time": member_time,
-        **_jsonable(experiment.summary(tables, config)),
+        **_io.jsonable(experiment.summary(tables, config)),
     }
     _io.write_json(folder / "summary.json", summary)
     _write_report(folder, experiment, scale, config, tables, figures, summary)
@@ -259,16 +260,6 @@ def _config_table(config: ExperimentConfig) -> pd.DataFrame:
     return pd.DataFrame(rows).astype({"value": str})
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def run_all(
@@ -308,8 +299,3 @@ def list_experiments() -> pd.DataFrame:
                      **{scale: cls.measured.get(scale, "not measured") for scale in SCALES}})
     return pd.DataFrame(rows, columns=["name", "figure", "shows", *SCALES])
 
-
-def _bar(total: int, name: str):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="member", desc=name, dynamic_ncols=True, leave=False, disable=None)

@@ -193,7 +193,7 @@ def render_report(
     as PNG (``dpi``) and its tables with at most ``max_table_rows`` rows, numbers rounded to 4 significant
     digits.
     """
-    from netdyn import __version__
+    from netdyn._version import __version__
 
     generated = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
     parts = [

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from netdyn import _io
+from netdyn._progress import progress_bar
 from netdyn.errors import ConfigError
 from netdyn.sweeps.folder import SweepFolder
 from netdyn.sweeps.local import LocalBackend
@@ -139,7 +140,7 @@ def sweep(
                 for p in todo
             ]
             points_by_name = {p.name: p for p in todo}
-            bar = _bar(len(todo), session.description) if progress else None
+            bar = progress_bar(len(todo), unit="point", description=session.description) if progress else None
             for outcome in session.map(tasks):
                 folder.record_outcome(outcome)
                 rows[outcome.name] = folder.row(points_by_name[outcome.name], outcome.status, outcome.error)
@@ -170,8 +171,3 @@ def load_sweep(out: str | Path) -> SweepResult:
     points = folder.points()
     return SweepResult(folder.path, folder.read_table(), points, [])
 
-
-def _bar(total: int, description: str):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="point", desc=description, dynamic_ncols=True, leave=False, disable=None)

@@ -23,8 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-import netdyn
 from netdyn import _io
+from netdyn._version import __version__
 from netdyn.errors import ConfigError, RunError
 from netdyn.store import RunFolder
 from netdyn.sweeps.plan import SweepPoint
@@ -92,7 +92,7 @@ class SweepFolder:
         elif self.path.is_dir() and any(self.path.iterdir()):
             raise RunError(f"{self.path} is not empty and holds no sweep (no sweep.json): choose another --out")
         else:
-            record = {"netdyn_version": netdyn.__version__, "id": uuid.uuid4().hex, "points": []}
+            record = {"netdyn_version": __version__, "id": uuid.uuid4().hex, "points": []}
         known = {p["name"]: p for p in record["points"]}
         merged = list(record["points"])
         for point in points:

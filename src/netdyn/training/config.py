@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from netdyn._device import check_device_name
 from netdyn.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -102,21 +103,6 @@ def _is_number(value: Any) -> bool:
 
 def _is_whole(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def check_device_name(device: Any) -> None:
-    """A device name that torch understands ("auto", "cpu", "cuda", "cuda:1", ...), else ConfigError. Whether
-    the device exists is asked where the work runs (a spec may be written on one machine and run on another)."""
-    if device == "auto":
-        return
-    import torch
-
-    try:
-        if not isinstance(device, str):
-            raise TypeError
-        torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
 
 
 def steps_per_epoch(n_train: int, batch_size: int) -> int:

@@ -17,8 +17,9 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-import netdyn
 from netdyn._device import resolve_device
+from netdyn._progress import progress_bar
+from netdyn._version import __version__
 from netdyn.data.samples import DataLike, SampleSet, as_samples, check_fits
 from netdyn.data.spec import DataSpec
 from netdyn.errors import ConfigError, ModelError, RunError
@@ -151,7 +152,7 @@ def run_record(net: MLP, data: SampleSet, config: TrainConfig) -> dict[str, Any]
     (the data by its portable spec, without the folder its files came from)."""
     spec = getattr(data, "spec", None)
     return {
-        "netdyn_version": netdyn.__version__,
+        "netdyn_version": __version__,
         "model": net.spec.to_dict(),
         "train": config.to_dict(),
         "data": DataSpec.from_dict(spec).to_dict() if spec else None,
@@ -230,7 +231,7 @@ def train(
         folder.save_checkpoint(point.step, net, optimizer, {"wall_time": point.wall_time, "epoch": point.epoch})
 
     state: TrainState
-    bar = _progress_bar(total, start_step) if progress else None
+    bar = progress_bar(total, initial=start_step) if progress else None
 
     def hook(event: str, point: RecordPoint) -> None:
         state.step, state.epoch = point.step, point.epoch
@@ -387,8 +388,3 @@ def same_record(key: str, old: Any, new: Any) -> bool:
         return replace(a, options={}) == replace(b, options={}) and all(a.options[k] == b.options[k] for k in common)
     return json.loads(json.dumps(old, default=str)) == json.loads(json.dumps(new, default=str))
 
-
-def _progress_bar(total: int, start: int):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, mininterval=0.5, leave=False, disable=None)

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from netdyn._device import resolve_device
+from netdyn._progress import progress_bar
 from netdyn.data.samples import DataLike
 from netdyn.errors import ConfigError
 from netdyn.models import MLP
@@ -29,7 +30,6 @@ from netdyn.training.loop import (
     _bn_modes,
     _check_training_data,
     _history_frame,
-    _progress_bar,
     _summary,
     open_run_folder,
     run_record,
@@ -159,7 +159,7 @@ def train_population(
     for i, wall in restored.items():
         recorders[i].restore(start, wall)
     diverged: list[int | None] = [None] * size
-    bar = _progress_bar(total, start) if progress else None
+    bar = progress_bar(total, initial=start) if progress else None
     try:
         for recorder in recorders:
             recorder.record(start)
