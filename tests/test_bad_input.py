@@ -237,8 +237,8 @@ class WorkStarted(BaseException):
 #: (module, function) that do a command's work; a refused command line must never reach them.
 WORK = [
     ("netdyn.training.loop", "train"),
-    ("netdyn.analysis.analyze", "analyze"),
-    ("netdyn.analysis.analyze", "analyze_checkpoints"),
+    ("netdyn.orchestration.analyses", "analyze"),
+    ("netdyn.orchestration.analyses", "analyze_checkpoints"),
     ("netdyn.data._mnist", "download"),
 ]
 

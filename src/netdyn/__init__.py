@@ -41,12 +41,12 @@ _EXPORTS: dict[str, str] = {
     # analysis (SPEC section 5)
     "QUANTITIES": "netdyn.analysis",
     "Quantity": "netdyn.analysis",
-    "Analysis": "netdyn.analysis",
+    "Analysis": "netdyn.orchestration",
     "AnalysisConfig": "netdyn.analysis",
     "BasinCurve": "netdyn.analysis",
     "LocalFields": "netdyn.analysis",
-    "analyze": "netdyn.analysis",
-    "analyze_checkpoints": "netdyn.analysis",
+    "analyze": "netdyn.orchestration",
+    "analyze_checkpoints": "netdyn.orchestration",
     "bn_perturbation": "netdyn.analysis",
     "class_geometry": "netdyn.analysis",
     "fit_probe": "netdyn.analysis",
@@ -67,11 +67,12 @@ _EXPORTS: dict[str, str] = {
     "detect_transitions": "netdyn.transitions",
     # run folders and whole runs
     "RunFolder": "netdyn.store",
-    "load_run": "netdyn.store",
-    "RunSpec": "netdyn.spec",
-    "RunResult": "netdyn.spec",
-    "run": "netdyn.spec",
-    "run_population": "netdyn.spec",
+    "load_run": "netdyn.orchestration",
+    "load_analysis": "netdyn.orchestration",
+    "RunSpec": "netdyn.orchestration",
+    "RunResult": "netdyn.orchestration",
+    "run": "netdyn.orchestration",
+    "run_population": "netdyn.orchestration",
     # beyond one run
     "sweep": "netdyn.sweeps",
     "load_sweep": "netdyn.sweeps",
@@ -98,13 +99,10 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - static analysers see the real imports
     from netdyn.analysis import (  # noqa: F401
         QUANTITIES,
-        Analysis,
         AnalysisConfig,
         BasinCurve,
         LocalFields,
         Quantity,
-        analyze,
-        analyze_checkpoints,
         bn_perturbation,
         class_geometry,
         fit_probe,
@@ -133,10 +131,10 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see the real imports
     )
     from netdyn.models import MLP, ModelSpec, Trace  # noqa: F401
     from netdyn.monitor import Monitor  # noqa: F401
+    from netdyn.orchestration import RunResult, RunSpec, load_run, run, run_population  # noqa: F401
     from netdyn.prune import prune_run  # noqa: F401
     from netdyn.recommend import recommend  # noqa: F401
-    from netdyn.spec import RunResult, RunSpec, run, run_population  # noqa: F401
-    from netdyn.store import RunFolder, load_run  # noqa: F401
+    from netdyn.store import RunFolder  # noqa: F401
     from netdyn.sweeps import load_sweep, sweep  # noqa: F401
     from netdyn.training import TrainConfig, TrainResult, train, train_population  # noqa: F401
     from netdyn.transitions import detect_transitions  # noqa: F401

@@ -419,11 +419,11 @@ def _version() -> str:
 
 # ---------------------------------------------------------------------------------------------- commands
 def run_spec_from_args(args: argparse.Namespace):
-    """The :class:`~netdyn.spec.RunSpec` that ``netdyn train``'s flags describe."""
+    """The :class:`~netdyn.orchestration.RunSpec` that ``netdyn train``'s flags describe."""
     from netdyn.analysis.config import AnalysisConfig
     from netdyn.data.spec import DataSpec
     from netdyn.models.spec import ModelSpec
-    from netdyn.spec import RunSpec
+    from netdyn.orchestration import RunSpec
     from netdyn.training import TrainConfig
 
     config = dataclass_from_args(TrainConfig, args)
@@ -441,7 +441,7 @@ def run_spec_from_args(args: argparse.Namespace):
 
 def cmd_train(args: argparse.Namespace) -> int:
     from netdyn._device import resolve_device
-    from netdyn.spec import run
+    from netdyn.orchestration import run
     from netdyn.store import check_run_target
 
     if args.resume and args.out is None:
@@ -497,9 +497,7 @@ def _print_analysis(summary: dict[str, Any]) -> None:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from netdyn._device import resolve_device
     from netdyn.analysis._common import check_config_fits
-    from netdyn.analysis.analyze import AnalysisConfig, analyze_checkpoints
-    from netdyn.report.run import check_report_target, write_run_report
-    from netdyn.store import load_run
+    from netdyn.orchestration import analyze_checkpoints, check_report_target, load_run, write_run_report
 
     run = load_run(args.run)
     config = dataclass_from_args(AnalysisConfig, args)

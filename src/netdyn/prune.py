@@ -241,7 +241,8 @@ def prune_run(
     ``pruned_from``), one checkpoint at the same step, summary.json, and ``metrics/prune.parquet`` (before and
     after: parameters, accuracies, measured inference time) and ``metrics/prune_scan.parquet`` (every cut).
     """
-    from netdyn.store import RunFolder, load_run
+    from netdyn.orchestration import load_run
+    from netdyn.store import RunFolder
 
     _check(method, tolerance)
     source = load_run(run)

@@ -40,6 +40,18 @@ class RunFolder:
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
 
+    @classmethod
+    def open_existing(cls, path: str | Path) -> RunFolder:
+        """The run folder at ``path``, which must hold a run (RunError naming what is wrong otherwise)."""
+        run = cls(path)
+        if run.path.exists() and not run.path.is_dir():
+            raise RunError(f"{run.path} is a file, not a run folder")
+        if not run.path.is_dir():
+            raise RunError(f"no run folder at {run.path}")
+        if not run.exists():
+            raise RunError(f"{run.path} is not a netdyn run folder: config.json is missing")
+        return run
+
     # ---------------------------------------------------------------- layout
     @property
     def config_path(self) -> Path:
@@ -309,24 +321,7 @@ class RunFolder:
             root = old
         return spec.load(root=root)
 
-    @property
-    def spec(self):
-        """The :class:`~netdyn.spec.RunSpec` of this run (from config.json; older folders too)."""
-        from netdyn.spec import RunSpec
 
-        return RunSpec.from_dict(self.config)
-
-
-def load_run(path: str | Path) -> RunFolder:
-    """Open a run folder: ``run.config``, ``run.model(step)``, ``run.tables``, ``run.summary``, ``run.dataset()``."""
-    run = RunFolder(path)
-    if run.path.exists() and not run.path.is_dir():
-        raise RunError(f"{run.path} is a file, not a run folder")
-    if not run.path.is_dir():
-        raise RunError(f"no run folder at {run.path}")
-    if not run.exists():
-        raise RunError(f"{run.path} is not a netdyn run folder: config.json is missing")
-    return run
 
 
 def check_run_target(path: str | Path, resume: bool) -> None:

@@ -21,6 +21,7 @@ import pandas as pd
 
 from netdyn.analysis.network import effective_layer
 from netdyn.errors import ConfigError
+from netdyn.store import RunFolder
 
 _TOLERANCE = 1e-9  # accuracies are fractions of counts: levels computed from them compare up to rounding
 
@@ -441,8 +442,6 @@ def detect_transitions(
 def _tables_of(run: Any) -> dict[str, pd.DataFrame]:
     if isinstance(run, dict):
         return run
-    from netdyn.store import load_run
-
-    folder = load_run(run) if not hasattr(run, "table_names") else run
+    folder = run if isinstance(run, RunFolder) else RunFolder.open_existing(run)
     names = [n for n in ("history", "rpd_summary", "lmap", "network") if n in folder.table_names()]
     return {name: folder.read_table(name) for name in names}

@@ -61,7 +61,7 @@ def _trip(monkeypatch):
         raise AssertionError("the analysis was computed before the fault was found")
 
     # the module, not the function netdyn.analysis re-exports under the same name
-    monkeypatch.setattr(importlib.import_module("netdyn.analysis.analyze"), "analyze_checkpoints", trip)
+    monkeypatch.setattr(importlib.import_module("netdyn.orchestration.analyses"), "analyze_checkpoints", trip)
 
 
 def test_a_diverged_run_analyses_its_last_finite_checkpoint_and_says_so(run_copy, capsys):

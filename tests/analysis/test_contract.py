@@ -138,7 +138,8 @@ def test_registry_holds_spec_tables():
 
 
 def _toy_record():
-    """A quantity the package does not have: each split's mean input norm, with a summary and a figure."""
+    """A quantity the package does not have: each split's mean input norm, with a summary; its figure and report
+    section are registered by name in plots and report (see _register_toy_drawing)."""
     from matplotlib.figure import Figure
 
     from netdyn.analysis import Quantity
@@ -156,24 +157,26 @@ def _toy_record():
         name="toy",
         compute=compute,
         tables={"toy_norms": ("split", "mean_norm")},
-        section="Toy quantity",
-        explanation="Mean input norm of each split.",
         summarize=lambda t, ctx: {"toy_train_norm": float(t["toy_norms"]["mean_norm"].iloc[0])},
-        figures=figures,
-        report_tables=lambda t, s: [("toy norms", t["toy_norms"])],
         cheap=True,
-    )
+    ), figures
 
 
 def test_one_record_adds_a_quantity_everywhere(monkeypatch, trained, to_float64, tmp_path):
     from netdyn import analyze
-    from netdyn.report.run import write_run_report
-    from netdyn.store import load_run
+    from netdyn.orchestration import load_run, write_run_report
+    from netdyn.plots.registry import FIGURES, QuantityFigures
+    from netdyn.report.sections import SECTIONS, QuantitySection
     from netdyn.training import TrainConfig, train
 
     nets, data = trained
-    record = _toy_record()
+    record, figures = _toy_record()
     monkeypatch.setitem(QUANTITIES, "toy", record)
+    monkeypatch.setitem(FIGURES, "toy", QuantityFigures(figures))
+    monkeypatch.setitem(
+        SECTIONS, "toy",
+        QuantitySection("Toy quantity", "Mean input norm of each split.", lambda t, s: [("toy norms", t["toy_norms"])]),
+    )
     # the contract test's cases now include it, and it keeps the contract
     assert [case for case in contract_cases() if case[0] == "toy"] == [("toy", n) for n in NETWORKS]
     check_contract(record, nets["relu"], data, to_float64)

@@ -1,13 +1,12 @@
 """The one registry of the framework's quantities: ``QUANTITIES``, a mapping from name to :class:`Quantity`.
 
-Each record says everything the rest of netdyn needs to know about a quantity: how to compute its tables from
-a network and a sample set, the columns of each table, the numbers it adds to the summary, its figures (for
-one network and over training), the report section it belongs to and the words that explain it, and whether it
-is cheap enough for a monitor inside a training loop. ``analyze``, ``analyze_checkpoints``, the figures, the
-report and the contract test iterate it; adding a quantity is one record here plus its tests.
-
-Figures are built by ``netdyn.plots``, imported inside the figure functions: computing a quantity never
-imports matplotlib.
+Each record says what the computation needs to know about a quantity: how to compute its tables from a
+network and a sample set, the columns of each table, the numbers it adds to the summary, which columns are
+bounded fractions, and whether it is cheap enough for a monitor inside a training loop. ``analyze``,
+``analyze_checkpoints``, the monitor and the contract test iterate it. Drawing and words live above this layer,
+registered by the same name: figures in ``netdyn.plots.registry``, report sections and explanations in
+``netdyn.report.sections``. Adding a quantity is a record here (plus, for figures and a section, one entry in
+each of those) and its tests.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -29,7 +28,6 @@ from netdyn.analysis.basins import (
     sample_basin,
     weight_basin,
 )
-from netdyn.analysis.config import AnalysisConfig
 from netdyn.analysis.fields import local_fields
 from netdyn.analysis.geometry import class_geometry
 from netdyn.analysis.lmap import lmap_accuracy
@@ -40,8 +38,10 @@ from netdyn.analysis.ranks import rpd_tables
 from netdyn.data.samples import SampleSet
 from netdyn.models import MLP
 
+if TYPE_CHECKING:  # annotations only: the config validates its quantity names against this registry
+    from netdyn.analysis.config import AnalysisConfig
+
 Tables = dict[str, pd.DataFrame]
-Figures = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -103,19 +103,9 @@ class Quantity:
     """(net, data, context) -> its tables, by name."""
     tables: Mapping[str, tuple[str, ...]]
     """Each table it writes and that table's columns (before a ``step`` column is added over checkpoints)."""
-    section: str
-    """Title of the report section it belongs to (records sharing a title share a section)."""
-    explanation: str = ""
-    """What it is and how to read it (the section's text; the first record of a section gives it)."""
     summarize: Callable[[Tables, AnalysisContext], dict[str, Any]] = _nothing
     """(all tables of one analysis, context) -> its numbers in the summary (the ``network`` table is always
     there: ``analyze`` computes the network's own accuracy first)."""
-    figures: Callable[[Tables, dict[str, Any]], Figures] = _nothing
-    """(tables of one network, summary) -> its figures, by file name."""
-    evolution: Callable[[Tables], Figures] = _nothing
-    """(tables stacked over checkpoints, with a ``step`` column) -> its figures against training step."""
-    report_tables: Callable[[Tables, dict[str, Any]], list[tuple[str, pd.DataFrame]]] = _nothing
-    """(tables, summary) -> (caption, table) pairs shown in the report."""
     bounded: tuple[str, ...] = ()
     """Columns holding fractions in [0, 1] (accuracies, interval bounds, shares)."""
     cheap: bool = False
@@ -139,35 +129,15 @@ def _network_test_accuracy(t: Tables) -> float:
     return float(t["network"].set_index("split").loc["test", "accuracy"])
 
 
-def _layer_accuracy_figures(t: Tables, summary: dict[str, Any]) -> Figures:
-    from netdyn import plots
-
-    network = t["network"].set_index("split")["accuracy"].to_dict() if "network" in t else None
-    return {
-        "layer_accuracy": plots.plot_layer_accuracy(t.get("lmap"), t.get("lp"), network, split="test"),
-        "layer_accuracy_train": plots.plot_layer_accuracy(t.get("lmap"), t.get("lp"), network, split="train"),
-    }
 
 
-def _evolution(table: str, column: str, ylabel: str, name: str, split: str | None = None):
-    def figures(t: Tables) -> Figures:
-        from netdyn import plots
-
-        if table not in t or t[table].empty:
-            return {}
-        rows = t[table] if split is None else t[table][t[table]["split"] == split]
-        return {name: plots.plot_evolution(rows, column, ylabel=ylabel)}
-
-    return figures
 
 
-def _lmap_figures(t: Tables, summary: dict[str, Any]) -> Figures:
-    return _layer_accuracy_figures(t, summary)
 
 
-def _lp_figures(t: Tables, summary: dict[str, Any]) -> Figures:
-    # one figure holds both curves: the L-map's record draws it when both were computed
-    return {} if "lmap" in t else _layer_accuracy_figures(t, summary)
+
+
+
 
 
 def _effective(table: str, key: str):
@@ -190,12 +160,7 @@ def _rpd_summary(t: Tables, ctx: AnalysisContext) -> dict[str, Any]:
     return {"rpd_gradient_first": float(rs["gradient"].iloc[0]), "rpd_gradient_last": float(rs["gradient"].iloc[-1])}
 
 
-def _rpd_figures(t: Tables, summary: dict[str, Any]) -> Figures:
-    from netdyn import plots
 
-    if t["rpd"].empty:
-        return {}
-    return {"rpd": plots.plot_rpd(t["rpd"]), "rpd_summary": plots.plot_rpd_summary(t["rpd_summary"])}
 
 
 def _modes_tables(net: MLP, data: SampleSet, ctx: AnalysisContext) -> Tables:
@@ -211,11 +176,7 @@ def _modes_summary(t: Tables, ctx: AnalysisContext) -> dict[str, Any]:
     return {"npm_fraction_first": float(census["npm"].iloc[0]), "npm_fraction_last": float(census["npm"].iloc[-1])}
 
 
-def _modes_figures(t: Tables, summary: dict[str, Any]) -> Figures:
-    from netdyn import plots
 
-    census = t["neuron_mode_census"]
-    return {} if census.empty else {"neuron_modes": plots.plot_neuron_modes(census)}
 
 
 def _geometry_tables(net: MLP, data: SampleSet, ctx: AnalysisContext) -> Tables:
@@ -227,10 +188,7 @@ def _geometry_tables(net: MLP, data: SampleSet, ctx: AnalysisContext) -> Tables:
     }
 
 
-def _geometry_figures(t: Tables, summary: dict[str, Any]) -> Figures:
-    from netdyn import plots
 
-    return {"class_geometry": plots.plot_class_geometry(t["class_geometry"], t.get("class_geometry_samples"))}
 
 
 def _fields_tables(net: MLP, data: SampleSet, ctx: AnalysisContext) -> Tables:
@@ -238,10 +196,7 @@ def _fields_tables(net: MLP, data: SampleSet, ctx: AnalysisContext) -> Tables:
     return {"local_fields": lf.points, "local_fields_summary": lf.summary}
 
 
-def _fields_figures(t: Tables, summary: dict[str, Any]) -> Figures:
-    from netdyn import plots
 
-    return {} if t["local_fields"].empty else {"local_fields": plots.plot_local_fields(t["local_fields"])}
 
 
 def _basin_record(kind: str) -> Quantity:
@@ -257,30 +212,13 @@ def _basin_record(kind: str) -> Quantity:
         sizes = dict(zip(("size_mid", "size_half"), curve_sizes(t[name], ctx.num_classes), strict=True))
         return {f"{name}_{key}": None if math.isnan(size) else size for key, size in sizes.items()}
 
-    def figures(t: Tables, summary: dict[str, Any]) -> Figures:
-        from netdyn import plots
 
-        size = summary.get(f"{name}_size_half")
-        return {name: plots.plot_basin({kind: t[name]}, kind=kind, sizes={kind: size} if size is not None else None)}
-
-    def report_tables(t: Tables, summary: dict[str, Any]) -> list[tuple[str, pd.DataFrame]]:
-        row = {"space": kind, **{key: summary.get(f"{name}_{key}") for key in ("size_mid", "size_half")}}
-        return [("basin sizes", pd.DataFrame([row]))]
 
     return Quantity(
         name=name,
         compute=compute,
         tables={name: tuple(CURVE_COLUMNS)},
-        section="Attraction basins",
-        explanation=(
-            "Attraction basins: accuracy (classified as the true label) of training samples when the input "
-            "(sample space) or every weight matrix (weight space) gets Gaussian noise of relative amplitude eps, "
-            "with 95% intervals. size_half is the eps where accuracy halves. Sample-space basins grow with depth "
-            "and width (better generalisation); weight-space basins shrink (less structural stability)."
-        ),
         summarize=summarize,
-        figures=figures,
-        report_tables=report_tables,
         bounded=("accuracy", "ci_low", "ci_high"),
         switch="basins",
     )
@@ -307,18 +245,7 @@ _RECORDS = [
         name="network",
         compute=lambda net, data, ctx: {"network": network_accuracy(net, data)},
         tables={"network": ("split", "accuracy")},
-        section="LP and L-map pruning by layer",
-        explanation=(
-            "Linear perceptron (LP): a ridge least-squares map fitted from layer l's outputs to the network's own "
-            "output local fields; its accuracy says how linearly separable the classes already are at l. L-map: the "
-            "network after layer l with every transfer function replaced by the identity (batch norm folded into "
-            "its running-statistics affine map, skips kept); its accuracy says whether the rest of the network "
-            "already acts linearly. Where the L-map reaches the network's accuracy (within 0.5 points) the later "
-            "layers can be pruned into one linear map: the paper's 'standard structure' has nonlinear early "
-            "layers and linear late ones."
-        ),
         summarize=_network_summary,
-        report_tables=lambda t, s: [("network accuracy", t["network"])],
         bounded=("accuracy",),
         cheap=True,
     ),
@@ -350,18 +277,7 @@ _RECORDS = [
         name="rpd",
         compute=_rpd_tables,
         tables={"rpd": ("layer", "q", "density"), "rpd_summary": ("layer", "gradient", "top_mass", "order_index")},
-        section="Rank position distribution",
-        explanation=(
-            "Rank position distribution: each sample's rank within each neuron's sequence of contributions "
-            "M_l[k, i] x_i (M_l = the L-map of layer l, k the sample's class), normalised to (0, 1). Order-preserving "
-            "(OPM) neurons rank their own class high, piling density at small q; a flat RPD means no order. The "
-            "gradient (minus the slope of density against q) is the paper's indicator of the share of OPM neurons; "
-            "it should grow with depth in a trained deep net. The order index is 0 for random order."
-        ),
         summarize=_rpd_summary,
-        figures=_rpd_figures,
-        evolution=_evolution("rpd_summary", "gradient", "RPD gradient", "rpd_gradient_evolution"),
-        report_tables=lambda t, s: [("RPD summary", t["rpd_summary"])],
         bounded=("top_mass",),
         cheap=True,
     ),
@@ -369,21 +285,7 @@ _RECORDS = [
         name="neuron_modes",
         compute=_modes_tables,
         tables={"neuron_modes": tuple(NEURON_COLUMNS), "neuron_mode_census": tuple(CENSUS_COLUMNS)},
-        section="Neuron modes",
-        explanation=(
-            "Per neuron, netdyn measures the paper's definition directly: order preservation is |gamma| "
-            "(Goodman-Kruskal) between the neuron's output and its linear reference (transfer functions of this "
-            "and the previous layer replaced by the identity); a neuron with class information >= 0.01 is OPM if "
-            "it keeps the order (gamma >= 0.9) and NPM if it reorders; the rest are inactive. This estimator is "
-            "netdyn's reading of the paper's definition, not the paper's code: compare it with the RPD gradient. "
-            "rho sits near the threshold in trained nets, so the figure shows its distribution beside the shares: "
-            "compare layers and steps rather than absolute shares. With a monotone transfer function every "
-            "first-layer neuron has rho = 1 by construction."
-        ),
         summarize=_modes_summary,
-        figures=_modes_figures,
-        evolution=_evolution("neuron_mode_census", "npm", "fraction of NPM neurons", "npm_evolution"),
-        report_tables=lambda t, s: [("census by layer", t["neuron_mode_census"])],
         bounded=("opm", "npm", "inactive"),
     ),
     Quantity(
@@ -395,18 +297,6 @@ _RECORDS = [
             ),
             "class_geometry_samples": ("layer", "sample", "label", "cos_dist"),
         },
-        section="Class geometry",
-        explanation=(
-            "Cosine distance of each training sample's representation to its class centre, by layer (median and "
-            "quartiles; thin lines: the first 100 samples of one class, as the paper's Fig. 3e-f), and the mean "
-            "cosine similarity between class centres. Samples should cluster towards their centre and the centres "
-            "become orthogonal with depth. NC1 (table) is the neural-collapse index trace(S_W S_B^+)/C."
-        ),
-        figures=_geometry_figures,
-        evolution=_evolution(
-            "class_geometry", "cos_dist_mean", "mean cosine distance to class centre", "cos_dist_evolution"
-        ),
-        report_tables=lambda t, s: [("by layer", t["class_geometry"])],
         cheap=True,
     ),
     _basin_record("sample"),
@@ -418,41 +308,20 @@ _RECORDS = [
             "local_fields": ("split", "label", "h_a", "h_b"),
             "local_fields_summary": ("label", "test_in_train_fraction"),
         },
-        section="Output local fields",
-        explanation=(
-            "Output local fields of two output neurons for three classes, training samples as dots and test "
-            "samples as crosses. test_in_train_fraction is the share of test samples whose nearest training "
-            "projection has their label: test samples inside the training samples' basins are classified right."
-        ),
-        figures=_fields_figures,
-        report_tables=lambda t, s: [("per class", t["local_fields_summary"])],
         bounded=("test_in_train_fraction",),
     ),
     Quantity(
         name="bn_perturbation",
         compute=_bn_perturbation_tables,
         tables={"bn_perturbation": ("layer", "eps_equivalent")},
-        section="Batch-norm perturbation",
-        explanation=(
-            "Per batch-norm layer, how far evaluating with the running statistics moves the layer's folded affine "
-            "map from the one a training batch's own statistics give, relative to its norm: the weight "
-            "perturbation that running-statistics evaluation amounts to, to set beside the weight basin's size "
-            "(the paper's account of batch-norm grokking)."
-        ),
         summarize=_bn_perturbation_summary,
         applies=_has_batchnorm,
-        report_tables=lambda t, s: [("equivalent eps by layer", t["bn_perturbation"])],
         default=False,
     ),
     Quantity(
         name="nearest_train_distance",
         compute=lambda net, data, ctx: {"nearest_train_distance": nearest_train_distance(data)},
         tables={"nearest_train_distance": ("sample", "label", "distance")},
-        section="Test samples against the training set",
-        explanation=(
-            "Each test sample's distance to its nearest training sample, relative to its own norm: where test "
-            "samples sit against the sample-space basin size (the paper's account of grokking)."
-        ),
         summarize=_distance_summary,
         default=False,
     ),

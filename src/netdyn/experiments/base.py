@@ -1,7 +1,7 @@
 """What every reproduction of a paper experiment is made of (SPEC section 6).
 
 An :class:`Experiment` holds a frozen configuration per scale (``smoke``, ``small``, ``paper``), says which
-member runs it needs (each a :class:`Member`: a name, a :class:`~netdyn.spec.RunSpec` and the parameters that
+member runs it needs (each a :class:`Member`: a name, a :class:`~netdyn.orchestration.RunSpec` and the parameters that
 vary, which become table columns), turns the finished members into tidy tables through the public analysis
 API (:class:`ExperimentRuns` gives it the member folders and caches their analyses), draws one figure per
 paper panel from those tables, and names the headline numbers its verdict rests on. It never trains or
@@ -24,7 +24,7 @@ from netdyn import _config
 from netdyn.analysis.config import AnalysisConfig
 from netdyn.data.spec import DataSpec
 from netdyn.errors import ConfigError, RunError
-from netdyn.spec import RunSpec
+from netdyn.orchestration import RunSpec
 from netdyn.training.config import TrainConfig
 
 SCALES = ("smoke", "small", "paper")
@@ -165,7 +165,7 @@ class ExperimentRuns:
         return self.folder / "runs" / member.name
 
     def run(self, member: Member):
-        from netdyn.store import load_run
+        from netdyn.orchestration import load_run
 
         return load_run(self.run_dir(member))
 
@@ -188,7 +188,7 @@ class ExperimentRuns:
         self, member: Member, config: AnalysisConfig, steps: Sequence[int] | str = "last", data: Any = None
     ):
         """``analyze_checkpoints`` of one member at ``steps`` under ``config``, cached in its folder."""
-        from netdyn.analysis.analyze import analyze_checkpoints
+        from netdyn.orchestration import analyze_checkpoints
 
         run = self.run(member)
         chosen = run.checkpoints() if steps == "all" else [run.resolve_step(s) for s in _as_steps(steps)]
@@ -240,7 +240,7 @@ def with_params(table: pd.DataFrame, member: Member) -> pd.DataFrame:
 
 def load_analysis(directory: Path):
     """An ``Analysis`` saved by ``Analysis.save`` (None when the folder holds none)."""
-    from netdyn.analysis.analyze import Analysis
+    from netdyn.orchestration import Analysis
 
     meta = directory / "analysis.json"
     if not meta.is_file():

@@ -33,7 +33,7 @@ from netdyn.experiments.base import (
     with_params,
 )
 from netdyn.models.spec import ModelSpec
-from netdyn.spec import RunSpec
+from netdyn.orchestration import RunSpec
 
 SPACES = ("sample", "weight")
 VARIANT_LABELS = {True: "BN", False: "no BN"}

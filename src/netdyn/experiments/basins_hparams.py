@@ -28,7 +28,7 @@ from netdyn.experiments.basins_depth_width import (
     rank_trend,
 )
 from netdyn.models.spec import ModelSpec
-from netdyn.spec import RunSpec
+from netdyn.orchestration import RunSpec
 from netdyn.training.config import steps_per_epoch
 
 

@@ -22,7 +22,7 @@ from netdyn.data.spec import DataSpec
 from netdyn.experiments.base import Experiment, ExperimentConfig, ExperimentRuns, Member, member_name, seeded
 from netdyn.experiments.residual import STRUCTURE_COLUMNS, VARIANTS, structure_table
 from netdyn.models.spec import ModelSpec
-from netdyn.spec import RunSpec
+from netdyn.orchestration import RunSpec
 
 _PARAMS = ["variant", "depth", "width", "seed"]
 

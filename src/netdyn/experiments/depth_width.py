@@ -18,7 +18,7 @@ from netdyn.analysis.config import AnalysisConfig
 from netdyn.data.spec import DataSpec
 from netdyn.experiments.base import Experiment, ExperimentConfig, ExperimentRuns, Member, member_name, seeded
 from netdyn.models.spec import ModelSpec
-from netdyn.spec import RunSpec
+from netdyn.orchestration import RunSpec
 
 #: The paper's layer count of a net of ``depth`` hidden layers (input and output included).
 PAPER_OFFSET = 2

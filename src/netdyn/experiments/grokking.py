@@ -41,7 +41,7 @@ from netdyn.experiments.base import (
     with_params,
 )
 from netdyn.models.spec import ModelSpec
-from netdyn.spec import RunSpec
+from netdyn.orchestration import RunSpec
 from netdyn.transitions import Jump, accuracy_jump, curve, jump_table
 
 STAGES = ("initial", "before", "after")

@@ -34,7 +34,7 @@ from netdyn.data.spec import DataSpec
 from netdyn.experiments.base import Experiment, ExperimentConfig, ExperimentRuns, Member, member_name, seeded
 from netdyn.experiments.residual import VARIANTS, effective_from
 from netdyn.models.spec import ModelSpec
-from netdyn.spec import RunSpec
+from netdyn.orchestration import RunSpec
 
 REFERENCES = {
     "network": "network training accuracy (running statistics)",

@@ -24,7 +24,7 @@ from netdyn.analysis.network import effective_layer
 from netdyn.data.spec import DataSpec
 from netdyn.experiments.base import Experiment, ExperimentConfig, ExperimentRuns, Member, member_name, seeded
 from netdyn.models.spec import ModelSpec
-from netdyn.spec import RunSpec
+from netdyn.orchestration import RunSpec
 
 VARIANTS = {"none": "plain", "pre": "residual", "post": "residual-post"}
 """Table names of the ``residual`` settings of ModelSpec."""

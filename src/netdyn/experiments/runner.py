@@ -27,7 +27,7 @@ from netdyn._progress import progress_bar
 from netdyn._version import __version__
 from netdyn.errors import ConfigError, RunError
 from netdyn.experiments.base import SCALES, Experiment, ExperimentConfig, ExperimentRuns, Member
-from netdyn.spec import run, run_population
+from netdyn.orchestration import run, run_population
 from netdyn.store import RunFolder
 
 

@@ -32,7 +32,7 @@ from netdyn.experiments.base import (
     with_params,
 )
 from netdyn.models.spec import ModelSpec
-from netdyn.spec import RunSpec
+from netdyn.orchestration import RunSpec
 
 #: How the figures name the two input scalings.
 INPUTS = {"none": "inputs in [0, 1]", "unit": "unit-norm inputs"}

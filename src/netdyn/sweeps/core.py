@@ -106,7 +106,7 @@ def sweep(
     _io.check_writable_folder(folder.path, "sweep folder")
     record = folder.merged_definition(planned)
     backend = resolve_backend(backend)
-    from netdyn.spec import RunSpec
+    from netdyn.orchestration import RunSpec
 
     every = [SweepPoint(p["name"], dict(p.get("params") or {}), RunSpec.from_dict(p["spec"])) for p in record["points"]]
     by_name = {p.name: p for p in planned}

@@ -120,7 +120,7 @@ class SweepFolder:
 
     def points(self) -> list[SweepPoint]:
         """The folder's points, rebuilt from sweep.json."""
-        from netdyn.spec import RunSpec
+        from netdyn.orchestration import RunSpec
 
         return [
             SweepPoint(name=p["name"], params=dict(p.get("params") or {}), spec=RunSpec.from_dict(p["spec"]))

@@ -51,7 +51,7 @@ class SweepPoint:
     """The settings that vary across the sweep (grid and list keys), by ``netdyn train`` flag destination
     (``depth``, ``batch_size``, ``dataset``, ...): the parameter columns of ``sweep.parquet``."""
     spec: Any
-    """The :class:`~netdyn.spec.RunSpec` that ``netdyn.run`` carries out."""
+    """The :class:`~netdyn.orchestration.RunSpec` that ``netdyn.run`` carries out."""
     settings: dict[str, Any] = field(default_factory=dict, compare=False)
     """Every setting of the point as given (fixed ones too), by flag name; for the record."""
 

@@ -97,7 +97,7 @@ def run_point(task: PointTask) -> PointOutcome:
     """Run one point with ``netdyn.run``; a failure of the point is returned, never raised."""
     import torch
 
-    from netdyn.spec import run
+    from netdyn.orchestration import run
 
     if task.threads:
         torch.set_num_threads(int(task.threads))

@@ -1,13 +1,16 @@
-"""Everything at once (SPEC 5.8): ``analyze(net, data, AnalysisConfig())`` runs the registered quantities
-(``netdyn.analysis.QUANTITIES``: 5.1-5.7 by default) and returns an :class:`Analysis` holding tidy tables, with
-``.save``, ``.plot`` and ``.to_html``. ``analyze_checkpoints``
-runs it over a run folder's checkpoints and stacks the tables with a ``step`` column: the paper's
-"evolution during training" figures.
+"""Analysing a network or a run folder: ``analyze`` and ``analyze_checkpoints`` return an :class:`Analysis`,
+the framework's tables with ``.save``, ``.plot``, ``.to_html`` (SPEC 5.8); ``load_analysis`` reads one back.
+
+The tables themselves come from ``netdyn.analysis.compute_quantities``; this layer places the network on the
+analysis device, shows progress, and joins tables to figures (``netdyn.plots``) and the report
+(``netdyn.report``).
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,15 +18,25 @@ from typing import Any
 
 import pandas as pd
 import torch
+from matplotlib.figure import Figure
 
 from netdyn import _io
 from netdyn._device import resolve_device
 from netdyn._progress import progress_bar
 from netdyn.analysis._common import check_config_fits, samples_for
+from netdyn.analysis.compute import compute_quantities
 from netdyn.analysis.config import AnalysisConfig
-from netdyn.analysis.quantities import AnalysisContext, selected
+from netdyn.analysis.quantities import selected, table_columns
 from netdyn.data.samples import DataLike
+from netdyn.errors import RunError
 from netdyn.models import MLP
+from netdyn.plots import save_figure
+from netdyn.plots.registry import analysis_figures
+from netdyn.report import render_report
+from netdyn.report.sections import report_sections
+from netdyn.store import RunFolder
+
+ANALYSIS_FILE = "analysis.json"
 
 
 @dataclass
@@ -35,10 +48,12 @@ class Analysis:
     config: AnalysisConfig = field(default_factory=AnalysisConfig)
 
     def __getitem__(self, name: str) -> pd.DataFrame:
+        """The table called ``name``."""
         return self.tables[name]
 
     @property
     def by_step(self) -> bool:
+        """Whether the tables hold several checkpoints (a ``step`` column)."""
         return any("step" in t.columns for t in self.tables.values())
 
     def save(self, directory: str | Path) -> list[Path]:
@@ -47,24 +62,16 @@ class Analysis:
         paths = [
             _io.write_parquet(directory / "metrics" / f"{name}.parquet", table) for name, table in self.tables.items()
         ]
-        paths.append(
-            _io.write_json(
-                directory / "analysis.json",
-                {"summary": _io.jsonable(self.summary), "config": self.config.to_dict()},
-            )
-        )
+        record = {"summary": _io.jsonable(self.summary), "config": self.config.to_dict(), "tables": sorted(self.tables)}
+        paths.append(_io.write_json(directory / ANALYSIS_FILE, record))
         return paths
 
-    def figures(self) -> dict[str, Any]:
+    def figures(self) -> dict[str, Figure]:
         """The figures of these tables, by name (matplotlib Figures; nothing is written)."""
-        from netdyn.report.sections import analysis_figures
-
-        return analysis_figures(self)
+        return analysis_figures(self.tables, self.summary)
 
     def plot(self, directory: str | Path) -> list[Path]:
         """Write every figure as PNG and SVG under ``directory/figures``."""
-        from netdyn.plots import save_figure
-
         paths: list[Path] = []
         for name, fig in self.figures().items():
             paths += save_figure(fig, Path(directory) / "figures" / name)
@@ -78,13 +85,27 @@ class Analysis:
         history: pd.DataFrame | None = None,
     ) -> Path:
         """One self-contained HTML page: every figure embedded, the key tables, what each quantity means."""
-        from netdyn.report import render_report
-        from netdyn.report.sections import report_sections
-
         info = {**(meta or {}), **{k: v for k, v in self.summary.items() if not isinstance(v, (dict, list))}}
-        return render_report(title, report_sections(self, history), path, meta=info)
+        return render_report(title, report_sections(self.tables, self.summary, history), path, meta=info)
 
 
+def load_analysis(directory: str | Path) -> Analysis:
+    """The analysis :meth:`Analysis.save` wrote under ``directory`` (a run folder, or any folder it was saved
+    into): its tables, summary and config. RunError naming the file when it is missing or unreadable."""
+    folder = RunFolder(directory)
+    path = folder.path / ANALYSIS_FILE
+    if not path.is_file():
+        raise RunError(f"{folder.path} holds no saved analysis ({ANALYSIS_FILE} is missing)")
+    try:
+        record = json.loads(path.read_text())
+        config = AnalysisConfig.from_dict(record.get("config") or {})
+    except (OSError, ValueError, AttributeError) as exc:
+        raise RunError(f"{path} is corrupt or unreadable ({exc})") from None
+    names = record.get("tables")
+    if names is None:  # written before the record listed its tables: every table the registry knows
+        names = [name for name in table_columns() if name in folder.table_names()]
+    tables = {name: folder.read_table(name) for name in names}
+    return Analysis(tables=tables, summary=record.get("summary") or {}, config=config)
 
 
 def _prepare(net: MLP, config: AnalysisConfig) -> MLP:
@@ -106,31 +127,32 @@ def analyze(net: MLP, data: DataLike, config: AnalysisConfig | None = None, prog
     printed or written.
     """
     config = config or AnalysisConfig()
-    data = samples_for(net, data)
-    check_config_fits(config, net, int(data.num_classes))
+    samples = samples_for(net, data)
+    check_config_fits(config, net, int(samples.num_classes))
     net = _prepare(net, config)
-    ctx = AnalysisContext.build(net, data, config)
-    records = selected(config)
-    tables: dict[str, pd.DataFrame] = {}
-    summary: dict[str, Any] = {}
-    bar = progress_bar(len(records)) if progress else None
+    if not progress:
+        tables, summary = compute_quantities(net, samples, config)
+        return Analysis(tables=tables, summary=summary, config=config)
+    bar = progress_bar(len(selected(config)))
+    started = False
+
+    def advance(name: str) -> None:
+        nonlocal started
+        if started:
+            bar.update(1)
+        started = True
+        bar.set_description(name.replace("_", " "))
+
     try:
-        for record in records:
-            if bar is not None:
-                bar.set_description(record.name.replace("_", " "))
-            tables.update(record.compute(net, data, ctx))
-            if bar is not None:
-                bar.update(1)
+        tables, summary = compute_quantities(net, samples, config, on_quantity=advance)
+        bar.update(1)
     finally:
-        if bar is not None:
-            bar.close()
-    for record in records:
-        summary.update(record.summarize(tables, ctx))
-    return Analysis(tables=tables, summary=_io.jsonable(summary), config=config)
+        bar.close()
+    return Analysis(tables=tables, summary=summary, config=config)
 
 
 def analyze_checkpoints(
-    run: Any,
+    run: RunFolder | str | Path,
     steps: Sequence[int] | str = "all",
     config: AnalysisConfig | None = None,
     data: DataLike = None,
@@ -143,24 +165,20 @@ def analyze_checkpoints(
     "last" and "all" pass over those of a diverged run (with a warning), and an explicit one that is not
     finite is a ConfigError naming those that can be analysed.
     """
-    import warnings
-
-    from netdyn.store import load_run
-
-    run = load_run(run) if not hasattr(run, "checkpoints") else run
-    chosen, note = run.select_checkpoints(steps)
+    folder = run if isinstance(run, RunFolder) else RunFolder.open_existing(run)
+    chosen, note = folder.select_checkpoints(steps)
     if note is not None:
         warnings.warn(note, stacklevel=2)
     config = config or AnalysisConfig()
     if data is not None:
-        net = run.model(chosen[-1])
+        net = folder.model(chosen[-1])
         check_config_fits(config, net, int(samples_for(net, data).num_classes))
-    data = data if data is not None else run.dataset()
+    data = data if data is not None else folder.dataset()
     parts: dict[str, list[pd.DataFrame]] = {}
     by_step: dict[int, dict[str, Any]] = {}
     bar = progress_bar(len(chosen), unit="checkpoint") if progress and len(chosen) > 1 else None
     for step in chosen:
-        result = analyze(run.model(step), data, config, progress=progress and bar is None)
+        result = analyze(folder.model(step), data, config, progress=progress and bar is None)
         for name, table in result.tables.items():
             parts.setdefault(name, []).append(table.assign(step=step))
         by_step[step] = result.summary
@@ -171,4 +189,3 @@ def analyze_checkpoints(
     tables = {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
     last = by_step[chosen[-1]]
     return Analysis(tables=tables, summary={**last, "steps": chosen, "by_step": by_step}, config=config)
-

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from netdyn import _io
+from netdyn.analysis.quantities import table_columns
+from netdyn.orchestration.analyses import Analysis
 from netdyn.store import RunFolder
 
 
-def _remove_stale(run: RunFolder, analysis: Any) -> None:
+def _remove_stale(run: RunFolder, analysis: Analysis) -> None:
     """A new analysis replaces the previous one whole: tables and figures it does not produce again (basins
     after ``--no-basins``, evolution figures after a single checkpoint) would otherwise mix two analyses.
     Only the registry's tables are touched (the training history lives in ``metrics/`` too)."""
-    from netdyn.analysis.quantities import table_columns
-
     for name in table_columns():
         if name not in analysis.tables:
             (run.metrics_dir / f"{name}.parquet").unlink(missing_ok=True)
@@ -35,7 +34,7 @@ def check_report_target(run: RunFolder) -> None:
         run.read_table("history")
 
 
-def write_run_report(run: RunFolder, analysis: Any, title: str | None = None) -> Path:
+def write_run_report(run: RunFolder, analysis: Analysis, title: str | None = None) -> Path:
     """Save ``analysis`` into the run folder (``metrics/``, ``analysis.json``, ``figures/``) and write
     ``report.html`` with the training curves first. Returns the report's path."""
     check_report_target(run)

@@ -1,4 +1,5 @@
-"""A whole run as one portable record, and the function that carries it out.
+"""Whole runs: ``RunSpec``, the one portable record of a run, the functions that carry it out, and a run
+folder opened with its spec.
 
 ``RunSpec`` = :class:`~netdyn.models.ModelSpec` + :class:`~netdyn.data.DataSpec` +
 :class:`~netdyn.training.TrainConfig` (+ an optional :class:`~netdyn.analysis.AnalysisConfig`): frozen,
@@ -16,10 +17,16 @@ from typing import Any
 
 from netdyn._version import __version__
 from netdyn.analysis.config import AnalysisConfig
+from netdyn.data import Dataset
 from netdyn.data.spec import DataSpec
 from netdyn.errors import ConfigError
 from netdyn.models.spec import ModelSpec
+from netdyn.orchestration.analyses import Analysis, analyze, load_analysis
+from netdyn.orchestration.reports import write_run_report
+from netdyn.store import RunFolder
 from netdyn.training.config import TrainConfig
+from netdyn.training.loop import TrainResult, train
+from netdyn.training.population import population_key, train_population
 
 _PARTS = ("model", "data", "train", "analysis")
 
@@ -88,8 +95,8 @@ class RunResult:
     """What :func:`run` returns: the training result, the analysis (if the spec asked) and the folder."""
 
     spec: RunSpec
-    train: Any
-    analysis: Any = None
+    train: TrainResult
+    analysis: Analysis | None = None
     run_dir: Path | None = None
 
     @property
@@ -111,7 +118,7 @@ def run(
     progress: bool = False,
     root: str | Path | None = None,
     download: bool = False,
-    callbacks: tuple = (),
+    callbacks: Sequence[Any] = (),
 ) -> RunResult:
     """Train (and analyse, when ``spec.analysis`` is set) the run that ``spec`` describes, from the spec alone.
 
@@ -121,8 +128,6 @@ def run(
     A diverged run is returned unanalysed (``result.train.diverged``). ``progress=True`` says what it trains
     and shows progress bars (the CLI's); otherwise nothing is printed.
     """
-    from netdyn.training.loop import train
-
     if not isinstance(spec, RunSpec):
         raise ConfigError(f"run takes a RunSpec, got {type(spec).__name__}")
     data = spec.data.load(root=root, download=download)
@@ -140,18 +145,15 @@ def run(
     return _finish(resolved, result, data, run_dir, progress)
 
 
-def _finish(resolved: RunSpec, result: Any, data: Any, run_dir: str | Path | None, progress: bool) -> RunResult:
+def _finish(
+    resolved: RunSpec, result: TrainResult, data: Dataset, run_dir: str | Path | None, progress: bool
+) -> RunResult:
     """The analysis a spec asks for, of a trained (not diverged) run, written into its folder."""
     analysis = None
     if resolved.analysis is not None and not result.diverged:
-        from netdyn.analysis.analyze import analyze
-
         analysis = analyze(result.net, data, resolved.analysis, progress=progress)
         analysis.summary["steps"] = [result.summary["steps"]]
         if run_dir is not None:
-            from netdyn.report.run import write_run_report
-            from netdyn.store import load_run
-
             write_run_report(load_run(run_dir), analysis)
     return RunResult(spec=resolved, train=result, analysis=analysis, run_dir=result.run_dir)
 
@@ -169,8 +171,6 @@ def run_population(
     each as its spec asks: what :func:`run` gives for each spec, faster. The specs may differ only in what a
     population lets differ (model seed and init scale; training seed, lr, weight decay, momentum):
     ``population_key`` says which specs can share a population."""
-    from netdyn.training.population import population_key, train_population
-
     specs = list(specs)
     if not specs or any(not isinstance(s, RunSpec) for s in specs):
         raise ConfigError("run_population takes a non-empty list of RunSpecs")
@@ -188,3 +188,26 @@ def run_population(
         progress=progress, records=records,
     )
     return [_finish(r, result, data, d, progress) for r, result, d in zip(resolved, results, dirs, strict=True)]
+
+
+class Run(RunFolder):
+    """A run folder opened by :func:`load_run`: a :class:`~netdyn.store.RunFolder` that also knows its
+    :class:`RunSpec` and reads back its saved analysis."""
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    @property
+    def spec(self) -> RunSpec:
+        """The :class:`RunSpec` of this run (from config.json; older folders too)."""
+        return RunSpec.from_dict(self.config)
+
+    def analysis(self) -> Analysis:
+        """The analysis saved in this folder (``netdyn analyze`` or a spec with an analysis wrote it)."""
+        return load_analysis(self.path)
+
+
+def load_run(path: str | Path) -> Run:
+    """Open a run folder: ``run.config``, ``run.model(step)``, ``run.tables``, ``run.summary``, ``run.dataset()``,
+    ``run.spec`` and ``run.analysis()``."""
+    return Run(RunFolder.open_existing(path).path)
