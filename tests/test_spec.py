@@ -3,6 +3,7 @@ run folders written before specs existed still load."""
 
 import json
 import pickle
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -110,19 +111,24 @@ def test_model_spec_refuses_what_the_cli_would(kwargs):
 
 
 def test_a_folder_written_before_specs_still_loads(tmp_path):
-    """config.json of the first release: the model as net.arch (residual False, no seed) and the data with an
-    absolute root."""
+    """config.json of the first release: the model as MLP's keyword arguments (residual False, no seed) and the
+    data with an absolute root."""
     data = netdyn.load_dataset("blobs", n_features=12, n_classes=3)
     net = MLP(12, 8, 2, 3, seed=0)
     out = tmp_path / "old"
     netdyn.train(net, data, TrainConfig(steps=4), run_dir=out)
     config = json.loads((out / "config.json").read_text())
-    config["model"] = net.arch
+    config["model"] = {"in_features": 12, "width": 8, "depth": 2, "num_classes": 3, "activation": "relu",
+                       "residual": False, "batchnorm": False, "bias": True, "init": "default", "init_scale": 1.0,
+                       "bn_eps": 1e-05, "bn_momentum": 0.1}
     config["data"] = {"name": "blobs", "train_size": None, "test_size": None, "normalize": "unit", "seed": 0,
                       "root": "/nowhere/on/this/machine", "n_features": 12, "n_classes": 3, "noise": 1.0}
     (out / "config.json").write_text(json.dumps(config))
     run = load_run(out)
-    assert run.model().arch == net.arch
+    rebuilt = run.model()
+    assert rebuilt.spec == replace(net.spec, seed=None)
+    for key, value in net.state_dict().items():
+        assert torch.equal(rebuilt.state_dict()[key], value), key
     assert run.spec.model.residual == "none" and run.spec.data.options["n_features"] == 12
     assert run.dataset().n_features == 12  # the recorded root is gone: the data are rebuilt anyway
     resumed = netdyn.train(MLP(12, 8, 2, 3, seed=0), data, TrainConfig(steps=4), run_dir=out, resume=True)

@@ -20,7 +20,6 @@ and the ``monitor`` table says so.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
@@ -42,6 +41,7 @@ from netdyn.errors import ConfigError, ModelError, RunError
 from netdyn.models import MLP
 from netdyn.store import RunFolder
 from netdyn.training.loop import HISTORY_COLUMNS, compute_loss
+from netdyn.training.schedule import StepSchedule
 from netdyn.training.recorder import Recorder, RecordPoint, Schedule
 
 logger = logging.getLogger("netdyn.monitor")
@@ -51,25 +51,13 @@ DEFAULT_QUANTITIES = tuple(name for name, q in QUANTITIES.items() if q.cheap)
 MONITOR_COLUMNS = ["step", "status", "train_loss", "monitor_time", "train_time"]
 
 
-@functools.cache
-def _log_points(n: int, total_steps: int | None, decade: int) -> frozenset[int]:
-    if total_steps is not None:
-        return frozenset(np.unique(np.round(np.logspace(0, math.log10(max(total_steps, 1)), n)).astype(int)).tolist())
-    return frozenset(np.unique(np.round(np.logspace(decade, decade + 1, n + 1)).astype(int)).tolist())
-
-
 def monitor_steps(every: str | int, total_steps: int | None, step: int) -> bool:
-    """Whether ``step`` is a scheduled point of ``every``: an integer interval, or ``"log:N"``, N log-spaced
-    points over ``total_steps`` (with no total, N points per decade of steps: 1, 10, 100, ... and between);
-    step 0 and the last step are always scheduled."""
-    if isinstance(every, str) and every.startswith("log:"):
-        n = int(every[4:])
-        if step == 0 or (total_steps is not None and step == total_steps):
-            return True
-        if total_steps is not None:
-            return step in _log_points(n, total_steps, 0)
-        return step in _log_points(n, None, math.floor(math.log10(step)))
-    return step % int(every) == 0 or (total_steps is not None and step == total_steps)
+    """Whether ``step`` is a scheduled point of ``every``.
+
+    ``every`` is an integer interval, or ``"log:N"``, N log-spaced points over ``total_steps`` (with no total, N
+    points per decade of steps: 1, 10, 100, ... and between); step 0 and the last step are always scheduled.
+    """
+    return StepSchedule.parse(every).due(step, total_steps)
 
 
 class Monitor:
@@ -144,11 +132,8 @@ class Monitor:
         unknown = [q for q in self.quantities if q not in QUANTITIES]
         if unknown:
             raise ConfigError(f"unknown quantities {unknown}; known: {', '.join(QUANTITIES)}")
-        if isinstance(self.every, str):
-            if not self.every.startswith("log:") or not self.every[4:].isdigit() or int(self.every[4:]) < 1:
-                raise ConfigError(f"every must be 'log:N' (N >= 1) or a step interval, got {self.every!r}")
-        elif isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
-            raise ConfigError(f"every must be 'log:N' or a whole step interval >= 1, got {self.every!r}")
+        if StepSchedule.parse(self.every, "every").kind == "none":
+            raise ConfigError("every must be 'log:N' or a whole step interval >= 1: a monitor records something")
         if isinstance(self.budget, bool) or not isinstance(self.budget, (int, float)) or not (
             math.isfinite(self.budget) and self.budget > 0
         ):

@@ -274,12 +274,12 @@ class RunFolder:
 
     def model(self, step: int | str | None = "last"):
         """The network at a checkpoint, rebuilt from config.json alone, in evaluation mode on the CPU."""
-        from netdyn.models import MLP
+        from netdyn.models import ModelSpec
 
-        arch = self.config.get("model")
-        if not arch:
+        recorded = self.config.get("model")
+        if not recorded:
             raise RunError(f"{self.config_path} records no model architecture")
-        net = MLP.from_config(arch)
+        net = ModelSpec.from_dict(recorded).build()  # a ModelSpec's dict, or an old folder's legacy model dict
         ckpt = self.load_checkpoint(step)
         expected = net.state_dict()
         for key, value in ckpt["model"].items():

@@ -1,6 +1,7 @@
 """L-map (SPEC 5.1): known answers on linear networks, a linearised twin as reference for nonlinear ones."""
 
 import copy
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ def _linear_net(fit_net, data, **arch):
 
 def _linearised(net):
     """The same network with every transfer function the identity: the L-map's definition, run directly."""
-    twin = MLP.from_config({**net.arch, "activation": "linear"})
+    twin = replace(net.spec, activation="linear").build()
     twin.load_state_dict(net.state_dict())
     return twin.to(dtype=next(net.parameters()).dtype).eval()
 

@@ -35,9 +35,9 @@ def reference_forward(net: MLP, x: torch.Tensor, bn_mode: str) -> tuple[list, li
             xs.append(z)
             hs.append(z)
             break
-        skip = net.arch["residual"] and l >= 3 and l % 2 == 1
+        skip = net.spec.residual != "none" and l >= 3 and l % 2 == 1
         f = ACTS[block.activation]
-        if skip and net.arch["residual"] == "pre":
+        if skip and net.spec.residual == "pre":
             h = z + xs[l - 2]
             out = f(h)
         elif skip:
@@ -174,11 +174,11 @@ def test_from_sequential_copies_parameters():
     seq.eval()
     net = MLP.from_sequential(seq)
     assert net.depth == 3
-    assert net.arch["activation"] == ["relu", "tanh", "linear"]
-    assert net.arch["batchnorm"] == [True, False, False]
+    assert net.spec.activation == ("relu", "tanh", "linear")
+    assert net.spec.batchnorm == (True, False, False)
     x = torch.randn(8, 6)
     assert torch.allclose(net(x), seq(x), atol=1e-6)
-    rebuilt = MLP.from_config(net.arch)
+    rebuilt = net.spec.build()
     rebuilt.load_state_dict(net.state_dict())
     assert torch.allclose(rebuilt.eval()(x), seq(x), atol=1e-6)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +23,7 @@ from torch import nn
 
 from netdyn.errors import ConfigError, ModelError
 from netdyn.models.activations import MODULE_ACTIVATIONS, get_activation
-from netdyn.models.spec import ModelSpec
+from netdyn.models.spec import ModelSpec, residual_mode
 
 BN_MODES = ("train", "running", "batch")
 DEFAULT_TRACE_BUDGET = 1 << 30  # bytes a trace may hold per chunk of samples
@@ -80,12 +80,14 @@ class LayerBlock(nn.Module):
     def join(self, z: torch.Tensor, x_skip: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(h^l, x^l) from z^l (the normalised local field) and x^{l-2}: the skip and the transfer function, the
         part of the block every functional forward pass (stacked networks, populations) shares."""
+        if self.skip is None:
+            return z, self.transfer(z)
+        if x_skip is None:
+            raise ModelError(f"layer {self.index} has a skip from layer {self.index - 2}: pass its output x_skip")
         if self.skip == "pre":
             h = z + x_skip
             return h, self.transfer(h)
-        if self.skip == "post":
-            return z, self.transfer(z) + x_skip
-        return z, self.transfer(z)
+        return z, self.transfer(z) + x_skip
 
 
 def _bn_running(bn: nn.BatchNorm1d, a: torch.Tensor) -> torch.Tensor:
@@ -114,20 +116,11 @@ class Trace:
         return self.x[-1]
 
 
-def _as_list(value: Any, n: int, name: str) -> list:
-    if isinstance(value, (str, bool, int, float)) or value is None:
-        return [value] * n
-    values = list(value)
-    if len(values) != n:
-        raise ConfigError(f"{name} has {len(values)} entries but the network has {n} hidden layers")
-    return values
-
-
-def _skip_pattern(residual: str | None, widths: list[int]) -> list[str | None]:
-    """Skip mode of each hidden layer 1..depth: layer l >= 3 with l odd receives x^{l-2}."""
+def _skip_pattern(residual: str, widths: Sequence[int]) -> list[str | None]:
+    """Skip mode of each hidden layer 1..depth: layer l >= 3 with l odd receives x^{l-2} (none: no skips)."""
     skips: list[str | None] = []
     for l in range(1, len(widths) + 1):
-        if residual and l >= 3 and l % 2 == 1:
+        if residual != "none" and l >= 3 and l % 2 == 1:
             if widths[l - 1] != widths[l - 3]:
                 raise ConfigError(
                     f"residual skip into layer {l} joins widths {widths[l - 3]} and {widths[l - 1]}: "
@@ -137,6 +130,62 @@ def _skip_pattern(residual: str | None, widths: list[int]) -> list[str | None]:
         else:
             skips.append(None)
     return skips
+
+
+@dataclass
+class _SequentialLayer:
+    """One Linear of a user's ``nn.Sequential`` with the batch norm and activation that follow it."""
+
+    linear: nn.Linear
+    bn: nn.BatchNorm1d | None = None
+    activation: str | None = None
+
+
+def _read_sequential(seq: nn.Sequential) -> list[_SequentialLayer]:
+    """The layers of an ``nn.Sequential`` that :meth:`MLP.from_sequential` converts (ModelError otherwise)."""
+    if not isinstance(seq, nn.Sequential):
+        raise ModelError(f"from_sequential takes an nn.Sequential, got {type(seq).__name__}")
+    modules = list(seq)
+    if modules and isinstance(modules[0], nn.Flatten):
+        modules = modules[1:]
+    layers: list[_SequentialLayer] = []
+    for position, module in enumerate(modules):
+        _add_module(layers, module, f"module {position} ({type(module).__name__})")
+    if len(layers) < 2:
+        raise ModelError("from_sequential needs at least two Linear layers (one hidden, one output)")
+    if layers[-1].bn is not None or layers[-1].activation is not None:
+        raise ModelError("the last Linear is the output layer: nothing may follow it (logits are h^L)")
+    for a, b in zip(layers, layers[1:], strict=False):
+        if a.linear.out_features != b.linear.in_features:
+            raise ModelError(f"Linear sizes do not chain: {a.linear.out_features} -> {b.linear.in_features}")
+    if len({layer.linear.bias is not None for layer in layers}) != 1:
+        raise ModelError("netdyn needs every Linear to have a bias, or none to")
+    return layers
+
+
+def _add_module(layers: list[_SequentialLayer], module: nn.Module, name: str) -> None:
+    """Append a Linear as a new layer, or attach a batch norm or an activation to the last one."""
+    if isinstance(module, nn.Linear):
+        layers.append(_SequentialLayer(module))
+        return
+    if not layers:
+        raise ModelError(f"{name} comes before the first Linear; the network must start with Linear")
+    last = layers[-1]
+    if isinstance(module, nn.BatchNorm1d):
+        if last.bn is not None or last.activation is not None:
+            raise ModelError(f"{name}: batch norm must follow a Linear directly")
+        if not module.affine or not module.track_running_stats:
+            raise ModelError(f"{name}: batch norm needs affine=True and track_running_stats=True")
+        last.bn = module
+    elif type(module) in MODULE_ACTIVATIONS:
+        if last.activation is not None:
+            raise ModelError(f"{name}: two activations in a row are not an MLP layer")
+        last.activation = MODULE_ACTIVATIONS[type(module)]
+    else:
+        supported = ", ".join(sorted(t.__name__ for t in MODULE_ACTIVATIONS))
+        raise ModelError(
+            f"unsupported module in nn.Sequential: {name}; netdyn takes Linear, BatchNorm1d and {supported}"
+        )
 
 
 class MLP(nn.Module):
@@ -177,7 +226,7 @@ class MLP(nn.Module):
             depth=depth,
             num_classes=num_classes,
             activation=one_or_tuple(activation),
-            residual=residual,
+            residual=residual_mode(residual),
             batchnorm=one_or_tuple(batchnorm),
             bias=bias,
             init=init,
@@ -186,19 +235,15 @@ class MLP(nn.Module):
             bn_eps=bn_eps,
             bn_momentum=bn_momentum,
         )
-        widths = list(spec.widths)
-        activations = _as_list(spec.activation, depth, "activation")
-        batchnorms = _as_list(spec.batchnorm, depth, "batchnorm")
-        residual = None if spec.residual == "none" else spec.residual
-        skips = _skip_pattern(residual, widths)
-        sizes = [in_features, *widths]
+        skips = _skip_pattern(spec.residual, spec.widths)
+        sizes = [in_features, *spec.widths]
         blocks = [
             LayerBlock(
                 l,
                 sizes[l - 1],
                 sizes[l],
-                activations[l - 1],
-                batchnorms[l - 1],
+                spec.activations[l - 1],
+                spec.batchnorms[l - 1],
                 skips[l - 1],
                 bias,
                 bn_eps,
@@ -212,25 +257,6 @@ class MLP(nn.Module):
         """The :class:`ModelSpec` that rebuilds this architecture (``seed`` None when a generator was given)."""
         self._init_parameters(init, init_scale, seed)
 
-    @property
-    def arch(self) -> dict[str, Any]:
-        """The architecture as the keyword arguments of ``MLP(...)`` (no seed); ``MLP.from_config`` takes it."""
-        s = self.spec
-        return {
-            "in_features": s.in_features,
-            "width": s.widths[0] if len(set(s.widths)) == 1 else list(s.widths),
-            "depth": s.depth,
-            "num_classes": s.num_classes,
-            "activation": s.activation if isinstance(s.activation, str) else list(s.activation),
-            "residual": False if s.residual == "none" else s.residual,
-            "batchnorm": s.batchnorm if isinstance(s.batchnorm, bool) else list(s.batchnorm),
-            "bias": s.bias,
-            "init": s.init,
-            "init_scale": float(s.init_scale),
-            "bn_eps": float(s.bn_eps),
-            "bn_momentum": float(s.bn_momentum),
-        }
-
     # ------------------------------------------------------------------ construction
     def _init_parameters(self, init: str, scale: float, seed: int | torch.Generator | None) -> None:
         if isinstance(seed, torch.Generator):
@@ -240,7 +266,7 @@ class MLP(nn.Module):
         else:
             gen = torch.Generator().manual_seed(int(seed))
         with torch.no_grad():
-            for block in self.blocks:
+            for block in self.layer_blocks:
                 w, b = block.linear.weight, block.linear.bias
                 fan_in = w.shape[1]
                 if init == "default":  # nn.Linear's own rule, drawn from our generator
@@ -265,7 +291,7 @@ class MLP(nn.Module):
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> MLP:
         """A freshly initialised network of ``spec`` (which must hold ``in_features`` and ``num_classes``)."""
-        if not spec.resolved:
+        if spec.in_features is None or spec.num_classes is None:
             raise ConfigError("the model spec needs in_features and num_classes (see ModelSpec.resolve)")
         return cls(
             spec.in_features,
@@ -284,71 +310,23 @@ class MLP(nn.Module):
         )
 
     @classmethod
-    def from_config(cls, arch: dict[str, Any] | ModelSpec, seed: int | None = None) -> MLP:
-        """Rebuild a recorded architecture (a ``ModelSpec``, its dict, or a ``net.arch`` dict), freshly
-        initialised; ``seed`` overrides the recorded one."""
-        spec = arch if isinstance(arch, ModelSpec) else ModelSpec.from_dict(arch)
-        if seed is not None:
-            spec = replace(spec, seed=seed)
-        return cls.from_spec(spec)
-
-    @classmethod
     def from_sequential(cls, seq: nn.Sequential) -> MLP:
         """Convert an ``nn.Sequential`` of Linear / BatchNorm1d / elementwise activations, copying its parameters.
 
         A hidden Linear with no activation after it becomes a ``linear`` layer. An unsupported module, a batch
         norm not directly after a Linear, or anything after the last Linear raises :class:`ModelError`.
         """
-        if not isinstance(seq, nn.Sequential):
-            raise ModelError(f"from_sequential takes an nn.Sequential, got {type(seq).__name__}")
-        modules = list(seq)
-        if modules and isinstance(modules[0], nn.Flatten):
-            modules = modules[1:]
-        layers: list[dict[str, Any]] = []
-        for position, module in enumerate(modules):
-            name = f"module {position} ({type(module).__name__})"
-            if isinstance(module, nn.Linear):
-                layers.append({"linear": module, "bn": None, "activation": None})
-            elif not layers:
-                raise ModelError(f"{name} comes before the first Linear; the network must start with Linear")
-            elif isinstance(module, nn.BatchNorm1d):
-                if layers[-1]["bn"] is not None or layers[-1]["activation"] is not None:
-                    raise ModelError(f"{name}: batch norm must follow a Linear directly")
-                if not module.affine or not module.track_running_stats:
-                    raise ModelError(f"{name}: batch norm needs affine=True and track_running_stats=True")
-                layers[-1]["bn"] = module
-            elif type(module) in MODULE_ACTIVATIONS:
-                if layers[-1]["activation"] is not None:
-                    raise ModelError(f"{name}: two activations in a row are not an MLP layer")
-                layers[-1]["activation"] = MODULE_ACTIVATIONS[type(module)]
-            else:
-                supported = ", ".join(sorted(t.__name__ for t in MODULE_ACTIVATIONS))
-                raise ModelError(
-                    f"unsupported module in nn.Sequential: {name}; netdyn takes Linear, BatchNorm1d and {supported}"
-                )
-        if len(layers) < 2:
-            raise ModelError("from_sequential needs at least two Linear layers (one hidden, one output)")
-        out = layers[-1]
-        if out["bn"] is not None or out["activation"] is not None:
-            raise ModelError("the last Linear is the output layer: nothing may follow it (logits are h^L)")
-        hidden = layers[:-1]
-        for a, b in zip(layers, layers[1:], strict=False):
-            if a["linear"].out_features != b["linear"].in_features:
-                raise ModelError(
-                    f"Linear sizes do not chain: {a['linear'].out_features} -> {b['linear'].in_features}"
-                )
-        biases = {layer["linear"].bias is not None for layer in layers}
-        if len(biases) != 1:
-            raise ModelError("netdyn needs every Linear to have a bias, or none to")
-        bns = [layer["bn"] for layer in hidden if layer["bn"] is not None]
+        layers = _read_sequential(seq)
+        *hidden, out = layers
+        bns = [layer.bn for layer in hidden if layer.bn is not None]
         net = cls(
-            in_features=layers[0]["linear"].in_features,
-            width=[layer["linear"].out_features for layer in hidden],
+            in_features=layers[0].linear.in_features,
+            width=[layer.linear.out_features for layer in hidden],
             depth=len(hidden),
-            num_classes=out["linear"].out_features,
-            activation=[layer["activation"] or "linear" for layer in hidden],
-            batchnorm=[layer["bn"] is not None for layer in hidden],
-            bias=biases.pop(),
+            num_classes=out.linear.out_features,
+            activation=[layer.activation or "linear" for layer in hidden],
+            batchnorm=[layer.bn is not None for layer in hidden],
+            bias=out.linear.bias is not None,
             bn_eps=bns[0].eps if bns else 1e-5,
             bn_momentum=(bns[0].momentum if bns and bns[0].momentum is not None else 0.1),
             seed=0,  # the parameters are copied below: never draw from (and advance) the caller's global RNG
@@ -357,10 +335,11 @@ class MLP(nn.Module):
         ref = next(iter(seq.parameters()))
         net.to(device=ref.device, dtype=ref.dtype)
         with torch.no_grad():
-            for block, layer in zip(net.blocks, layers, strict=True):
-                block.linear.load_state_dict(layer["linear"].state_dict())
-                if layer["bn"] is not None:
-                    block.bn.load_state_dict(layer["bn"].state_dict())
+            for l, layer in enumerate(layers, start=1):
+                block = net.block(l)
+                block.linear.load_state_dict(layer.linear.state_dict())
+                if block.bn is not None and layer.bn is not None:
+                    block.bn.load_state_dict(layer.bn.state_dict())
         net.train(seq.training)
         return net
 
@@ -381,20 +360,26 @@ class MLP(nn.Module):
     @property
     def widths(self) -> list[int]:
         """Sizes of layers 0..L (input, hidden widths, classes)."""
-        return [self.blocks[0].linear.in_features, *(b.linear.out_features for b in self.blocks)]
+        blocks = self.layer_blocks
+        return [blocks[0].linear.in_features, *(b.linear.out_features for b in blocks)]
 
     @property
     def has_batchnorm(self) -> bool:
-        return any(b.bn is not None for b in self.blocks)
+        return any(b.bn is not None for b in self.layer_blocks)
+
+    @property
+    def layer_blocks(self) -> list[LayerBlock]:
+        """The blocks computing layers 1..L, in order (``blocks`` as a typed list)."""
+        return cast("list[LayerBlock]", list(self.blocks))
 
     def block(self, l: int) -> LayerBlock:
         """The block computing layer l (1..L)."""
         if not 1 <= l <= self.n_layers:
             raise ConfigError(f"layer {l} is out of range 1..{self.n_layers}")
-        return self.blocks[l - 1]
+        return cast(LayerBlock, self.blocks[l - 1])
 
     def _param(self) -> torch.Tensor:
-        return self.blocks[0].linear.weight
+        return self.block(1).linear.weight
 
     # ------------------------------------------------------------------ evaluation
     def _resolve_bn_mode(self, bn_mode: str | None) -> str:
@@ -446,7 +431,7 @@ class MLP(nn.Module):
             x = x.flatten(1).to(device=ref.device, dtype=ref.dtype)
             yield 0, x, None
             prev2: torch.Tensor | None = None
-            for block in self.blocks:
+            for block in self.layer_blocks:
                 h, out = block(x, prev2 if block.skip else None, mode)
                 prev2, x = (x if self._needs_prev(block.index) else None), out
                 yield block.index, x, h
@@ -490,7 +475,7 @@ class MLP(nn.Module):
             for l, x_l, h_l in self.iter_layers(chunk, bn_mode):
                 if l in parts_x:
                     parts_x[l].append(x_l.to(out_device))
-                if l in parts_h:
+                if l in parts_h and h_l is not None:
                     parts_h[l].append(h_l.to(out_device))
         xs: list[torch.Tensor | None] = [None] * (L + 1)
         hs: list[torch.Tensor | None] = [None] * (L + 1)
@@ -503,8 +488,8 @@ class MLP(nn.Module):
         return Trace(x=xs, h=hs)
 
     def extra_repr(self) -> str:
-        a = self.arch
+        s = self.spec
         return (
-            f"in={a['in_features']}, width={a['width']}, depth={a['depth']}, classes={a['num_classes']}, "
-            f"activation={a['activation']}, residual={a['residual']}, batchnorm={a['batchnorm']}"
+            f"in={s.in_features}, width={s.width}, depth={s.depth}, classes={s.num_classes}, "
+            f"activation={s.activation}, residual={s.residual}, batchnorm={s.batchnorm}"
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netdyn import _config
 from netdyn.errors import ConfigError
@@ -19,9 +19,23 @@ from netdyn.models.activations import ACTIVATIONS
 INITS = ("default", "orthogonal", "kaiming", "xavier")
 RESIDUALS = ("none", "pre", "post")
 
+if TYPE_CHECKING:
+    from netdyn.models.mlp import MLP
+
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def residual_mode(residual: str | bool | None) -> str:
+    """The skip mode of a ``residual`` argument: none, pre or post (True is pre; False and None are none)."""
+    if residual is True:
+        return "pre"
+    if residual is False or residual is None:
+        return "none"
+    if residual not in RESIDUALS:
+        raise ConfigError(f"residual must be one of none, pre, post (or a bool), got {residual!r}")
+    return residual
 
 
 @dataclass(frozen=True)
@@ -56,36 +70,34 @@ class ModelSpec:
     """Output neurons (None: the data's number of classes)."""
 
     def __post_init__(self) -> None:
-        residual = self.residual
-        if residual is True:
-            residual = "pre"
-        elif residual is False or residual is None:
-            residual = "none"
-        if residual not in RESIDUALS:
-            raise ConfigError(f"residual must be one of none, pre, post (or a bool), got {self.residual!r}")
-        object.__setattr__(self, "residual", residual)
+        object.__setattr__(self, "residual", residual_mode(self.residual))
         if not _is_int(self.depth) or self.depth < 1:
             raise ConfigError(f"depth must be an integer >= 1 (hidden layers), got {self.depth!r}")
+        self._check_layers()
+        if self.residual != "none" and self.depth < 3:
+            raise ConfigError(f"a residual network needs depth >= 3 (skips join layers l-2 and l), got {self.depth}")
+        if self.init not in INITS:
+            raise ConfigError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
+        self._check_numbers()
+        self._check_sizes()
+
+    def _check_layers(self) -> None:
+        """The per-layer fields: one value or one per hidden layer (a list becomes a tuple), each valid."""
         for name in ("width", "activation", "batchnorm"):
             value = getattr(self, name)
             if isinstance(value, list):
                 object.__setattr__(self, name, value := tuple(value))
             if isinstance(value, tuple) and len(value) != self.depth:
                 raise ConfigError(f"{name} has {len(value)} entries but the network has {self.depth} hidden layers")
-        widths = self.width if isinstance(self.width, tuple) else (self.width,)
-        if not all(_is_int(w) and w >= 1 for w in widths):
+        if not all(_is_int(w) and w >= 1 for w in self.widths):
             raise ConfigError(f"width must be a whole number >= 1 (or one per hidden layer), got {self.width!r}")
-        activations = self.activation if isinstance(self.activation, tuple) else (self.activation,)
-        for name in activations:
+        for name in self.activations:
             if name not in ACTIVATIONS:
                 raise ConfigError(f"unknown activation {name!r}; choose one of {', '.join(sorted(ACTIVATIONS))}")
-        flags = self.batchnorm if isinstance(self.batchnorm, tuple) else (self.batchnorm,)
-        if not all(isinstance(b, bool) for b in flags) or not isinstance(self.bias, bool):
+        if not all(isinstance(b, bool) for b in self.batchnorms) or not isinstance(self.bias, bool):
             raise ConfigError(f"batchnorm and bias take true or false, got {self.batchnorm!r} and {self.bias!r}")
-        if self.residual != "none" and self.depth < 3:
-            raise ConfigError(f"a residual network needs depth >= 3 (skips join layers l-2 and l), got {self.depth}")
-        if self.init not in INITS:
-            raise ConfigError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
+
+    def _check_numbers(self) -> None:
         for name in ("init_scale", "bn_momentum", "bn_eps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
@@ -96,6 +108,8 @@ class ModelSpec:
             raise ConfigError(
                 f"bn_eps must be > 0 and bn_momentum in [0, 1], got {self.bn_eps!r} and {self.bn_momentum!r}"
             )
+
+    def _check_sizes(self) -> None:
         for name in ("in_features", "num_classes"):
             value = getattr(self, name)
             if value is not None and (not _is_int(value) or value < 1):
@@ -111,6 +125,16 @@ class ModelSpec:
         return self.width if isinstance(self.width, tuple) else (self.width,) * self.depth
 
     @property
+    def activations(self) -> tuple[str, ...]:
+        """Transfer function of each hidden layer."""
+        return self.activation if isinstance(self.activation, tuple) else (self.activation,) * self.depth
+
+    @property
+    def batchnorms(self) -> tuple[bool, ...]:
+        """Whether each hidden layer has batch norm."""
+        return self.batchnorm if isinstance(self.batchnorm, tuple) else (self.batchnorm,) * self.depth
+
+    @property
     def resolved(self) -> bool:
         return self.in_features is not None and self.num_classes is not None
 
@@ -122,7 +146,7 @@ class ModelSpec:
             num_classes=self.num_classes if self.num_classes is not None else int(data.num_classes),
         )
 
-    def build(self, data: Any = None):
+    def build(self, data: Any = None) -> MLP:
         """A freshly initialised :class:`~netdyn.models.MLP` of this architecture (sizes from ``data`` if unset)."""
         from netdyn.models.mlp import MLP
 
@@ -136,5 +160,6 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelSpec:
-        """From :meth:`to_dict`, or from the ``net.arch`` dict of run folders written before specs existed."""
+        """From :meth:`to_dict`, or from the model dict of run folders written before specs existed (``MLP``'s
+        keyword arguments: residual as a bool, no seed)."""
         return _config.from_dict(cls, values, "model")

@@ -7,10 +7,9 @@ import numbers
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-import numpy as np
-
 from netdyn._device import check_device_name
 from netdyn.errors import ConfigError
+from netdyn.training.schedule import StepSchedule
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 LOSSES = ("ce", "mse")
@@ -52,9 +51,17 @@ class TrainConfig:
     """Batch-norm evaluation: running statistics, batch statistics (batches of batch_size), or both."""
 
     def __post_init__(self) -> None:
+        self._check_choices()
+        self._check_numbers()
+        check_device_name(self.device)
+        self._check_schedules()
+
+    def _check_choices(self) -> None:
         for name, allowed in (("optimizer", OPTIMIZERS), ("loss", LOSSES), ("dtype", DTYPES), ("bn_eval", BN_EVALS)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+
+    def _check_numbers(self) -> None:
         if not _is_number(self.lr) or not self.lr > 0:
             raise ConfigError(f"lr must be a finite number > 0, got {self.lr!r}")
         for name in ("momentum", "weight_decay"):
@@ -71,17 +78,16 @@ class TrainConfig:
             raise ConfigError("set steps >= 1 or epochs > 0")
         if not _is_whole(self.seed) or self.seed < 0:
             raise ConfigError(f"seed must be a whole number >= 0, got {self.seed!r}")
-        check_device_name(self.device)
+
+    def _check_schedules(self) -> None:
         for name in ("eval_every", "checkpoint_every"):
-            value = getattr(self, name)
-            if not isinstance(value, str) and not _is_whole(value):
-                raise ConfigError(f"{name} takes 'log:N', a whole step interval or 'none', got {value!r}")
-            parse_schedule(value, 10)
+            StepSchedule.parse(getattr(self, name), name)
 
     def total_steps(self, n_train: int) -> int:
         """Optimiser steps of the whole run for a training set of ``n_train`` samples."""
         if self.steps is not None:
             return self.steps
+        assert self.epochs is not None  # __post_init__ refuses a config with neither
         return max(1, math.ceil(self.epochs * steps_per_epoch(n_train, self.batch_size)))
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,28 +116,3 @@ def steps_per_epoch(n_train: int, batch_size: int) -> int:
     (batch norm cannot normalise one sample) and kept otherwise."""
     full, rest = divmod(n_train, batch_size)
     return max(1, full + (1 if rest > 1 else 0))
-
-
-def parse_schedule(spec: str | int, total: int) -> list[int]:
-    """Steps in 0..total at which something happens: "log:N" or an integer interval, both always holding 0
-    and total; or "none" for never (a pure-speed run: no evaluation, no checkpoint)."""
-    if spec == "none":
-        return []
-    if isinstance(spec, str) and spec.startswith("log:"):
-        try:
-            n = int(spec[4:])
-        except ValueError:
-            raise ConfigError(f"schedule {spec!r}: expected log:N with an integer N") from None
-        if n < 1:
-            raise ConfigError(f"schedule {spec!r}: N must be >= 1")
-        points = np.unique(np.round(np.logspace(0, math.log10(max(total, 1)), n)).astype(int))
-    else:
-        try:
-            every = int(spec)
-        except (TypeError, ValueError):
-            raise ConfigError(f"schedule {spec!r}: expected 'log:N' or an integer step interval") from None
-        if every < 1:
-            raise ConfigError(f"schedule {spec!r}: the interval must be >= 1")
-        points = np.arange(every, total + 1, every)
-    steps = {0, total, *(int(p) for p in points if 0 < p <= total)}
-    return sorted(steps)

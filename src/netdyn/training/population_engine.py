@@ -36,13 +36,13 @@ from torch.optim.adam import adam as _functional_adam
 
 from netdyn._device import resolve_device
 from netdyn.errors import ConfigError, ModelError
-from netdyn.models import MLP
+from netdyn.models import MLP, ModelSpec
 from netdyn.models.mlp import LayerBlock
 from netdyn.training.config import TrainConfig, steps_per_epoch
 from netdyn.training.loop import EVAL_CHUNK, epoch_permutation, make_optimizer
 
-#: Architecture fields members may differ in: they change only the initial weights.
-_FREE_ARCH_FIELDS = ("init", "init_scale")
+#: ModelSpec fields members may differ in: they change only the initial weights.
+_FREE_ARCH_FIELDS = ("seed", "init", "init_scale")
 #: TrainConfig fields every member must share (lr, weight_decay, momentum and seed may differ).
 _SHARED_CONFIG_FIELDS = ("optimizer", "batch_size", "loss", "dtype")
 
@@ -139,8 +139,8 @@ class PopulationEngine:
             )
             for k, block in enumerate(template.blocks)
         ]
-        self._bn_eps = template.arch["bn_eps"]
-        self._bn_momentum = template.arch["bn_momentum"]
+        self._bn_eps = template.spec.bn_eps
+        self._bn_momentum = template.spec.bn_momentum
         self._groups = [
             make_optimizer(net, cfg).state_dict()["param_groups"] for net, cfg in zip(nets, configs, strict=True)
         ]
@@ -565,13 +565,30 @@ def _validate(nets: Sequence[MLP], configs: Sequence[TrainConfig], x: torch.Tens
         raise ConfigError(
             f"a population needs one config per net and at least one net: {len(nets)} nets, {len(configs)} configs"
         )
-    archs = [{k: v for k, v in net.arch.items() if k not in _FREE_ARCH_FIELDS} for net in nets]
+    _check_shared_architecture(nets)
+    _check_shared_configs(configs, x)
+    _check_data(nets[0], configs[0], x, y)
+
+
+def _architecture(spec: ModelSpec) -> dict[str, Any]:
+    """What members must share of a spec: every field but the initialisation's, per-layer fields expanded (a
+    width of 16 and (16, 16) are one architecture)."""
+    fields = {k: v for k, v in spec.to_dict().items() if k not in _FREE_ARCH_FIELDS}
+    fields.update(width=spec.widths, activation=spec.activations, batchnorm=spec.batchnorms)
+    return fields
+
+
+def _check_shared_architecture(nets: Sequence[MLP]) -> None:
+    archs = [_architecture(net.spec) for net in nets]
     for key in archs[0]:
         if (diff := _differing([a[key] for a in archs])) is not None:
             raise ConfigError(
                 f"population members must share the architecture: member {diff[0]} has "
                 f"{key}={diff[1]!r}, member 0 has {archs[0][key]!r}"
             )
+
+
+def _check_shared_configs(configs: Sequence[TrainConfig], x: torch.Tensor) -> None:
     for key in _SHARED_CONFIG_FIELDS:
         if (diff := _differing([getattr(c, key) for c in configs])) is not None:
             raise ConfigError(
@@ -584,22 +601,26 @@ def _validate(nets: Sequence[MLP], configs: Sequence[TrainConfig], x: torch.Tens
             f"population members must share the number of steps: member {diff[0]} takes "
             f"{diff[1]}, member 0 takes {configs[0].total_steps(n_train)}"
         )
-    devices = [resolve_device(c.device) for c in configs]
-    for i, dev in enumerate(devices):
+    for i, config in enumerate(configs):
+        dev = resolve_device(config.device)
         if dev.type != x.device.type or (dev.index is not None and dev.index != x.device.index):
             raise ConfigError(
                 f"population members must share the device: member {i} has device "
-                f"{configs[i].device!r}, the training data is on {x.device}"
+                f"{config.device!r}, the training data is on {x.device}"
             )
-    if str(x.dtype).removeprefix("torch.") != configs[0].dtype:
-        raise ConfigError(f"the training data is {x.dtype}; the members' dtype is {configs[0].dtype}")
-    arch = nets[0].arch
-    if x.shape[1] != arch["in_features"]:
-        raise ConfigError(f"the training data has {x.shape[1]} features; the members take {arch['in_features']}")
+
+
+def _check_data(net: MLP, config: TrainConfig, x: torch.Tensor, y: torch.Tensor) -> None:
+    if str(x.dtype).removeprefix("torch.") != config.dtype:
+        raise ConfigError(f"the training data is {x.dtype}; the members' dtype is {config.dtype}")
+    in_features = net.widths[0]
+    if x.shape[1] != in_features:
+        raise ConfigError(f"the training data has {x.shape[1]} features; the members take {in_features}")
+    n_train = x.shape[0]
     if n_train < 2 or y.shape != (n_train,):
         raise ConfigError(
             f"the training set needs at least 2 samples and one label each, got {tuple(x.shape)} "
             f"inputs and {tuple(y.shape)} labels"
         )
-    if nets[0].has_batchnorm and min(configs[0].batch_size, n_train) < 2:
+    if net.has_batchnorm and min(config.batch_size, n_train) < 2:
         raise ConfigError("batch norm cannot normalise minibatches of one sample: use batch_size >= 2")

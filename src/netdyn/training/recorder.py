@@ -20,7 +20,8 @@ from typing import Any
 import pandas as pd
 
 from netdyn.store import RunFolder
-from netdyn.training.config import TrainConfig, parse_schedule
+from netdyn.training.config import TrainConfig
+from netdyn.training.schedule import parse_schedule
 
 #: Steps between two reads of the on-device divergence flag when no evaluation or checkpoint falls between.
 SYNC_EVERY = 1000
