@@ -98,13 +98,13 @@ def test_the_rpd_gradients_fastest_change_in_the_later_layers():
 
 def test_cli_reads_a_run_folder(tmp_path, capsys):
     folder = RunFolder(tmp_path / "grok")
-    folder.write_config({"model": None, "train": None, "data": None})
+    folder.write_record({"model": None, "train": None, "data": None})
     folder.write_table("history", _history(FAST, LATE))
     assert main(["transitions", str(folder.path)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("grokking at step 1000 (confidence 1.00): test accuracy") and len(out.splitlines()) == 1
     folder = RunFolder(tmp_path / "plain")
-    folder.write_config({"model": None, "train": None, "data": None})
+    folder.write_record({"model": None, "train": None, "data": None})
     folder.write_table("history", _history(FAST, TOGETHER))
     assert main(["transitions", str(folder.path)]) == 0
     assert "no transition found" in capsys.readouterr().out

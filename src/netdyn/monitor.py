@@ -167,8 +167,6 @@ class Monitor:
 
     # ---------------------------------------------------------------- opening the folder
     def _open(self, net: MLP) -> None:
-        if self.run_dir.exists() and not self.run_dir.is_dir():
-            raise RunError(f"{self.run_dir} is a file, not a run folder")
         record = {
             "netdyn_version": __version__,
             "model": net.spec.to_dict(),
@@ -184,11 +182,7 @@ class Monitor:
                 "seed": self.seed,
             },
         }
-        if self._folder.exists():
-            raise RunError(f"{self.run_dir} already holds a run: choose another run_dir")
-        if self.run_dir.is_dir() and any(self.run_dir.iterdir()):
-            raise RunError(f"{self.run_dir} is not empty and holds no run: choose another run_dir")
-        self._folder.write_config(record)
+        self._folder.open(record, hint="choose another run_dir")
         x_train, y_train = self._subset(self.data.x_train.flatten(1), self.data.y_train, 1)
         x_test, y_test = self._subset(self.data.x_test.flatten(1), self.data.y_test, 2)
         self._samples = as_samples((x_train, y_train, x_test, y_test), num_classes=net.widths[-1])

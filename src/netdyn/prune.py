@@ -275,7 +275,7 @@ def prune_run(
     scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
     try:
         folder = RunFolder(scratch)
-        folder.write_config(record)
+        folder.write_record(record)
         folder.save_checkpoint(at, pruned.net, None, {"pruned_from": provenance})
         folder.write_table("prune", table)
         folder.write_table("prune_scan", pruned.scan)

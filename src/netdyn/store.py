@@ -1,4 +1,8 @@
-"""The run folder (SPEC section 8): config, checkpoints, tidy tables, figures, report, summary.
+"""netdyn's folders on disk: :class:`Folder`, the base of every folder netdyn writes, and :class:`RunFolder`.
+
+:class:`Folder` is what every folder netdyn writes shares: its layout, a version-stamped record file, the guard that
+opens it for new or resumed work, atomic JSON and table writes. :class:`RunFolder` is the run folder of SPEC section 8:
+config, checkpoints, tidy tables, figures, report, summary.
 
     RUN/
       config.json                  model architecture, training config, dataset spec
@@ -17,8 +21,9 @@ from __future__ import annotations
 import json
 import numbers
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 import torch
@@ -26,19 +31,133 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from netdyn import _io
+from netdyn._version import __version__
 from netdyn.errors import ConfigError, ModelError, RunError, StorageError
 
 _CKPT = re.compile(r"^step_(\d+)\.safetensors$")
 
+#: Says what a difference between two records is, or None when they describe the same work.
+Differs = Callable[[dict[str, Any], dict[str, Any]], "str | None"]
 
-class RunFolder:
-    """A run folder on disk. Construction stores the path; reading and writing happen in named methods."""
+
+class Folder:
+    """A folder that holds one piece of netdyn's work (a run, a sweep, an experiment), recognised by its record file.
+
+    The record file is a JSON object stamped with the netdyn version that wrote it. Construction stores the path;
+    reading, writing and opening happen in named methods, and every write is atomic.
+    """
+
+    kind: ClassVar[str] = "folder"
+    """What the folder holds, in messages ("run", "sweep", "experiment")."""
+    record_name: ClassVar[str] = "config.json"
+    """The record file, the folder's mark."""
+    resume_hint: ClassVar[str] = "pass resume=True (--resume) or choose another folder"
+    """What a message that refuses to overwrite the folder tells the user to do."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
     def __repr__(self) -> str:
-        return f"RunFolder({str(self.path)!r})"
+        return f"{type(self).__name__}({str(self.path)!r})"
+
+    @property
+    def _a_kind(self) -> str:
+        return f"{'an' if self.kind[0] in 'aeiou' else 'a'} {self.kind}"
+
+    # ---------------------------------------------------------------- the record
+    @property
+    def record_path(self) -> Path:
+        """The record file's path."""
+        return self.path / self.record_name
+
+    def exists(self) -> bool:
+        """Whether the folder holds its record (and so its kind of work)."""
+        return self.record_path.is_file()
+
+    def holds_work(self) -> bool:
+        """Whether the folder holds work that a new start would overwrite."""
+        return self.exists()
+
+    def read_record(self) -> dict[str, Any]:
+        """The record (RunError naming the file when it is missing, corrupt or not a JSON object)."""
+        return self.read_json(self.record_name, missing=f"{self.path} is not a netdyn {self.kind} folder")
+
+    def write_record(self, record: dict[str, Any]) -> Path:
+        """Write the record, stamped with this netdyn's version."""
+        stamped = {"netdyn_version": __version__, **{k: v for k, v in record.items() if k != "netdyn_version"}}
+        return self.write_json(self.record_name, stamped)
+
+    # ---------------------------------------------------------------- opening
+    def check_target(self, resume: bool, hint: str | None = None) -> None:
+        """Refuse a path that cannot receive this folder's work, before anything is loaded, computed or written.
+
+        Refused are a file; a folder that already holds such work (without ``resume``; ``hint`` says what to do
+        instead); a folder that holds something else (nothing is written into it).
+        """
+        if self.path.exists() and not self.path.is_dir():
+            raise RunError(f"{self.path} is a file, not {self._a_kind} folder")
+        if not self.path.is_dir():
+            return
+        if not resume:
+            if self.holds_work():
+                raise RunError(f"{self.path} already holds {self._a_kind}: {hint or self.resume_hint}")
+            if any(self.path.iterdir()):
+                raise RunError(f"{self.path} holds other files and no {self.kind}: choose a new or empty folder")
+            return
+        if not self.exists() and any(self.path.iterdir()):
+            raise RunError(
+                f"cannot resume {self.path}: it is not a netdyn {self.kind} folder (no {self.record_name}); "
+                "nothing was written into it"
+            )
+
+    def open(
+        self, record: dict[str, Any], *, resume: bool = False, differs: Differs | None = None, hint: str | None = None
+    ) -> dict[str, Any] | None:
+        """Open the folder for the work ``record`` describes; return the record it already held, or None.
+
+        A new or empty folder gets the record and None is returned; with ``resume``, a folder that holds a record
+        already keeps it, after ``differs(old, record)`` has named no difference (RunError naming it otherwise), and
+        the old record is returned.
+        """
+        self.check_target(resume, hint)
+        if resume and self.exists():
+            old = self.read_record()
+            difference = differs(old, record) if differs is not None else None
+            if difference:
+                raise RunError(f"cannot resume {self.path}: its {difference} differs from the one given now")
+            return old
+        self.write_record(record)
+        return None
+
+    # ---------------------------------------------------------------- json and tables
+    def write_json(self, name: str, obj: Any) -> Path:
+        """Write ``obj`` as the JSON file ``name`` in the folder, atomically."""
+        return _io.write_json(self.path / name, obj)
+
+    def read_json(self, name: str, missing: str | None = None) -> dict[str, Any]:
+        """The JSON object in the file ``name``.
+
+        RunError: ``missing`` or a plain message when the file is absent; the file named when it is corrupt,
+        unreadable or not an object.
+        """
+        path = self.path / name
+        if not path.is_file():
+            raise RunError(f"{missing or f'{self.path} has no {name}'}: {name} is missing")
+        try:
+            value = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RunError(f"{path} is corrupt: {exc}") from None
+        except OSError as exc:
+            raise RunError(f"{path} is unreadable: {exc.strerror or exc}") from None
+        if not isinstance(value, dict):
+            raise RunError(f"{path} is corrupt: it holds a JSON {type(value).__name__}, not an object")
+        return value
+
+
+class RunFolder(Folder):
+    """A run folder on disk. Construction stores the path; reading and writing happen in named methods."""
+
+    kind = "run"
 
     @classmethod
     def open_existing(cls, path: str | Path) -> RunFolder:
@@ -55,61 +174,62 @@ class RunFolder:
     # ---------------------------------------------------------------- layout
     @property
     def config_path(self) -> Path:
+        """The path of config.json, the run's record."""
         return self.path / "config.json"
 
     @property
     def checkpoint_dir(self) -> Path:
+        """The folder of the checkpoints (``checkpoints/``)."""
         return self.path / "checkpoints"
 
     @property
     def metrics_dir(self) -> Path:
+        """The folder of the tidy tables (``metrics/``, one Parquet file per table)."""
         return self.path / "metrics"
 
     @property
     def figures_dir(self) -> Path:
+        """The folder of the figures (``figures/``)."""
         return self.path / "figures"
 
     @property
     def report_path(self) -> Path:
+        """The path of the HTML report (``report.html``)."""
         return self.path / "report.html"
 
-    def exists(self) -> bool:
-        return self.config_path.is_file()
+    def holds_work(self) -> bool:
+        """A record or checkpoints (a run killed before it wrote its record still holds its checkpoints)."""
+        return self.exists() or bool(self.checkpoints())
 
-    # ---------------------------------------------------------------- json
-    def write_config(self, config: dict[str, Any]) -> Path:
-        return _io.write_json(self.config_path, config)
+    def check_target(self, resume: bool, hint: str | None = None) -> None:
+        """As :meth:`Folder.check_target`; with ``resume``, the run's config and history must also be readable."""
+        super().check_target(resume, hint)
+        if resume and self.exists():
+            self.read_record()
+            if "history" in self.table_names():
+                self.read_table("history")
 
     @property
     def config(self) -> dict[str, Any]:
-        return self._read_json(self.config_path, "config.json")
+        """config.json: the run's spec (model, data, train, analysis) and the netdyn version that wrote it."""
+        return self.read_record()
 
     def write_summary(self, summary: dict[str, Any]) -> Path:
-        return _io.write_json(self.path / "summary.json", summary)
+        """Write summary.json."""
+        return self.write_json("summary.json", summary)
 
     @property
     def summary(self) -> dict[str, Any]:
-        path = self.path / "summary.json"
-        return self._read_json(path, "summary.json") if path.exists() else {}
-
-    def _read_json(self, path: Path, what: str) -> dict[str, Any]:
-        if not path.is_file():
-            raise RunError(f"{self.path} is not a netdyn run folder: {what} is missing")
-        try:
-            value = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise RunError(f"{path} is corrupt: {exc}") from None
-        except OSError as exc:
-            raise RunError(f"{path} is unreadable: {exc.strerror or exc}") from None
-        if not isinstance(value, dict):
-            raise RunError(f"{path} is corrupt: it holds a JSON {type(value).__name__}, not an object")
-        return value
+        """summary.json (empty before the run has written one)."""
+        return self.read_json("summary.json") if (self.path / "summary.json").exists() else {}
 
     # ---------------------------------------------------------------- tables
     def write_table(self, name: str, df: pd.DataFrame) -> Path:
+        """Write ``df`` as the table ``name`` (``metrics/NAME.parquet``), atomically."""
         return _io.write_parquet(self.metrics_dir / f"{name}.parquet", df)
 
     def read_table(self, name: str) -> pd.DataFrame:
+        """The table ``name`` (RunError naming the file when it is missing, corrupt or unreadable)."""
         path = self.metrics_dir / f"{name}.parquet"
         if not path.is_file():
             raise RunError(f"{self.path}: no table {name!r} (looked for {path})")
@@ -120,16 +240,19 @@ class RunFolder:
             raise RunError(f"the table {path} is corrupt or unreadable ({reason})") from None
 
     def table_names(self) -> list[str]:
+        """The names of the run's tables, sorted (empty before the run has written one)."""
         if not self.metrics_dir.is_dir():
             return []
         return sorted(p.stem for p in self.metrics_dir.glob("*.parquet"))
 
     @property
     def tables(self) -> dict[str, pd.DataFrame]:
+        """Every table of the run, by name."""
         return {name: self.read_table(name) for name in self.table_names()}
 
     @property
     def history(self) -> pd.DataFrame:
+        """The training history table (``metrics/history.parquet``)."""
         return self.read_table("history")
 
     # ---------------------------------------------------------------- checkpoints
@@ -141,6 +264,7 @@ class RunFolder:
         return sorted(steps)
 
     def checkpoint_path(self, step: int) -> Path:
+        """The path of the checkpoint at ``step``, whether or not it exists."""
         return self.checkpoint_dir / f"step_{int(step)}.safetensors"
 
     def save_checkpoint(
@@ -150,6 +274,11 @@ class RunFolder:
         optimizer: torch.optim.Optimizer | None = None,
         meta: dict[str, Any] | None = None,
     ) -> Path:
+        """Write the checkpoint at ``step`` atomically and return its path.
+
+        It holds the parameters and buffers of ``net`` (keys ``model.*``), the state of ``optimizer`` when one is
+        given (keys ``optim.*``) and ``meta`` as JSON metadata. A failed write is a StorageError.
+        """
         tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
         metadata = {"step": str(int(step)), "meta": json.dumps(meta or {})}
         if optimizer is not None:
@@ -172,6 +301,10 @@ class RunFolder:
         return path
 
     def resolve_step(self, step: int | str | None = "last") -> int:
+        """The step of the checkpoint that ``step`` names: a step on disk, "first" or "last" (None: "last").
+
+        RunError when the run holds no checkpoints or not this one; ConfigError when ``step`` is none of these.
+        """
         steps = self.checkpoints()
         if not steps:
             raise RunError(f"{self.path} holds no checkpoints (looked in {self.checkpoint_dir})")
@@ -218,19 +351,24 @@ class RunFolder:
         return {"step": step, "model": model, "optim": optim, "meta": meta}
 
     def finite_checkpoint(self, step: int) -> bool:
-        """Whether the model parameters and buffers of a checkpoint are all finite (a diverged run's last
-        checkpoints may hold NaN or infinity)."""
+        """Whether the model parameters and buffers of a checkpoint are all finite.
+
+        A diverged run's last checkpoints may hold NaN or infinity.
+        """
         tensors = self.load_checkpoint(step)["model"].values()
         return all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point())
 
     def select_checkpoints(self, steps: Any = "last") -> tuple[list[int], str | None]:
-        """The checkpoints an analysis of ``steps`` ("last", "first", "all", a step or a list of steps) takes,
-        and a note to show when that is not what was asked for (None otherwise).
+        """The checkpoints an analysis of ``steps`` takes, and a note to show when that is not what was asked for.
+
+        ``steps`` is "last", "first", "all", a step or a list of steps; the note is None when the checkpoints are
+        the ones asked for.
 
         Only checkpoints with finite parameters can be analysed. "last" takes the last finite one and "all"
         every finite one, saying so when the run diverged; an explicit step that is not finite is a
         :class:`~netdyn.errors.ConfigError` naming the steps that can be analysed; a run without any finite
-        checkpoint is a :class:`~netdyn.errors.RunError`."""
+        checkpoint is a :class:`~netdyn.errors.RunError`.
+        """
         available = self.checkpoints()
         self.resolve_step("last")  # a folder without checkpoints is a clear error here
         summary = self.summary
@@ -303,9 +441,11 @@ class RunFolder:
         return net
 
     def dataset(self, root: str | Path | None = None, **overrides: Any):
-        """The dataset the run was trained on, rebuilt from its recorded spec. ``root`` is where its files lie
-        on this machine (default: the usual search; a folder recorded by an older netdyn is tried first when it
-        still exists). ``overrides`` replace fields of the spec (``train_size=...``)."""
+        """The dataset the run was trained on, rebuilt from its recorded spec.
+
+        ``root`` is where its files lie on this machine (default: the usual search; a folder recorded by an older
+        netdyn is tried first when it still exists). ``overrides`` replace fields of the spec (``train_size=...``).
+        """
         from dataclasses import replace
 
         from netdyn.data.spec import DataSpec, legacy_root
@@ -320,32 +460,3 @@ class RunFolder:
         if root is None and old is not None and Path(old).is_dir():
             root = old
         return spec.load(root=root)
-
-
-
-
-def check_run_target(path: str | Path, resume: bool) -> None:
-    """Refuse, before anything is loaded, trained or written, a folder that cannot receive a run: one that
-    already holds a run (without ``resume``), one that holds something else (nothing is written into it), or a
-    run whose config or history is unreadable (with ``resume``)."""
-    folder = RunFolder(path)
-    if folder.path.exists() and not folder.path.is_dir():
-        raise RunError(f"{folder.path} is a file, not a run folder")
-    if not folder.path.is_dir():
-        return
-    if not resume:
-        if folder.exists() or folder.checkpoints():
-            raise RunError(f"{folder.path} already holds a run: pass resume=True (--resume) or choose another folder")
-        if any(folder.path.iterdir()):
-            raise RunError(f"{folder.path} holds other files and no run: choose a new or empty folder")
-        return
-    if not folder.exists():
-        if any(folder.path.iterdir()):
-            raise RunError(
-                f"cannot resume {folder.path}: it is not a netdyn run folder (no config.json); nothing was written "
-                "into it"
-            )
-        return
-    folder.config  # noqa: B018 - reading it is the check
-    if "history" in folder.table_names():
-        folder.read_table("history")

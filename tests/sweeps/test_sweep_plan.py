@@ -147,12 +147,12 @@ def test_folder_that_is_not_a_sweep(tmp_path, capsys):
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
-    with pytest.raises(RunError, match="holds no sweep"):
+    with pytest.raises(RunError, match="not a netdyn sweep folder"):
         SweepFolder(other).merged_definition(plan_points(grid={"depth": [1]}))
     with pytest.raises(RunError, match="not a netdyn sweep folder"):
         load_sweep(other)
     assert main(["sweep", "--grid", "depth=1", "--out", str(other), "--quiet"]) == 1
-    assert "holds no sweep" in capsys.readouterr().err
+    assert "not a netdyn sweep folder" in capsys.readouterr().err
     assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
 
 

@@ -23,8 +23,8 @@ import pandas as pd
 from netdyn import _config
 from netdyn.analysis.config import AnalysisConfig
 from netdyn.data.spec import DataSpec
-from netdyn.errors import ConfigError, RunError
-from netdyn.orchestration import RunSpec
+from netdyn.errors import ConfigError
+from netdyn.orchestration import ANALYSIS_FILE, RunSpec, analyze_checkpoints, load_analysis, load_run
 from netdyn.training.config import TrainConfig
 
 SCALES = ("smoke", "small", "paper")
@@ -196,9 +196,8 @@ class ExperimentRuns:
             json.dumps({"steps": chosen, "config": config.to_dict(), "data": data is not None}, sort_keys=True).encode()
         ).hexdigest()[:12]
         cache = self.run_dir(member) / "analyses" / key
-        cached = load_analysis(cache)
-        if cached is not None:
-            return cached
+        if (cache / ANALYSIS_FILE).is_file():
+            return load_analysis(cache)
         result = analyze_checkpoints(run, chosen, config, data=data if data is not None else self.data(member))
         result.save(cache)
         return result
@@ -236,20 +235,3 @@ def with_params(table: pd.DataFrame, member: Member) -> pd.DataFrame:
             out = out.drop(columns=key)
         out.insert(i, key, value)
     return out
-
-
-def load_analysis(directory: Path):
-    """An ``Analysis`` saved by ``Analysis.save`` (None when the folder holds none)."""
-    from netdyn.orchestration import Analysis
-
-    meta = directory / "analysis.json"
-    if not meta.is_file():
-        return None
-    try:
-        saved = json.loads(meta.read_text())
-        tables = {p.stem: pd.read_parquet(p) for p in sorted((directory / "metrics").glob("*.parquet"))}
-        config = AnalysisConfig.from_dict(saved["config"])
-    except (OSError, ValueError, KeyError, ConfigError) as exc:
-        raise RunError(f"cached analysis {directory} is unreadable ({exc}); delete the folder to recompute") from None
-    return Analysis(tables=tables, summary=saved.get("summary", {}), config=config)
-

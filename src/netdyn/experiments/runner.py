@@ -24,11 +24,10 @@ import pandas as pd
 from netdyn import _io
 from netdyn._device import resolve_device
 from netdyn._progress import progress_bar
-from netdyn._version import __version__
-from netdyn.errors import ConfigError, RunError
+from netdyn.errors import ConfigError
 from netdyn.experiments.base import SCALES, Experiment, ExperimentConfig, ExperimentRuns, Member
 from netdyn.orchestration import run, run_population
-from netdyn.store import RunFolder
+from netdyn.store import Folder, RunFolder
 
 
 @dataclass
@@ -79,9 +78,15 @@ def training_groups(members: list[Member], folder: Path, population: bool = True
     return list(groups.values())
 
 
-def _record(experiment: Experiment, scale: str, config: ExperimentConfig) -> dict[str, Any]:
+class ExperimentFolder(Folder):
+    """An experiment folder (the layout above); its record is config.json."""
+
+    kind = "experiment"
+    resume_hint = "pass --resume to continue it, or choose --out"
+
+
+def _record(experiment: Experiment[Any], scale: str, config: ExperimentConfig) -> dict[str, Any]:
     return {
-        "netdyn_version": __version__,
         "experiment": experiment.name,
         "figure": experiment.figure,
         "scale": scale,
@@ -89,26 +94,11 @@ def _record(experiment: Experiment, scale: str, config: ExperimentConfig) -> dic
     }
 
 
-def _open(folder: Path, record: dict[str, Any], resume: bool) -> None:
-    config_path = folder / "config.json"
-    if folder.exists() and not folder.is_dir():
-        raise RunError(f"{folder} is a file, not an experiment folder")
-    if config_path.is_file():
-        if not resume:
-            raise RunError(f"{folder} already holds an experiment: pass --resume to continue it, or choose --out")
-        try:
-            old = json.loads(config_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise RunError(f"{config_path} is unreadable: {exc}") from None
-        for key in ("experiment", "scale", "config"):
-            if json.dumps(old.get(key), sort_keys=True) != json.dumps(record[key], sort_keys=True):
-                raise RunError(f"cannot resume {folder}: its {key} differs from the one asked for now")
-        return
-    if folder.is_dir() and any(folder.iterdir()) and resume:
-        raise RunError(f"cannot resume {folder}: it is not an experiment folder (no config.json)")
-    if folder.is_dir() and any(folder.iterdir()):
-        raise RunError(f"{folder} is not empty and holds no experiment: choose another --out")
-    _io.write_json(config_path, record)
+def _experiment_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    for key in ("experiment", "scale", "config"):
+        if json.dumps(old.get(key), sort_keys=True) != json.dumps(new[key], sort_keys=True):
+            return key
+    return None
 
 
 def run_experiment(
@@ -145,7 +135,7 @@ def run_experiment(
     names = [m.name for m in members]
     if len(set(names)) != len(names):
         raise ConfigError(f"experiment {name}: member names repeat ({names})")
-    _open(folder, _record(experiment, scale, config), resume)
+    ExperimentFolder(folder).open(_record(experiment, scale, config), resume=resume, differs=_experiment_difference)
     start = time.perf_counter()
     bar = progress_bar(len(members), unit="member", description=name) if progress else None
     trained = 0

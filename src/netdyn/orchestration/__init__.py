@@ -4,11 +4,12 @@ This layer joins the ones below it (data, models, store, training, analysis, plo
 experiments, sweeps, the monitor and the command line build on.
 """
 
-from netdyn.orchestration.analyses import Analysis, analyze, analyze_checkpoints, load_analysis
+from netdyn.orchestration.analyses import ANALYSIS_FILE, Analysis, analyze, analyze_checkpoints, load_analysis
 from netdyn.orchestration.reports import check_report_target, write_run_report
 from netdyn.orchestration.runs import Run, RunResult, RunSpec, load_run, run, run_population
 
 __all__ = [
+    "ANALYSIS_FILE",
     "Analysis",
     "Run",
     "RunResult",

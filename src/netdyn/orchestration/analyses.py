@@ -1,5 +1,7 @@
-"""Analysing a network or a run folder: ``analyze`` and ``analyze_checkpoints`` return an :class:`Analysis`,
-the framework's tables with ``.save``, ``.plot``, ``.to_html`` (SPEC 5.8); ``load_analysis`` reads one back.
+"""Analysing a network or a run folder (SPEC 5.8): ``analyze``, ``analyze_checkpoints`` and ``load_analysis``.
+
+``analyze`` and ``analyze_checkpoints`` return an :class:`Analysis`, the framework's tables with ``.save``,
+``.plot``, ``.to_html``; ``load_analysis`` reads one back.
 
 The tables themselves come from ``netdyn.analysis.compute_quantities``; this layer places the network on the
 analysis device, shows progress, and joins tables to figures (``netdyn.plots``) and the report
@@ -28,7 +30,7 @@ from netdyn.analysis.compute import compute_quantities
 from netdyn.analysis.config import AnalysisConfig
 from netdyn.analysis.quantities import selected, table_columns
 from netdyn.data.samples import DataLike
-from netdyn.errors import RunError
+from netdyn.errors import ConfigError, RunError
 from netdyn.models import MLP
 from netdyn.plots import save_figure
 from netdyn.plots.registry import analysis_figures
@@ -90,8 +92,11 @@ class Analysis:
 
 
 def load_analysis(directory: str | Path) -> Analysis:
-    """The analysis :meth:`Analysis.save` wrote under ``directory`` (a run folder, or any folder it was saved
-    into): its tables, summary and config. RunError naming the file when it is missing or unreadable."""
+    """The analysis :meth:`Analysis.save` wrote under ``directory``: its tables, summary and config.
+
+    ``directory`` is a run folder, or any folder the analysis was saved into. RunError naming the file when it is
+    missing or unreadable.
+    """
     folder = RunFolder(directory)
     path = folder.path / ANALYSIS_FILE
     if not path.is_file():
@@ -99,8 +104,8 @@ def load_analysis(directory: str | Path) -> Analysis:
     try:
         record = json.loads(path.read_text())
         config = AnalysisConfig.from_dict(record.get("config") or {})
-    except (OSError, ValueError, AttributeError) as exc:
-        raise RunError(f"{path} is corrupt or unreadable ({exc})") from None
+    except (OSError, ValueError, AttributeError, ConfigError) as exc:
+        raise RunError(f"{path} is corrupt or unreadable ({exc}); analyse again to replace it") from None
     names = record.get("tables")
     if names is None:  # written before the record listed its tables: every table the registry knows
         names = [name for name in table_columns() if name in folder.table_names()]
@@ -119,12 +124,11 @@ def _prepare(net: MLP, config: AnalysisConfig) -> MLP:
 
 
 def analyze(net: MLP, data: DataLike, config: AnalysisConfig | None = None, progress: bool = False) -> Analysis:
-    """Run the framework's quantities (``netdyn.analysis.QUANTITIES``; by default SPEC 5.1-5.7) on ``net`` and
-    ``data`` and return their tables.
+    """Run the framework's quantities on ``net`` and ``data`` and return their tables.
 
-    ``config.quantities`` chooses which (the network's own accuracy always comes first); ``config.basins=False``
-    drops the basins. ``progress=True`` shows a progress bar over the quantities (the CLI's); nothing else is
-    printed or written.
+    The quantities are those of ``netdyn.analysis.QUANTITIES`` (by default SPEC 5.1-5.7). ``config.quantities``
+    chooses which (the network's own accuracy always comes first); ``config.basins=False`` drops the basins.
+    ``progress=True`` shows a progress bar over the quantities (the CLI's); nothing else is printed or written.
     """
     config = config or AnalysisConfig()
     samples = samples_for(net, data)

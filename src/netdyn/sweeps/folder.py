@@ -26,7 +26,7 @@ import pandas as pd
 from netdyn import _io
 from netdyn._version import __version__
 from netdyn.errors import ConfigError, RunError
-from netdyn.store import RunFolder
+from netdyn.store import Folder, RunFolder
 from netdyn.sweeps.plan import SweepPoint
 from netdyn.sweeps.worker import DIVERGED, FAILED, OK, PointOutcome
 
@@ -41,18 +41,16 @@ def _same_spec(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return json.dumps(_jsonable(a), sort_keys=True) == json.dumps(_jsonable(b), sort_keys=True)
 
 
-class SweepFolder:
-    """A sweep folder on disk; construction stores the path, named methods read and write."""
+class SweepFolder(Folder):
+    """A sweep folder on disk; construction stores the path, named methods read and write. Its record is
+    sweep.json, the sweep's definition."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-
-    def __repr__(self) -> str:
-        return f"SweepFolder({str(self.path)!r})"
+    kind = "sweep"
+    record_name = "sweep.json"
 
     @property
     def definition_path(self) -> Path:
-        return self.path / "sweep.json"
+        return self.record_path
 
     @property
     def table_path(self) -> Path:
@@ -64,18 +62,10 @@ class SweepFolder:
     def error_path(self, name: str) -> Path:
         return self.path / "errors" / f"{name}.txt"
 
-    def exists(self) -> bool:
-        return self.definition_path.is_file()
-
     # ------------------------------------------------------------------ definition
     def read_definition(self) -> dict[str, Any]:
-        if not self.exists():
-            raise RunError(f"{self.path} is not a netdyn sweep folder: sweep.json is missing")
-        try:
-            record = json.loads(self.definition_path.read_text())
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise RunError(f"{self.definition_path} is unreadable: {exc}") from None
-        if not isinstance(record, dict) or not isinstance(record.get("points"), list) or "id" not in record:
+        record = self.read_record()
+        if not isinstance(record.get("points"), list) or "id" not in record:
             raise RunError(f"{self.definition_path} is not a sweep definition (no id or points)")
         return record
 
@@ -85,12 +75,9 @@ class SweepFolder:
         A point already there must have the same RunSpec (same name, different configuration: ConfigError), and a
         folder that holds something other than a sweep is refused. Nothing is written.
         """
-        if self.path.exists() and not self.path.is_dir():
-            raise RunError(f"{self.path} is a file, not a sweep folder")
+        self.check_target(resume=True)  # a sweep folder grows: new points join the ones it holds
         if self.exists():
             record = self.read_definition()
-        elif self.path.is_dir() and any(self.path.iterdir()):
-            raise RunError(f"{self.path} is not empty and holds no sweep (no sweep.json): choose another --out")
         else:
             record = {"netdyn_version": __version__, "id": uuid.uuid4().hex, "points": []}
         known = {p["name"]: p for p in record["points"]}
@@ -116,7 +103,7 @@ class SweepFolder:
         return {**record, "points": merged}
 
     def write_definition(self, record: dict[str, Any]) -> None:
-        _io.write_json(self.definition_path, record)
+        self.write_record(record)
 
     def points(self) -> list[SweepPoint]:
         """The folder's points, rebuilt from sweep.json."""

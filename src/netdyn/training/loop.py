@@ -340,21 +340,12 @@ def open_run_folder(
     resume: bool,
     device: torch.device,
 ) -> tuple[int, float, bool]:
-    """Prepare a run folder: write config.json for a new run; on resume, check that the folder holds this same
-    run and load its last checkpoint into ``net`` and ``optimizer``. Returns (step, wall time, whether a
-    checkpoint was loaded): (0, 0.0, False) for a run that starts from scratch."""
-    if folder.path.exists() and not folder.path.is_dir():
-        raise RunError(f"{folder.path} is a file, not a run folder")
-    if not resume:
-        if folder.exists() or folder.checkpoints():
-            raise RunError(f"{folder.path} already holds a run: pass resume=True (--resume) or choose another folder")
-        folder.write_config(record)
-        return 0, 0.0, False
-    if not folder.exists():
-        if folder.path.is_dir() and any(folder.path.iterdir()):
-            raise RunError(f"cannot resume {folder.path}: it is not a netdyn run folder (no config.json); "
-                           "nothing was written into it")
-        folder.write_config(record)
+    """Prepare a run folder; return (step, wall time, whether a checkpoint was loaded).
+
+    Write config.json for a new run; on resume, check that the folder holds this same run and load its last
+    checkpoint into ``net`` and ``optimizer``. A run that starts from scratch gets (0, 0.0, False).
+    """
+    if folder.open(record, resume=resume, differs=record_difference) is None:
         return 0, 0.0, False
     old = folder.config
     for key in ("model", "train", "data"):
@@ -379,6 +370,14 @@ def same_record(key: str, old: Any, new: Any) -> bool:
     if key == "model":
         a, b = ModelSpec.from_dict(old).to_dict(), ModelSpec.from_dict(new).to_dict()
         a.pop("seed"), b.pop("seed")
+def record_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """Which part of two run records (config.json) differs ("model config", ...), or None for the same run."""
+    for key in ("model", "train", "data"):
+        if not same_record(key, old.get(key), new.get(key)):
+            return f"{key} config"
+    return None
+
+
         return a == b
     if key == "data":
         # an option that one record leaves to the data set's default and the other states is no difference
