@@ -30,4 +30,5 @@ class DivergedError(NetdynError):
 class StorageError(NetdynError, OSError):
     """A place netdyn must write cannot take it: a read-only folder, a file where a folder belongs, a full disk.
 
-    Also an ``OSError``, so code that handles the operating system's errors handles it too."""
+    Also an ``OSError``, so code that handles the operating system's errors handles it too.
+    """

@@ -230,7 +230,9 @@ class Monitor:
 
     def step(self, model: nn.Module, step: int, train_loss: float | None = None) -> bool:
         """The user's loop has finished step ``step``: record it if it is scheduled and the budget allows.
-        Returns whether it was recorded."""
+
+        Returns whether it was recorded.
+        """
         now = time.perf_counter()
         if self._closed:
             raise RunError("this monitor is closed")

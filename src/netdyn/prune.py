@@ -1,5 +1,7 @@
-"""Pruning the linear tail (SPEC section 7): replace the layers after the earliest layer l whose linear replacement
-keeps the test accuracy within a tolerance by that one affine map.
+"""Pruning the linear tail (SPEC section 7): the layers after a cut replaced by one affine map.
+
+The cut is the earliest layer l whose linear replacement keeps the test accuracy within a tolerance; the layers
+after it are replaced by that one affine map.
 
 Two replacements, both affine in x^l:
 
@@ -73,8 +75,11 @@ def parameter_count(net: torch.nn.Module) -> int:
 
 
 def linear_tail(net: MLP, data: DataLike, l: int, method: str = "lmap", ridge: float = 1e-6):
-    """The affine map ``(W [C, N_l], b [C])`` that replaces the layers after l: the L-map's ``(M_l, c_l)`` or the
-    LP's transposed ``(A_l^T, a_l)``. For the L-map, a skip crossing the cut is a ConfigError."""
+    """The affine map ``(W [C, N_l], b [C])`` that replaces the layers after l.
+
+    It is the L-map's ``(M_l, c_l)`` or the LP's transposed ``(A_l^T, a_l)``. For the L-map, a skip crossing the cut
+    is a ConfigError.
+    """
     from netdyn.analysis import fit_probe, lmap_matrix
 
     if method == "lmap":

@@ -89,9 +89,11 @@ def recommend_points(
     basin_samples: int | None = 500,
     analysis: Any = None,
 ):
-    """The depth x width x seed points of a recommendation: ``netdyn train`` settings ``fixed`` (default: batch
-    norm on, as in the paper's Figs. 4-5) for each, analysed with the L-map, LP and both basins only (on
-    ``basin_samples`` training samples; ``analysis``, an AnalysisConfig, replaces that choice whole).
+    """The depth x width x seed points of a recommendation.
+
+    Each point takes the ``netdyn train`` settings ``fixed`` (default: batch norm on, as in the paper's Figs. 4-5)
+    and is analysed with the L-map, LP and both basins only (on ``basin_samples`` training samples; ``analysis``,
+    an AnalysisConfig, replaces that choice whole).
 
     A seed sets the initial weights and the minibatch order (``--seed``); the data set's seed stays at its
     ``fixed`` value (default 0), so the seed spread is that of training, not of the data subset.
@@ -133,9 +135,11 @@ def _grid_values(values: Iterable[int], what: str) -> list[int]:
 
 
 def design_table(points) -> pd.DataFrame:
-    """``name, depth, width, seed`` of each sweep point, read from its RunSpec; ConfigError when the points differ
-    in anything else (a recommendation compares depths and widths, with seeds as repeats: the model's, the
-    training's and the data's seeds may all vary, as ``--seed`` varies them)."""
+    """``name, depth, width, seed`` of each sweep point, read from its RunSpec.
+
+    ConfigError when the points differ in anything else (a recommendation compares depths and widths, with seeds
+    as repeats: the model's, the training's and the data's seeds may all vary, as ``--seed`` varies them).
+    """
     rows, rest = [], {}
     for point in points:
         spec = point.spec
@@ -169,8 +173,11 @@ def _basin_column(table: pd.DataFrame, space: str) -> str | None:
 
 
 def evidence_table(points: pd.DataFrame) -> pd.DataFrame:
-    """One row per (depth, width) from a per-point table (``depth, width, status, test_accuracy`` and the
-    ``analysis_*`` summary columns of ``sweep.parquet``); columns ``EVIDENCE_COLUMNS``."""
+    """One row per (depth, width) from a per-point table; columns ``EVIDENCE_COLUMNS``.
+
+    The per-point table holds ``depth, width, status, test_accuracy`` and the ``analysis_*`` summary columns of
+    ``sweep.parquet``.
+    """
     for column in ("depth", "width", "status"):
         if column not in points.columns:
             raise ConfigError(f"the sweep table lacks the column {column!r}")
@@ -202,8 +209,10 @@ def evidence_table(points: pd.DataFrame) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------------------------- criteria
 def saturation_depth(depths: Sequence[int], values: Sequence[float], rtol: float = BASIN_RTOL) -> int | None:
-    """Smallest depth whose value no deeper depth exceeds by more than ``rtol`` (relative); a deeper depth with a
-    value must exist to confirm it. NaN values are skipped."""
+    """Smallest depth whose value no deeper depth exceeds by more than ``rtol`` (relative); None if there is none.
+
+    A deeper depth with a value must exist to confirm it. NaN values are skipped.
+    """
     values = [float(v) for v in values]
     for i, depth in enumerate(depths):
         if math.isnan(values[i]):
@@ -217,8 +226,11 @@ def saturation_depth(depths: Sequence[int], values: Sequence[float], rtol: float
 def convergence_width(
     widths: Sequence[int], series: Sequence[Sequence[float]], rtol: float = BASIN_RTOL
 ) -> int | None:
-    """Smallest width such that every later value of every series lies within ``rtol`` (relative) of the series'
-    value at that width; a later width must confirm it. A series that is NaN at a width is not judged there."""
+    """Smallest width from which every series stays within ``rtol`` (relative) of its value there; None if none.
+
+    Every later value of every series must lie within ``rtol`` of the series' value at that width, and a later
+    width must confirm it. A series that is NaN at a width is not judged there.
+    """
     columns = [[float(v) for v in s] for s in series]
     for i, width in enumerate(widths):
         judged = [s for s in columns if not math.isnan(s[i])]
@@ -377,8 +389,11 @@ def recommend(sweep, basin_rtol: float = BASIN_RTOL) -> Recommendation:
 def write_recommendation(
     rec: Recommendation, out: str | Path, title: str, meta: Mapping[str, Any] | None = None
 ) -> Path:
-    """``out/report.html``, ``out/summary.json``, ``out/metrics/{evidence,criteria,points}.parquet`` and
-    ``out/figures/recommend.png|svg``; returns the report's path."""
+    """Write the recommendation's report, summary, tables and figure under ``out``; return the report's path.
+
+    The files are ``out/report.html``, ``out/summary.json``, ``out/metrics/{evidence,criteria,points}.parquet``
+    and ``out/figures/recommend.png|svg``.
+    """
     from netdyn import _io
     from netdyn.plots import save_figure
     from netdyn.plots.recommend import plot_recommendation

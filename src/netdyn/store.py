@@ -91,8 +91,8 @@ class Folder:
     def check_target(self, resume: bool, hint: str | None = None) -> None:
         """Refuse a path that cannot receive this folder's work, before anything is loaded, computed or written.
 
-        Refused are a file; a folder that already holds such work (without ``resume``; ``hint`` says what to do
-        instead); a folder that holds something else (nothing is written into it).
+        Such a path is a file, a folder that already holds such work (without ``resume``; ``hint`` says what to do
+        instead), or a folder that holds something else (nothing is written into it).
         """
         if self.path.exists() and not self.path.is_dir():
             raise RunError(f"{self.path} is a file, not {self._a_kind} folder")

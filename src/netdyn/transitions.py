@@ -1,5 +1,6 @@
-"""Transitions in a run's recorded dynamics: grokking, double descent in time, and the fastest change of the
-later layers' RPD gradient (SPEC section 7, "Transition detector").
+"""Transitions in a run's recorded dynamics (SPEC section 7, "Transition detector").
+
+The transitions are grokking, double descent in time, and the fastest change of the later layers' RPD gradient.
 
 The definitions are small pure functions on history tables (``netdyn.train``'s columns ``step, split,
 bn_mode, loss, accuracy``) and on per-step analysis tables (``step, layer, ...``): the reproductions of the
@@ -30,7 +31,8 @@ def curve(history: pd.DataFrame, split: str, metric: str = "accuracy", bn_mode: 
     """One split's ``metric`` against the step: a Series indexed by step, sorted, one value per step.
 
     ``bn_mode`` picks the batch-norm evaluation mode (``running`` / ``batch``); it may be left None when the
-    table holds one mode only (a net without batch norm records ``none``)."""
+    table holds one mode only (a net without batch norm records ``none``).
+    """
     rows = history[history["split"] == split]
     if "bn_mode" in rows.columns:
         modes = pd.unique(rows["bn_mode"]).tolist()
@@ -46,8 +48,10 @@ def curve(history: pd.DataFrame, split: str, metric: str = "accuracy", bn_mode: 
 
 
 def fit_step(history: pd.DataFrame, threshold: float = 1.0, bn_mode: str | None = None) -> int | None:
-    """The first evaluated step at which the training accuracy is >= ``threshold`` (1.0: every training sample
-    classified right); None if it never gets there."""
+    """The first evaluated step at which the training accuracy is >= ``threshold``; None if it never gets there.
+
+    ``threshold`` 1.0 means every training sample classified right.
+    """
     train = curve(history, "train", bn_mode=bn_mode)
     hit = train[train >= threshold - _TOLERANCE]
     return int(hit.index[0]) if len(hit) else None
@@ -59,7 +63,8 @@ def plateau(history: pd.DataFrame, split: str = "test", tail: int = 5, tolerance
 
     level = the median accuracy over the last ``tail`` evaluation points; step = the first evaluated step from
     which the accuracy never again falls below level - ``tolerance`` (so a curve still creeping up reaches its
-    plateau late, and a dip after an early high resets it)."""
+    plateau late, and a dip after an early high resets it).
+    """
     acc = curve(history, split, bn_mode=bn_mode)
     level = float(np.median(acc.to_numpy()[-tail:]))
     below = np.flatnonzero(acc.to_numpy() < level - tolerance)
@@ -101,8 +106,10 @@ class Jump:
 
     @property
     def delay(self) -> float:
-        """plateau_step / fit_step: how many times later the accuracy plateaus than the training set is fitted
-        (NaN without a fit step; a fit at step 0 counts as step 1)."""
+        """How many times later the accuracy plateaus than the training set is fitted: plateau_step / fit_step.
+
+        NaN without a fit step; a fit at step 0 counts as step 1.
+        """
         if self.fit_step is None:
             return math.nan
         return self.plateau_step / max(self.fit_step, 1)
@@ -118,8 +125,10 @@ class Jump:
 
 
 def jump_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """Rows of :meth:`Jump.to_dict` (plus any other columns) as a table whose step columns are floats, NaN where
-    a step is missing, so that tables of many runs stack with one dtype."""
+    """Rows of :meth:`Jump.to_dict` (plus any other columns) as a table whose step columns are floats.
+
+    A missing step is NaN, so that tables of many runs stack with one dtype.
+    """
     steps = ("fit_step", "start_step", "onset_step", "mid_step", "end_step", "plateau_step")
     table = pd.DataFrame(list(records))
     return table.astype({c: "float64" for c in steps if c in table.columns})
@@ -192,7 +201,7 @@ class LossBump:
 
     @property
     def relative_rise(self) -> float:
-        """rise / valley_level."""
+        """The rise relative to the valley: rise / valley_level (NaN when the valley level is not positive)."""
         return self.rise / self.valley_level if self.valley_level > 0 else math.nan
 
     @property
@@ -202,6 +211,7 @@ class LossBump:
             self.peak_level - self.after_level >= self.rise / 2)
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields and derived numbers as one table row."""
         return {"valley_step": self.valley_step, "valley_level": self.valley_level, "peak_step": self.peak_step,
                 "peak_level": self.peak_level, "after_step": self.after_step, "after_level": self.after_level,
                 "rise": self.rise, "relative_rise": self.relative_rise, "descends_again": self.descends_again}
@@ -237,10 +247,12 @@ def loss_bump(history: pd.DataFrame, split: str = "test", bn_mode: str | None = 
 
 
 def log_rate(table: pd.DataFrame, value: str, x: str = "step") -> pd.DataFrame:
-    """The rate of change of ``value`` per decade of ``x`` between consecutive points: columns ``step_low,
-    step_high, step, rate``, rate = (v_high - v_low) / (log10 step_high - log10 step_low), placed at the
-    geometric mean of the two steps. Points at step <= 0 (the initial network) have no log-step and are
-    left out; ``table`` holds one row per step."""
+    """The rate of change of ``value`` per decade of ``x`` between consecutive points.
+
+    Columns ``step_low, step_high, step, rate``, rate = (v_high - v_low) / (log10 step_high - log10 step_low),
+    placed at the geometric mean of the two steps. Points at step <= 0 (the initial network) have no log-step and are
+    left out; ``table`` holds one row per step.
+    """
     if table[x].duplicated().any():
         raise ConfigError(f"log_rate: several rows per {x}: filter the table to one layer / run first")
     rows = table[table[x] > 0].sort_values(x)
@@ -254,8 +266,10 @@ def log_rate(table: pd.DataFrame, value: str, x: str = "step") -> pd.DataFrame:
 
 
 def rate_maximum(rates: pd.DataFrame) -> tuple[float, float] | None:
-    """(step, rate) of the largest rate of a :func:`log_rate` table (the first on ties; an increase, not the
-    largest magnitude); None for an empty table."""
+    """(step, rate) of the largest rate of a :func:`log_rate` table; None for an empty table.
+
+    The first on ties; the largest increase, not the largest magnitude.
+    """
     finite = rates[np.isfinite(rates["rate"].to_numpy(float))]
     if finite.empty:
         return None
@@ -264,9 +278,11 @@ def rate_maximum(rates: pd.DataFrame) -> tuple[float, float] | None:
 
 
 def later_layers(lmap: pd.DataFrame, network_test_accuracy: float, hidden: Sequence[int]) -> list[int]:
-    """The hidden layers from the first effective L-map layer on (SPEC 5.1: test accuracy within 0.005 of the
-    network's); the last hidden layer alone when no layer is effective. Layer 0 (the input) is not a hidden
-    layer: an effective L-map at 0 gives every hidden layer."""
+    """The hidden layers from the first effective L-map layer on; the last hidden layer alone when none is effective.
+
+    An effective L-map layer has a test accuracy within 0.005 of the network's (SPEC 5.1). Layer 0 (the input) is
+    not a hidden layer: an effective L-map at 0 gives every hidden layer.
+    """
     hidden = sorted(int(h) for h in hidden)
     first = effective_layer(lmap, network_test_accuracy)
     if first is None:
@@ -287,8 +303,11 @@ EVENTS = ("grokking", "double_descent", "rpd_rate_max")
 
 
 def _modes(history: pd.DataFrame) -> tuple[str | None, str | None]:
-    """(mode of the test curve, mode of the training curve): running statistics for the test accuracy (how a
-    BN net is evaluated) and batch statistics for the training accuracy when recorded (how it is trained)."""
+    """(mode of the test curve, mode of the training curve).
+
+    Running statistics for the test accuracy (how a BN net is evaluated) and batch statistics for the training
+    accuracy when recorded (how it is trained).
+    """
     if "bn_mode" not in history.columns:
         return None, None
     modes = set(pd.unique(history["bn_mode"]))
@@ -406,11 +425,12 @@ def detect_transitions(
     rate_ratio: float = 3.0,
     min_rate: float = 0.2,
 ) -> pd.DataFrame:
-    """The transitions in a run's recorded dynamics: one row per event found, columns ``event, step,
-    confidence, start_step, end_step, evidence`` (evidence: JSON with a sentence and the curve's values around
-    the step). ``run`` is a run folder (path or ``RunFolder``) or a dict of its tables (``history``, and for the
-    RPD event ``rpd_summary`` over steps with ``lmap`` and ``network``, as ``netdyn analyze --checkpoint all``
-    or a monitor records them).
+    """The transitions in a run's recorded dynamics: one row per event found.
+
+    Columns ``event, step, confidence, start_step, end_step, evidence`` (evidence: JSON with a sentence and the
+    curve's values around the step). ``run`` is a run folder (path or ``RunFolder``) or a dict of its tables
+    (``history``, and for the RPD event ``rpd_summary`` over steps with ``lmap`` and ``network``, as
+    ``netdyn analyze --checkpoint all`` or a monitor records them).
 
     * ``grokking``: the test accuracy (running statistics for a BN net) rises by at least ``min_rise`` and its
       mid-rise (:func:`accuracy_jump`) comes at least ``min_delay`` times later (in steps) than the training

@@ -1,5 +1,7 @@
-"""Attraction basins (SPEC 5.6): how far a training sample, or the weights, can be pushed before the network
-stops classifying the sample as its label; and two companions of the paper's grokking argument.
+"""Attraction basins (SPEC 5.6), and two companions of the paper's grokking argument.
+
+A basin says how far a training sample, or the weights, can be pushed before the network stops classifying the
+sample as its label.
 
 Method, where the SPEC leaves the choice open:
 
@@ -68,8 +70,7 @@ _MAX_SEED = 2**62
 
 @dataclass
 class BasinCurve:
-    """Accuracy of noised training samples (or of the samples under noised weights) against the noise
-    amplitude.
+    """Accuracy of noised training samples (or of the samples under noised weights) against the noise amplitude.
 
     ``curve`` has the columns ``eps, accuracy, ci_low, ci_high`` (95% interval, see the module docstring);
     ``size_mid`` and ``size_half`` are the eps where the accuracy falls to (acc(0) + 1/C)/2 and to acc(0)/2
@@ -93,8 +94,10 @@ class BasinCurve:
 
 # ------------------------------------------------------------------------------------------- grid and tallies
 def default_eps_blocks() -> list[np.ndarray]:
-    """The default grid in its blocks: 0..3 (31 points), then 3.1..6, 6.1..9, 9.1..12, each evaluated only
-    while ``size_half`` has not been reached."""
+    """The default grid in its blocks: 0..3 (31 points), then 3.1..6, 6.1..9, 9.1..12.
+
+    Each block after the first is evaluated only while ``size_half`` has not been reached.
+    """
     first, last = GRID_TENTHS
     blocks = [np.arange(0, first + 1) / 10]
     for start in range(first, last, first):
@@ -113,8 +116,11 @@ def _check_eps(eps: Any) -> np.ndarray:
 
 @dataclass
 class _Tally:
-    """Hits on an eps grid: ``correct[e, s]`` = repeats in which sample s was classified as its label at eps
-    e, ``by_repeat[e, r]`` = samples that repeat r classified as their label."""
+    """Hits on an eps grid.
+
+    ``correct[e, s]`` = repeats in which sample s was classified as its label at eps e, ``by_repeat[e, r]`` =
+    samples that repeat r classified as their label.
+    """
 
     eps: np.ndarray
     correct: np.ndarray
@@ -164,8 +170,10 @@ def _first_crossing(eps: np.ndarray, values: np.ndarray, threshold: float) -> fl
 
 
 def curve_sizes(curve: pd.DataFrame, num_classes: int) -> tuple[float, float]:
-    """(size_mid, size_half) of a basin curve table (``eps, accuracy, ...``), NaN where not reached, silently:
-    the sizes a ``BasinCurve`` carries, recovered from its table alone."""
+    """(size_mid, size_half) of a basin curve table (``eps, accuracy, ...``), NaN where not reached, silently.
+
+    These are the sizes a ``BasinCurve`` carries, recovered from its table alone.
+    """
     eps, acc = curve["eps"].to_numpy(float), curve["accuracy"].to_numpy(float)
     acc0 = float(acc[0])
     return _first_crossing(eps, acc, (acc0 + 1 / num_classes) / 2), _first_crossing(eps, acc, acc0 / 2)
@@ -439,9 +447,11 @@ def _stack_layers(
     net: MLP, eps: torch.Tensor, reps: torch.Tensor, seeds: np.ndarray, layers: set[int],
     include_bias: bool, include_bn: bool,
 ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
-    """Per layer, the folded affine map z = W' x + b' (Linear + running-mode BN) of K perturbed networks, one
-    per (eps[k], reps[k]): W' is [K, out, in] (or [out, in] where the layer is not perturbed), b' [K, out] or
-    [out]."""
+    """Per layer, the folded affine map z = W' x + b' (Linear + running-mode BN) of K perturbed networks.
+
+    There is one network per (eps[k], reps[k]): W' is [K, out, in] (or [out, in] where the layer is not perturbed), b'
+    [K, out] or [out].
+    """
     unique, position = torch.unique(reps, return_inverse=True)
     folded = []
     for l in range(1, net.n_layers + 1):
@@ -466,7 +476,7 @@ def _stack_layers(
 
 
 def _affine(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-    """x W'^T + b' with a shared [n, in] or stacked [K, n, in] input and shared or stacked W', b'."""
+    """The affine map x W'^T + b' with a shared [n, in] or stacked [K, n, in] input and shared or stacked W', b'."""
     if w.dim() == 3 and x.dim() == 2:  # one GEMM for all K networks
         k, out, _ = w.shape
         z = (x @ w.reshape(k * out, -1).T).view(x.shape[0], k, out).transpose(0, 1)
@@ -530,8 +540,10 @@ def weight_basin(
     seed: int | torch.Generator = 0,
     chunk_budget: int | None = None,
 ) -> BasinCurve:
-    """Attraction basin in weight space (SPEC 5.6): accuracy on the clean training samples (BN in running
-    mode) when every weight matrix becomes W^l + eps ||W^l||_F Xi^l / ||Xi^l||_F.
+    """Attraction basin in weight space (SPEC 5.6): accuracy on the clean training samples under noised weights.
+
+    The accuracy is measured with BN in running mode, when every weight matrix becomes
+    W^l + eps ||W^l||_F Xi^l / ||Xi^l||_F.
 
     ``include_bias`` perturbs each bias vector the same way (scaled by its own norm), ``include_bn`` the
     batch-norm weight and bias vectors; ``layers`` (1..L) restricts the noise to those layers. Grid, repeats,
@@ -573,8 +585,9 @@ def weight_basin(
 def nearest_train_distance(
     data: DataLike, device: torch.device | str | None = None, chunk_budget: int = DEFAULT_CHUNK_BUDGET
 ) -> pd.DataFrame:
-    """Each test sample's Euclidean distance to its nearest training sample, divided by the test sample's norm
-    (NaN for an all-zero test sample): columns ``sample, label, distance``.
+    """Each test sample's distance to its nearest training sample, relative: columns ``sample, label, distance``.
+
+    The Euclidean distance is divided by the test sample's norm (NaN for an all-zero test sample).
 
     Computed in float64 on ``device`` (default: the CPU, where the data live), test samples in chunks whose
     distance matrix fits ``chunk_budget`` bytes; the nearest neighbour is found with ||a||^2 + ||b||^2 - 2 a.b

@@ -85,8 +85,10 @@ class AnalysisConfig:
                 )
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as plain JSON types (tuples become lists)."""
         return _config.to_dict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> AnalysisConfig:
+        """The config :meth:`to_dict` wrote (ConfigError naming an unknown field or an invalid value)."""
         return _config.from_dict(cls, values, "analysis")

@@ -1,6 +1,8 @@
-"""Local-field projections (SPEC 5.7): a pair of output local fields h^L_a, h^L_b of a few classes' samples,
-on both splits, and how often a test sample's nearest training projection carries its own label (paper
-Figs. 6-7: test samples falling inside, or outside, the training samples' regions before and after grokking).
+"""Local-field projections (SPEC 5.7) and how often a test sample's nearest training projection shares its label.
+
+A projection is a pair of output local fields h^L_a, h^L_b of a few classes' samples, on both splits. How often a
+test sample's nearest training projection carries its own label shows test samples falling inside, or outside, the
+training samples' regions before and after grokking (paper Figs. 6-7).
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""L-map, the linear substitution map (SPEC 5.1): the network after layer l with every transfer function
-replaced by the identity. Batch norm after the cut becomes the affine map of its running statistics; skips stay.
+"""L-map, the linear substitution map (SPEC 5.1).
+
+The L-map is the network after layer l with every transfer function replaced by the identity. Batch norm after the cut
+becomes the affine map of its running statistics; skips stay.
 """
 
 from __future__ import annotations

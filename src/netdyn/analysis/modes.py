@@ -1,5 +1,4 @@
-"""Neuron modes (SPEC 5.4): does the path into a neuron keep the order of the samples (OPM) or alter it
-(NPM)?
+"""Neuron modes (SPEC 5.4): does the path into a neuron keep the order of the samples (OPM) or alter it (NPM)?
 
 For hidden layer l, the *linear reference* r^l_i is neuron i's value when the transfer functions of layers l-1
 and l are replaced by the identity (batch norm kept as the affine map of its running statistics, skips kept;
@@ -144,9 +143,11 @@ def _chunk(p: int) -> int:
 
 @torch.no_grad()
 def kendall_counts(a: torch.Tensor, b: torch.Tensor) -> PairCounts:
-    """Concordance counts between columns of ``a`` and ``b`` (both [P, N]), vectorised over columns, exact,
-    in O(P log P) per column: tie counts from the runs of the sorted values, discordant pairs by merge
-    counting. Gamma and tau-b follow (`PairCounts`)."""
+    """Concordance counts between columns of ``a`` and ``b`` (both [P, N]), vectorised over columns, exact.
+
+    O(P log P) per column: tie counts from the runs of the sorted values, discordant pairs by merge counting.
+    Gamma and tau-b follow (`PairCounts`).
+    """
     if a.shape != b.shape or a.ndim != 2:
         raise ConfigError(f"kendall_counts takes two [P, N] tensors of one shape, got {tuple(a.shape)} "
                           f"and {tuple(b.shape)}")
@@ -164,8 +165,10 @@ def kendall_counts(a: torch.Tensor, b: torch.Tensor) -> PairCounts:
 
 
 def goodman_kruskal_gamma(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Goodman-Kruskal gamma between columns of ``a`` and ``b`` [P, N]: float64 [N] (1 where nothing is
-    ordered in both)."""
+    """Goodman-Kruskal gamma between columns of ``a`` and ``b`` [P, N]: float64 [N].
+
+    1 where nothing is ordered in both.
+    """
     return kendall_counts(a, b).gamma()
 
 
@@ -178,8 +181,10 @@ def _entropy(fractions: torch.Tensor) -> float:
 def _binned_information(
     cells: torch.Tensor, labels: torch.Tensor, n_bins: int, n_classes: int
 ) -> torch.Tensor:
-    """Plug-in mutual information (nats) between each row's bins and the labels [P], from ``cells`` [n, P] =
-    (row * n_bins + bin) * n_classes."""
+    """Plug-in mutual information (nats) between each row's bins and the labels [P].
+
+    ``cells`` [n, P] = (row * n_bins + bin) * n_classes.
+    """
     n, p = cells.shape
     joint = torch.bincount((cells + labels).flatten(), minlength=n * n_bins * n_classes)
     joint = joint.view(n, n_bins, n_classes).double() / p
@@ -362,10 +367,12 @@ def neuron_modes(
 
 
 def neuron_mode_census(table: pd.DataFrame) -> pd.DataFrame:
-    """Per layer of a `neuron_modes` table: the fractions of OPM, NPM and inactive neurons; the distribution
-    of the order preservation rho over the layer's neurons (mean, 10 %, 25 %, 50 % and 75 % quantiles: rho
-    sits near the threshold in trained nets, so compare distributions across layers and steps, not only the
-    shares); and the mean order index O and class information I.
+    """Per layer of a `neuron_modes` table: the share of each neuron mode, rho's distribution, the means of O and I.
+
+    The fractions of OPM, NPM and inactive neurons; the distribution of the order preservation rho over the layer's
+    neurons (mean, 10 %, 25 %, 50 % and 75 % quantiles: rho sits near the threshold in trained nets, so compare
+    distributions across layers and steps, not only the shares); and the mean order index O and class information
+    I.
 
     Columns ``layer, opm, npm, inactive, rho_mean, rho_q10, rho_q25, rho_median, rho_q75, order_index_mean,
     class_information_mean``. Neurons whose rho is undefined (NaN: a constant output) are left out of its

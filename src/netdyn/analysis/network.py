@@ -27,8 +27,10 @@ def network_accuracy(net: MLP, data: DataLike) -> pd.DataFrame:
 def effective_layer(
     table: pd.DataFrame, network_accuracy: float, tolerance: float = EFFECTIVE_TOLERANCE
 ) -> int | None:
-    """The earliest layer whose test accuracy (an ``lmap_accuracy`` / ``lp_accuracy`` table) is within
-    ``tolerance`` of the network's; None if none is."""
+    """The earliest layer whose test accuracy is within ``tolerance`` of the network's; None if none is.
+
+    The accuracies come from an ``lmap_accuracy`` / ``lp_accuracy`` table.
+    """
     test = table[table["split"] == "test"].sort_values("layer")
     ok = test[test["accuracy"] >= network_accuracy - tolerance]
     return int(ok["layer"].iloc[0]) if len(ok) else None

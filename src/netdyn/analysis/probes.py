@@ -1,5 +1,7 @@
-"""LP, the linear perceptron (SPEC 5.2): ridge least squares from a layer's outputs x^l to the network's own
-output local fields h^L on the training set, and the accuracy of that linear replacement on both splits.
+"""LP, the linear perceptron (SPEC 5.2): a layer's linear replacement, fitted on the training set, and its accuracy.
+
+The LP is ridge least squares from a layer's outputs x^l to the network's own output local fields h^L on the training
+set; its accuracy is that of the linear replacement on both splits.
 
 The fit streams: one pass over chunks of the training set accumulates, for every chosen layer at once, the
 float64 moments sum(x), sum(h), X^T X and X^T H (shifted by the first chunk's means, so that centring does not
@@ -121,8 +123,10 @@ def _solve(m: _Moments, ridge: float) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _pinv_solve(system: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
-    """Minimum-norm solution of a symmetric positive semi-definite system (what ``lstsq``'s gelsd gives, and
-    it runs on CUDA too, where ``lstsq`` assumes full rank)."""
+    """Minimum-norm solution of a symmetric positive semi-definite system.
+
+    It is what ``lstsq``'s gelsd gives, and it runs on CUDA too, where ``lstsq`` assumes full rank.
+    """
     evals, evecs = torch.linalg.eigh(system)
     top = evals.max().clamp_min(0)
     keep = evals > top * PINV_RCOND

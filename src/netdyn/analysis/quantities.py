@@ -63,6 +63,12 @@ class AnalysisContext:
 
     @classmethod
     def build(cls, net: MLP, data: SampleSet, config: AnalysisConfig) -> AnalysisContext:
+        """The context of analysing ``net`` on ``data`` under ``config``.
+
+        Layers and classes that the network or the data lack are dropped (with fewer than two classes left, the
+        first three classes, or as many as there are, are projected); on the CPU, an unset ``basin_samples`` becomes
+        ``CPU_SAMPLES``.
+        """
         L = net.n_layers
         chosen = tuple(c for c in config.classes if 0 <= c < data.num_classes)
         on_gpu = next(net.parameters()).device.type == "cuda"

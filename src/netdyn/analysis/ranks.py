@@ -1,5 +1,7 @@
-"""RPD, the rank position distribution (SPEC 5.3): where each sample's contribution to its own class ranks
-among every sample's contribution through the same neuron.
+"""RPD, the rank position distribution (SPEC 5.3): where each sample's contribution ranks in its neuron.
+
+The RPD says where each sample's contribution to its own class ranks among every sample's contribution through the
+same neuron.
 
 For hidden layer l, neuron i and sample mu of class k, the contribution is c_i(mu) = M_l[k, i] * x^l_i(mu),
 with M_l the L-map matrix (`lmap_matrix`). Sample mu is ranked, descending, in the sequence
@@ -36,9 +38,11 @@ CHUNK_ELEMENTS = 1 << 22
 
 # ---------------------------------------------------------------------------------------------- tie groups
 def sorted_runs(rows: torch.Tensor, last: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Sort each row of ``rows`` [N, P]; return ``(order, first, last)``: the sorting permutation and, for
-    each sorted position, the first and (with ``last=True``, else None) last sorted position of its run of
-    equal values, all int64 [N, P]. Runs come from the sorted values' boundaries by cumulative max / min.
+    """Sort each row of ``rows`` [N, P]; return ``(order, first, last)``, all int64 [N, P].
+
+    ``order`` is the sorting permutation; ``first`` and ``last`` (with ``last=True``, else None) give, for each
+    sorted position, the first and last sorted position of its run of equal values. Runs come from the sorted
+    values' boundaries by cumulative max / min.
 
     Rows, not columns: sorting along the contiguous last dimension is several times faster on a CPU.
     """
@@ -62,15 +66,19 @@ def unsort(order: torch.Tensor, sorted_values: torch.Tensor) -> torch.Tensor:
 
 
 def tie_groups(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each entry of ``rows`` [N, P], how many entries of its row are strictly below it and how many equal
-    it (itself included), both int64 [N, P] in the rows' own order."""
+    """For each entry of ``rows`` [N, P], how many entries of its row are strictly below it and how many equal it.
+
+    The equal ones include the entry itself; both counts are int64 [N, P] in the rows' own order.
+    """
     order, first, last = sorted_runs(rows)
     return unsort(order, first), unsort(order, last - first + 1)
 
 
 def pair_positions(below: torch.Tensor, equal: torch.Tensor, sign: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """First 0-based position a and tie-group size t of each entry [N, P] in the descending order of
-    sign * value, from `tie_groups` and the sign of M_l[k(mu), i] of each entry (0: all P samples tied)."""
+    """First 0-based position a and tie-group size t of each entry [N, P] in the descending order of sign * value.
+
+    Computed from `tie_groups` and the sign of M_l[k(mu), i] of each entry (0: all P samples tied).
+    """
     n = below.shape[-1]
     start = torch.where(sign > 0, n - below - equal, below)
     zero = sign == 0
@@ -78,9 +86,11 @@ def pair_positions(below: torch.Tensor, equal: torch.Tensor, sign: torch.Tensor)
 
 
 def top_share(start: torch.Tensor, size: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
-    """Per row, the mean over entries of the share of each entry's positions start..start+size-1 that lies
-    within the first ``top`` [P] positions (n_k of the entry's class): the expected top mass, ties
-    included."""
+    """Per row, the expected top mass, ties included.
+
+    The mean over entries of the share of each entry's positions start..start+size-1 that lies within the first
+    ``top`` [P] positions (n_k of the entry's class).
+    """
     inside = (torch.minimum(top, start + size) - start).clamp_(min=0)
     return (inside / size.double()).mean(-1)
 
@@ -105,9 +115,11 @@ def rank_intervals(values: torch.Tensor, descending: torch.Tensor) -> tuple[torc
 
 
 def order_index(top_mass: T, chance: float) -> T:
-    """The order index O = (T - sum_k p_k^2) / (1 - sum_k p_k^2) of a top mass T (a number or a tensor of
-    them): 0 for a random order, ties included. NaN when the samples hold a single class (sum_k p_k^2 = 1),
-    where there is no order to measure."""
+    """The order index O = (T - sum_k p_k^2) / (1 - sum_k p_k^2) of a top mass T (a number or a tensor of them).
+
+    0 for a random order, ties included. NaN when the samples hold a single class (sum_k p_k^2 = 1),
+    where there is no order to measure.
+    """
     if chance >= 1:
         return top_mass * float("nan")
     return (top_mass - chance) / (1.0 - chance)
@@ -128,6 +140,7 @@ class RankPositions:
 
     @property
     def n_samples(self) -> int:
+        """P, the number of samples ranked."""
         return self.position_mass.shape[0]
 
     @property

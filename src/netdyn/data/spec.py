@@ -65,12 +65,16 @@ class DataSpec:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec as plain JSON types (tuples become lists)."""
         return _config.to_dict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DataSpec:
-        """From :meth:`to_dict`, or from a ``Dataset.spec`` dict (whose ``root``, a path on the machine that
-        wrote it, is dropped: see :func:`legacy_root`)."""
+        """The spec from :meth:`to_dict`, or from a ``Dataset.spec`` dict.
+
+        A ``Dataset.spec`` dict's ``root``, a path on the machine that wrote it, is dropped (see
+        :func:`legacy_root`).
+        """
         values = dict(values or {})
         if "options" in values or not set(values) - {*_FIELDS, "root"}:
             values.pop("root", None)

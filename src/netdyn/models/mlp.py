@@ -69,6 +69,7 @@ class LayerBlock(nn.Module):
         return F.batch_norm(a, None, None, bn.weight, bn.bias, True, 0.0, bn.eps)
 
     def transfer(self, h: torch.Tensor) -> torch.Tensor:
+        """x^l from h^l: the block's transfer function (identity for the output block)."""
         return self._f(h) if self._f is not None else h
 
     def forward(
@@ -78,8 +79,10 @@ class LayerBlock(nn.Module):
         return self.join(self.normalize(self.linear(x_prev), bn_mode), x_skip)
 
     def join(self, z: torch.Tensor, x_skip: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(h^l, x^l) from z^l (the normalised local field) and x^{l-2}: the skip and the transfer function, the
-        part of the block every functional forward pass (stacked networks, populations) shares."""
+        """(h^l, x^l) from z^l (the normalised local field) and x^{l-2}: the skip and the transfer function.
+
+        This is the part of the block every functional forward pass (stacked networks, populations) shares.
+        """
         if self.skip is None:
             return z, self.transfer(z)
         if x_skip is None:
@@ -113,6 +116,7 @@ class Trace:
 
     @property
     def output(self) -> torch.Tensor | None:
+        """The output local fields h^L (``x[L]``)."""
         return self.x[-1]
 
 
@@ -351,10 +355,12 @@ class MLP(nn.Module):
 
     @property
     def depth(self) -> int:
+        """The number of hidden layers, L - 1."""
         return len(self.blocks) - 1
 
     @property
     def hidden_layers(self) -> range:
+        """The hidden layers' indices, 1..L-1."""
         return range(1, self.n_layers)
 
     @property
@@ -365,6 +371,7 @@ class MLP(nn.Module):
 
     @property
     def has_batchnorm(self) -> bool:
+        """Whether any layer has batch norm."""
         return any(b.bn is not None for b in self.layer_blocks)
 
     @property
@@ -488,6 +495,7 @@ class MLP(nn.Module):
         return Trace(x=xs, h=hs)
 
     def extra_repr(self) -> str:
+        """The sizes and settings that ``repr(net)`` shows."""
         s = self.spec
         return (
             f"in={s.in_features}, width={s.width}, depth={s.depth}, classes={s.num_classes}, "

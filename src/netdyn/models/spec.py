@@ -136,6 +136,7 @@ class ModelSpec:
 
     @property
     def resolved(self) -> bool:
+        """Whether ``in_features`` and ``num_classes`` are both set (see :meth:`resolve`)."""
         return self.in_features is not None and self.num_classes is not None
 
     def resolve(self, data: Any) -> ModelSpec:
@@ -156,10 +157,13 @@ class ModelSpec:
         return MLP.from_spec(spec)
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec as plain JSON types (tuples become lists)."""
         return _config.to_dict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelSpec:
-        """From :meth:`to_dict`, or from the model dict of run folders written before specs existed (``MLP``'s
-        keyword arguments: residual as a bool, no seed)."""
+        """The spec from :meth:`to_dict`, or from the model dict of run folders written before specs existed.
+
+        Such a dict holds ``MLP``'s keyword arguments: residual as a bool, no seed.
+        """
         return _config.from_dict(cls, values, "model")

@@ -1,9 +1,9 @@
-"""Whole runs: ``RunSpec``, the one portable record of a run, the functions that carry it out, and a run
-folder opened with its spec.
+"""Whole runs: ``RunSpec``, the functions that carry it out, and a run folder opened with its spec.
 
-``RunSpec`` = :class:`~netdyn.models.ModelSpec` + :class:`~netdyn.data.DataSpec` +
-:class:`~netdyn.training.TrainConfig` (+ an optional :class:`~netdyn.analysis.AnalysisConfig`): frozen,
-picklable, JSON-ready through ``to_dict`` / ``from_dict``, and free of machine paths. ``netdyn.run(spec,
+``RunSpec``, the one portable record of a run, is :class:`~netdyn.models.ModelSpec` +
+:class:`~netdyn.data.DataSpec` + :class:`~netdyn.training.TrainConfig` (+ an optional
+:class:`~netdyn.analysis.AnalysisConfig`): frozen, picklable, JSON-ready through ``to_dict`` / ``from_dict``, and
+free of machine paths. ``netdyn.run(spec,
 run_dir)`` trains (and analyses, when the spec asks) from the spec alone; it is what ``netdyn train``, a
 process pool, a Ray worker and the experiments call, and a run folder's ``config.json`` holds the spec.
 """
@@ -52,6 +52,7 @@ class RunSpec:
             raise ConfigError(f"RunSpec.analysis must be an AnalysisConfig or None, got {type(self.analysis).__name__}")
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec as JSON types: ``model``, ``data``, ``train`` and ``analysis`` (None without an analysis)."""
         return {
             "model": self.model.to_dict(),
             "data": self.data.to_dict(),
@@ -76,8 +77,11 @@ class RunSpec:
         )
 
     def replace(self, **changes: Any) -> RunSpec:
-        """A copy with some parts replaced; ``model=``, ``data=``, ``train=``, ``analysis=`` take a spec or a
-        dict of field changes (``spec.replace(train={"lr": 0.01})``)."""
+        """A copy with some parts replaced.
+
+        ``model=``, ``data=``, ``train=``, ``analysis=`` take a spec or a dict of field changes
+        (``spec.replace(train={"lr": 0.01})``).
+        """
         updates = {}
         for name, value in changes.items():
             if name not in _PARTS:
@@ -167,10 +171,12 @@ def run_population(
     root: str | Path | None = None,
     download: bool = False,
 ) -> list[RunResult]:
-    """Train several runs of one architecture as one population (``netdyn.train_population``), then analyse
-    each as its spec asks: what :func:`run` gives for each spec, faster. The specs may differ only in what a
-    population lets differ (model seed and init scale; training seed, lr, weight decay, momentum):
-    ``population_key`` says which specs can share a population."""
+    """Train several runs of one architecture as one population, then analyse each as its spec asks.
+
+    This gives what :func:`run` gives for each spec, faster (the training is ``netdyn.train_population``). The specs
+    may differ only in what a population lets differ (model seed and init scale; training seed, lr, weight decay,
+    momentum): ``population_key`` says which specs can share a population.
+    """
     specs = list(specs)
     if not specs or any(not isinstance(s, RunSpec) for s in specs):
         raise ConfigError("run_population takes a non-empty list of RunSpecs")
@@ -191,8 +197,10 @@ def run_population(
 
 
 class Run(RunFolder):
-    """A run folder opened by :func:`load_run`: a :class:`~netdyn.store.RunFolder` that also knows its
-    :class:`RunSpec` and reads back its saved analysis."""
+    """A run folder opened by :func:`load_run`.
+
+    A :class:`~netdyn.store.RunFolder` that also knows its :class:`RunSpec` and reads back its saved analysis.
+    """
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"
@@ -208,6 +216,9 @@ class Run(RunFolder):
 
 
 def load_run(path: str | Path) -> Run:
-    """Open a run folder: ``run.config``, ``run.model(step)``, ``run.tables``, ``run.summary``, ``run.dataset()``,
-    ``run.spec`` and ``run.analysis()``."""
+    """Open the run folder at ``path`` as a :class:`Run` (RunError naming what is wrong when it holds no run).
+
+    The run offers ``run.config``, ``run.model(step)``, ``run.tables``, ``run.summary``, ``run.dataset()``,
+    ``run.spec`` and ``run.analysis()``.
+    """
     return Run(RunFolder.open_existing(path).path)

@@ -46,6 +46,7 @@ class SweepResult:
 
 
 def resolve_backend(backend: str | LocalBackend | RayBackend) -> LocalBackend | RayBackend:
+    """The backend ``backend`` names ("local" or "ray"); a backend object is returned as it is."""
     if isinstance(backend, (LocalBackend, RayBackend)):
         return backend
     if backend == "local":

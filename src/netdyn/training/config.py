@@ -91,10 +91,12 @@ class TrainConfig:
         return max(1, math.ceil(self.epochs * steps_per_epoch(n_train, self.batch_size)))
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as a dict of its fields."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """The config from :meth:`to_dict` (ConfigError naming unknown fields or invalid values)."""
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
@@ -112,7 +114,10 @@ def _is_whole(value: Any) -> bool:
 
 
 def steps_per_epoch(n_train: int, batch_size: int) -> int:
-    """Minibatches per epoch: the last partial batch is dropped when it would hold a single sample
-    (batch norm cannot normalise one sample) and kept otherwise."""
+    """Minibatches per epoch.
+
+    The last partial batch is dropped when it would hold a single sample (batch norm cannot normalise one sample)
+    and kept otherwise.
+    """
     full, rest = divmod(n_train, batch_size)
     return max(1, full + (1 if rest > 1 else 0))

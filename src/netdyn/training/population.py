@@ -49,9 +49,10 @@ class _State:
 
 
 def _resume_step(folders: Sequence[RunFolder | None]) -> int:
-    """The step a resumed population goes on from: the latest checkpoint every member holds (0 when any has
-    none). Members are trained in lock step, so their checkpoints are at the same steps unless their schedules
-    differ."""
+    """The step a resumed population goes on from: the latest checkpoint every member holds (0 when any has none).
+
+    Members are trained in lock step, so their checkpoints are at the same steps unless their schedules differ.
+    """
     common: set[int] | None = None
     for folder in folders:
         steps = set(folder.checkpoints()) if folder is not None and folder.exists() else set()
@@ -195,9 +196,11 @@ def train_population(
 
 
 def population_key(spec: Any) -> str:
-    """What members of one population must share, as text: the run spec with the fields a population lets
-    differ (model seed, init scale; training seed, lr, weight decay, momentum) blanked. Specs with equal keys
-    can train as one population."""
+    """What members of one population must share, as text.
+
+    The key is the run spec with the fields a population lets differ (model seed, init scale; training seed, lr, weight
+    decay, momentum) blanked. Specs with equal keys can train as one population.
+    """
     import json
     from dataclasses import replace
 
