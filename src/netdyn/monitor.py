@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,6 @@ import pandas as pd
 import torch
 from torch import nn
 
-from netdyn._version import __version__
 from netdyn.analysis.config import AnalysisConfig
 from netdyn.analysis.quantities import QUANTITIES, AnalysisContext
 from netdyn.data.samples import DataLike, SampleSet, as_samples, check_fits
@@ -41,8 +41,8 @@ from netdyn.errors import ConfigError, ModelError, RunError
 from netdyn.models import MLP
 from netdyn.store import RunFolder
 from netdyn.training.loop import HISTORY_COLUMNS, compute_loss
-from netdyn.training.schedule import StepSchedule
 from netdyn.training.recorder import Recorder, RecordPoint, Schedule
+from netdyn.training.schedule import StepSchedule
 
 logger = logging.getLogger("netdyn.monitor")
 
@@ -167,11 +167,11 @@ class Monitor:
 
     # ---------------------------------------------------------------- opening the folder
     def _open(self, net: MLP) -> None:
+        data_spec = getattr(self.data, "spec", None)
         record = {
-            "netdyn_version": __version__,
             "model": net.spec.to_dict(),
             "train": None,
-            "data": DataSpec.from_dict(self.data.spec).to_dict() if getattr(self.data, "spec", None) else None,
+            "data": DataSpec.from_dict(data_spec).to_dict() if data_spec else None,
             "monitor": {
                 "every": self.every,
                 "quantities": list(self.quantities),
@@ -191,9 +191,22 @@ class Monitor:
         self._recorder = Recorder(schedule, self._measure, self._save if self.checkpoints else None, self._folder)
 
     # ---------------------------------------------------------------- recording
+    @property
+    def _live(self) -> tuple[MLP, SampleSet]:
+        """The network being recorded and the fixed samples (set only while :meth:`step` records)."""
+        if self._net is None or self._samples is None:
+            raise RuntimeError("the monitor measures only inside step()")
+        return self._net, self._samples
+
+    @property
+    def _opened(self) -> Recorder:
+        """The recorder (there once the first step opened the folder)."""
+        if self._recorder is None:
+            raise RuntimeError("the monitor's folder is not open yet")
+        return self._recorder
+
     def _measure(self, point: RecordPoint) -> dict[str, pd.DataFrame]:
-        net = self._net
-        samples = self._samples
+        net, samples = self._live
         rows = []
         with torch.no_grad():
             for split in ("train", "test"):
@@ -219,14 +232,12 @@ class Monitor:
         return tables
 
     def _analysis_config(self) -> AnalysisConfig:
-        from dataclasses import replace
-
-        device = str(next(self._net.parameters()).device)
+        parameter = next(self._live[0].parameters())
         return replace(self.analysis, quantities=self.quantities, max_samples=self.max_samples, seed=self.seed,
-                       device=device, dtype=str(next(self._net.parameters()).dtype).removeprefix("torch."))
+                       device=str(parameter.device), dtype=str(parameter.dtype).removeprefix("torch."))
 
     def _save(self, point: RecordPoint) -> None:
-        self._folder.save_checkpoint(point.step, self._net, None, {"wall_time": self._train_time})
+        self._folder.save_checkpoint(point.step, self._live[0], None, {"wall_time": self._train_time})
 
     def step(self, model: nn.Module, step: int, train_loss: float | None = None) -> bool:
         """The user's loop has finished step ``step``: record it if it is scheduled and the budget allows.
@@ -264,10 +275,10 @@ class Monitor:
             self._net = self._as_mlp(model).eval()
             if self._recorder is None:
                 self._open(self._net)
-            self._recorder.schedule = Schedule(
+            self._opened.schedule = Schedule(
                 max(step, self.total_steps or 0), frozenset({step}), frozenset({step} if self.checkpoints else ())
             )
-            measured = self._recorder.record(step)
+            measured = self._opened.record(step)
         finally:
             torch.set_rng_state(cpu_state)
             if cuda_state is not None:
@@ -285,16 +296,17 @@ class Monitor:
         from netdyn.transitions import detect_transitions
 
         tables = {n: t for n in ("history", "rpd_summary", "lmap", "network")
-                  if (t := self._recorder.table(n)) is not None}
+                  if (t := self._opened.table(n)) is not None}
         if tables["history"]["step"].nunique() < 4:
             return
         seen = {event["event"] for event in self.events}
-        for row in detect_transitions(tables).to_dict("records"):
+        for found in detect_transitions(tables).to_dict("records"):
+            row = {str(key): value for key, value in found.items()}
             if row["event"] in seen:
                 continue
             row["detected_at"] = step
             self.events.append(row)
-            self._recorder.add("events", pd.DataFrame([row]))
+            self._opened.add("events", pd.DataFrame([row]))
             what = json.loads(row["evidence"])["what"]
             logger.warning("netdyn monitor: %s at step %d (confidence %.2f): %s", row["event"], row["step"],
                            row["confidence"], what)

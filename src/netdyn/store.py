@@ -375,27 +375,36 @@ class RunFolder(Folder):
         diverged = summary.get("diverged_step") if summary.get("diverged") else None
         said = f"the run diverged at step {diverged}" if diverged is not None else "the run's weights are not finite"
         if steps == "all" or steps in ("last", None):
-            candidates = available if steps == "all" else available[::-1]
-            finite = []
-            for step in candidates:
-                if self.finite_checkpoint(step):
-                    finite.append(step)
-                    if steps != "all":
-                        break
-            if not finite:
-                raise RunError(f"no checkpoint of {self.path} has finite weights ({said}): nothing to analyse")
-            chosen = sorted(finite)
-            note = None
-            if steps == "all" and chosen != available:
-                skipped = sorted(set(available) - set(chosen))
-                note = f"{said}: analysing the checkpoints with finite weights {chosen}, not {skipped}"
-            elif steps != "all" and chosen[-1] != available[-1]:
-                note = f"{said}: analysing checkpoint {chosen[-1]}, the last with finite weights"
-            elif diverged is not None:
-                note = f"{said}: analysing checkpoint {chosen[-1]}, the last one, saved before that"
-            return chosen, note
+            return self._finite_checkpoints(available, steps == "all", said, diverged)
+        return self._asked_checkpoints(available, steps, said), None
+
+    def _finite_checkpoints(
+        self, available: list[int], every: bool, said: str, diverged: int | None
+    ) -> tuple[list[int], str | None]:
+        """The last finite checkpoint (or, with ``every``, all finite ones) and the note that says what was left."""
+        finite = []
+        for step in available if every else available[::-1]:
+            if self.finite_checkpoint(step):
+                finite.append(step)
+                if not every:
+                    break
+        if not finite:
+            raise RunError(f"no checkpoint of {self.path} has finite weights ({said}): nothing to analyse")
+        chosen = sorted(finite)
+        note = None
+        if every and chosen != available:
+            skipped = sorted(set(available) - set(chosen))
+            note = f"{said}: analysing the checkpoints with finite weights {chosen}, not {skipped}"
+        elif not every and chosen[-1] != available[-1]:
+            note = f"{said}: analysing checkpoint {chosen[-1]}, the last with finite weights"
+        elif diverged is not None:
+            note = f"{said}: analysing checkpoint {chosen[-1]}, the last one, saved before that"
+        return chosen, note
+
+    def _asked_checkpoints(self, available: list[int], steps: Any, said: str) -> list[int]:
+        """The checkpoints named by ``steps`` (a step, "first", "last" or a list), each of which must be finite."""
         wanted = [steps] if isinstance(steps, (str, int)) else list(steps)
-        chosen = []
+        chosen: list[int] = []
         for step in wanted:
             try:
                 chosen.append(self.resolve_step(step))
@@ -408,7 +417,7 @@ class RunFolder(Folder):
                 f"checkpoint(s) {bad} of {self.path} hold NaN or infinite weights ({said}); "
                 f"the checkpoints that can be analysed are {finite or 'none'}"
             )
-        return chosen, None
+        return chosen
 
     def model(self, step: int | str | None = "last"):
         """The network at a checkpoint, rebuilt from config.json alone, in evaluation mode on the CPU."""

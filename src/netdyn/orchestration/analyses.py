@@ -159,7 +159,7 @@ def analyze_checkpoints(
     run: RunFolder | str | Path,
     steps: Sequence[int] | str = "all",
     config: AnalysisConfig | None = None,
-    data: DataLike = None,
+    data: DataLike | None = None,
     progress: bool = False,
 ) -> Analysis:
     """``analyze`` at several checkpoints of a run folder, tables stacked with a ``step`` column.

@@ -45,7 +45,11 @@ class QuantityFigures:
 
 
 def _layer_accuracy_figures(t: Tables, summary: dict[str, Any]) -> Figures:
-    network = t["network"].set_index("split")["accuracy"].to_dict() if "network" in t else None
+    network = (
+        {str(split): float(acc) for split, acc in t["network"].set_index("split")["accuracy"].items()}
+        if "network" in t
+        else None
+    )
     return {
         "layer_accuracy": plot_layer_accuracy(t.get("lmap"), t.get("lp"), network, split="test"),
         "layer_accuracy_train": plot_layer_accuracy(t.get("lmap"), t.get("lp"), network, split="train"),

@@ -78,11 +78,11 @@ SECTIONS: dict[str, QuantitySection] = {
     ),
     "lmap": QuantitySection(
         "LP and L-map pruning by layer",
-        lambda t, s: [("L-map accuracy", t["lmap"])],
+        tables=lambda t, s: [("L-map accuracy", t["lmap"])],
     ),
     "lp": QuantitySection(
         "LP and L-map pruning by layer",
-        lambda t, s: [("LP accuracy", t["lp"])],
+        tables=lambda t, s: [("LP accuracy", t["lp"])],
     ),
     "rpd": QuantitySection(
         "Rank position distribution",
