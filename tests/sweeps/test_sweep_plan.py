@@ -1,4 +1,4 @@
-"""Sweep planning, in-process: keys are `netdyn train` flags mapped by that command's own parser, grids and
+"""Sweep planning, in-process: keys are RunSpec fields named as `netdyn train`'s flags, grids and
 lists expand to the right RunSpecs, bad input is one ConfigError before anything runs, and the sweep folder's
 bookkeeping (definition merge, a worker that cannot see the folder) keeps its promises."""
 

@@ -1,9 +1,9 @@
 """Grids of runs on a local process pool or a Ray cluster (SPEC section 7, "Sweeps").
 
-``sweep(points, out)`` runs every point (a ``netdyn train`` setting turned into a RunSpec and carried out by
-``netdyn.run``) into ``out/runs/NAME`` and gathers ``out/sweep.parquet``, one row per point with ``status``
-(ok, failed, diverged) and ``error``; ``load_sweep(out)`` reads a sweep folder back. The ``ray`` backend imports
-Ray only when it is used.
+``sweep(points, out)`` runs every point (settings named as ``netdyn train``'s flags, turned into a RunSpec by
+``spec_from_settings`` and carried out by ``netdyn.run``) into ``out/runs/NAME`` and gathers ``out/sweep.parquet``,
+one row per point with ``status`` (ok, failed, diverged) and ``error``; ``load_sweep(out)`` reads a sweep folder
+back. The ``ray`` backend imports Ray only when it is used.
 """
 
 from netdyn.sweeps.core import BACKENDS, SweepResult, load_sweep, sweep
@@ -11,6 +11,7 @@ from netdyn.sweeps.folder import SweepFolder
 from netdyn.sweeps.local import LocalBackend
 from netdyn.sweeps.plan import SweepDefinition, SweepPoint, load_sweep_file, parse_assignments, plan_points, sweep_keys
 from netdyn.sweeps.ray_backend import RayBackend
+from netdyn.sweeps.settings import spec_from_settings
 
 __all__ = [
     "BACKENDS",
@@ -24,6 +25,7 @@ __all__ = [
     "load_sweep_file",
     "parse_assignments",
     "plan_points",
+    "spec_from_settings",
     "sweep",
     "sweep_keys",
 ]

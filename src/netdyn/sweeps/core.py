@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -77,6 +78,27 @@ def _as_points(points: Any, fixed: Mapping[str, Any] | None) -> list[SweepPoint]
     return points
 
 
+def check_data(points: Sequence[SweepPoint], root: str | Path | None = None) -> None:
+    """Load each distinct data set of ``points`` once, here, before any point starts.
+
+    An option or size its loader refuses is then one ConfigError, not a failure of every point. A data set that does not
+    load here for another reason (files missing on this machine: the workers may have them) is left to the points.
+    """
+    seen: set[str] = set()
+    for point in points:
+        data = point.spec.data
+        key = json.dumps(data.to_dict(), sort_keys=True, default=str)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            data.load(root=root)
+        except ConfigError as exc:
+            raise ConfigError(f"sweep point {point.name}: {exc}") from None
+        except Exception:  # the point that needs this data records why it does not load
+            continue
+
+
 def sweep(
     points: Mapping[str, Sequence[Any]] | SweepDefinition | Sequence[SweepPoint],
     out: str | Path,
@@ -94,6 +116,9 @@ def sweep(
     :class:`SweepDefinition` (grid, list, fixed settings: what a TOML file holds) or a list of
     :class:`SweepPoint` (each with its own RunSpec). ``fixed`` holds settings shared by every point of a grid.
     ``backend`` is "local", "ray", or a configured :class:`LocalBackend` / :class:`RayBackend`.
+
+    Before any point starts, each data set of the points to run is loaded once here (:func:`check_data`), so that
+    a data-set option or size its loader refuses is one ConfigError.
 
     Resumable: a point whose run folder is complete is not run again, a point that failed before is not run again
     unless ``retry_failed``, and an interrupted point continues from its last checkpoint. A point that raises,
@@ -123,6 +148,7 @@ def sweep(
         else:
             todo.append(point)
 
+    check_data(todo, root)
     session = backend.open(len(todo)) if todo else None  # connect before writing anything
     order = [p.name for p in every]
 

@@ -94,14 +94,15 @@ class LocalSession:
         return f"local, {len(self.gpus)} worker process(es)"
 
     def _executor(self, slot: int) -> ProcessPoolExecutor:
-        if self.executors[slot] is None:
-            self.executors[slot] = ProcessPoolExecutor(
+        executor = self.executors[slot]
+        if executor is None:
+            executor = self.executors[slot] = ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
                 initargs=(self.backend.cpus_per_point, self.gpus[slot]),
             )
-        return self.executors[slot]
+        return executor
 
     def _replace(self, slot: int) -> None:
         executor = self.executors[slot]

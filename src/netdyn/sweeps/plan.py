@@ -1,14 +1,14 @@
-"""The points of a sweep: a grid and/or a list of ``netdyn train`` settings, each turned into a RunSpec.
+"""The points of a sweep: a grid and/or a list of settings, each turned into a RunSpec.
 
-A key is any flag of ``netdyn train`` (``depth``, ``width``, ``lr``, ``batch-size``, ``seed``, ``dataset``,
-``train-size``, ``batchnorm``, ``analyze``, ...; dashes or underscores). Each point's settings become the argv of
-``netdyn train`` and are parsed by that command's own parser and ``run_spec_from_args``, so a sweep key means
-exactly what the flag means (``--model-seed`` and ``--data-seed`` follow ``--seed`` unless given) and there is no
-second mapping from flag names to RunSpec fields to keep in step.
+A key is a RunSpec field, named as ``netdyn train`` names its flag (``depth``, ``width``, ``lr``, ``batch-size``,
+``seed``, ``dataset``, ``train-size``, ``batchnorm``, ``analyze``, ...; dashes or underscores): see
+:mod:`netdyn.sweeps.settings`, whose :func:`~netdyn.sweeps.settings.spec_from_settings` builds each point's spec
+(``model-seed`` and ``data-seed`` follow ``seed`` unless given) and is what ``netdyn train`` builds its spec with,
+so a key means exactly what the flag means.
 
 Three sources, merged:
 
-* ``fixed``: settings shared by every point (TOML ``[fixed]``, flag ``--set KEY=VALUE``);
+* ``fixed``: settings shared by every point (TOML ``[fixed]``, flags ``--set KEY=VALUE`` and ``--KEY VALUE``);
 * ``grid``: the product of value lists (TOML ``[grid]``, flag ``--grid KEY=V1,V2``);
 * ``points``: a list of settings (TOML ``[[points]]``); with a grid too, each listed point is crossed with it.
 
@@ -18,21 +18,40 @@ names, and run folders, of the points it already had.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import itertools
 import re
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 from netdyn.errors import ConfigError
+from netdyn.sweeps.settings import (
+    RUN_LEVEL,
+    as_text,
+    canonical_key,
+    column_value,
+    keys,
+    parse_settings,
+    spec_from_settings,
+    sweep_keys,
+)
 
-#: Flags of ``netdyn train`` that are not a point's settings: the sweep itself decides them.
-RUN_LEVEL_FLAGS = ("out", "resume", "quiet", "data_root", "download", "help")
+__all__ = [
+    "FILE_TABLES",
+    "MAX_NAME",
+    "RUN_LEVEL",
+    "SweepDefinition",
+    "SweepPoint",
+    "canonical_key",
+    "load_sweep_file",
+    "parse_assignments",
+    "plan_points",
+    "point_name",
+    "sweep_keys",
+]
 
 #: TOML tables a sweep file may hold.
 FILE_TABLES = ("fixed", "grid", "points")
@@ -48,12 +67,12 @@ class SweepPoint:
     name: str
     """The point's run folder under ``OUT/runs/``; unique within a sweep."""
     params: dict[str, Any]
-    """The settings that vary across the sweep (grid and list keys), by ``netdyn train`` flag destination
-    (``depth``, ``batch_size``, ``dataset``, ...): the parameter columns of ``sweep.parquet``."""
+    """The settings that vary across the sweep (grid and list keys) by key (``depth``, ``batch_size``, ``dataset``;
+    ``data_options`` for ``data_option``), as read: the parameter columns of ``sweep.parquet``."""
     spec: Any
     """The :class:`~netdyn.orchestration.RunSpec` that ``netdyn.run`` carries out."""
     settings: dict[str, Any] = field(default_factory=dict, compare=False)
-    """Every setting of the point as given (fixed ones too), by flag name; for the record."""
+    """Every setting of the point as given (fixed ones too), by key; for the record."""
 
 
 @dataclass(frozen=True)
@@ -73,117 +92,11 @@ class SweepDefinition:
         )
 
 
-# ---------------------------------------------------------------------------------------------- the train parser
-@cache
-def _train_parser() -> argparse.ArgumentParser:
-    from netdyn.cli import build_parser
-
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return sub.choices["train"]
-
-
-@cache
-def _train_actions() -> dict[str, argparse.Action]:
-    """``netdyn train``'s point-level options by canonical key (flag name without dashes, ``_`` for ``-``)."""
-    actions: dict[str, argparse.Action] = {}
-    for action in _train_parser()._actions:
-        for option in action.option_strings:
-            if option.startswith("--no-") and isinstance(action, argparse.BooleanOptionalAction):
-                continue
-            if option.startswith("--"):
-                key = option[2:].replace("-", "_")
-                if key not in RUN_LEVEL_FLAGS and action.dest not in RUN_LEVEL_FLAGS:
-                    actions[key] = action
-    return actions
-
-
-def sweep_keys() -> list[str]:
-    """Every key a sweep point may set: the flags of ``netdyn train`` (dashes), apart from run-level ones."""
-    return sorted(k.replace("_", "-") for k in _train_actions())
-
-
-def canonical_key(key: str) -> str:
-    """``batch-size`` / ``batch_size`` / ``--batch-size`` -> ``batch_size``; ConfigError for an unknown key."""
-    if not isinstance(key, str) or not key.strip():
-        raise ConfigError(f"a sweep key must be a flag name of netdyn train, got {key!r}")
-    name = key.strip().lstrip("-").replace("-", "_")
-    if name in RUN_LEVEL_FLAGS:
-        raise ConfigError(
-            f"{key!r} is not a point setting: the sweep decides it (use netdyn sweep's own --{name.replace('_', '-')})"
-            if name in ("data_root", "download")
-            else f"{key!r} is not a point setting: the sweep decides it"
-        )
-    if name not in _train_actions():
-        raise ConfigError(
-            f"unknown sweep key {key!r}: a key is a flag of netdyn train ({', '.join(sweep_keys())})"
-        )
-    return name
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return ",".join(_text(v) for v in value)
-    return str(value)
-
-
-_TRUE = ("true", "yes", "on", "1")
-_FALSE = ("false", "no", "off", "0")
-
-
-def _as_bool(key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ConfigError(f"sweep key {key} takes true or false, got {value!r}")
-
-
-def _argv(key: str, value: Any) -> list[str]:
-    """The ``netdyn train`` arguments that set ``key`` to ``value``."""
-    action = _train_actions()[key]
-    flag = "--" + key.replace("_", "-")
-    if isinstance(action, argparse.BooleanOptionalAction):
-        return [flag] if _as_bool(key, value) else ["--no-" + key.replace("_", "-")]
-    if isinstance(action, argparse._StoreTrueAction):
-        return [flag] if _as_bool(key, value) else []
-    if isinstance(action, argparse._AppendAction):
-        values = value if isinstance(value, (list, tuple)) else [value]
-        return [arg for v in values for arg in (flag, _text(v))]
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise ConfigError(f"sweep key {key} has an empty value")
-    return [flag, _text(value)]
-
-
-def _parse(argv: Sequence[str], what: str):
-    from netdyn.cli import UsageError
-
-    try:
-        return _train_parser().parse_args(list(argv))
-    except UsageError as exc:
-        reason = re.sub(r"invalid \S+ value: ", "invalid value: ", str(exc).split("error: ", 1)[-1])
-        raise ConfigError(f"{what}: {reason}") from None
-
-
-def _column(value: Any) -> Any:
-    """A parsed setting as a table cell: per-layer tuples and data options as text, the rest as parsed."""
-    if isinstance(value, list):  # --data-option, parsed as (key, value) pairs
-        return ",".join("=".join(map(str, v)) if isinstance(v, tuple) else _text(v) for v in value)
-    if isinstance(value, tuple):
-        return _text(value)
-    return value
-
-
 # ---------------------------------------------------------------------------------------------- sources
 def parse_assignments(texts: Iterable[str], split_values: bool) -> dict[str, Any]:
     """``["depth=2,4", "lr=0.01"]`` -> ``{"depth": ["2", "4"], ...}`` (``split_values``) or ``{"depth": "2,4"}``.
 
-    Keys are checked against ``netdyn train``'s flags; a grid axis must hold at least one value.
+    Keys are checked (:func:`~netdyn.sweeps.settings.canonical_key`); a grid axis must hold at least one value.
     """
     out: dict[str, Any] = {}
     for text in texts:
@@ -230,11 +143,7 @@ def load_sweep_file(path: str | Path) -> SweepDefinition:
             raise ConfigError(f"{path}: grid key {key} needs a non-empty list of values, got {values!r}")
     if not all(isinstance(p, dict) for p in points):
         raise ConfigError(f"{path}: every [[points]] entry is a table of settings")
-    return SweepDefinition(
-        fixed={canonical_key(k): v for k, v in fixed.items()},
-        grid={canonical_key(k): list(v) for k, v in grid.items()},
-        points=[{canonical_key(k): v for k, v in p.items()} for p in points],
-    )
+    return _canonical(SweepDefinition(fixed=fixed, grid=grid, points=points))
 
 
 # ---------------------------------------------------------------------------------------------- points
@@ -242,10 +151,10 @@ def point_name(settings: Mapping[str, Any]) -> str:
     """A folder name from a point's naming settings: ``depth=2_width=64``; long names end in a hash."""
     if not settings:
         return "point"
-    text = "_".join(f"{k}={_text(v)}" for k, v in settings.items())
-    name = _UNSAFE.sub("_", text.replace(",", "+"))
+    written = "_".join(f"{k}={as_text(v)}" for k, v in settings.items())
+    name = _UNSAFE.sub("_", written.replace(",", "+"))
     if len(name) > MAX_NAME:
-        digest = hashlib.sha1(text.encode()).hexdigest()[:10]
+        digest = hashlib.sha1(written.encode()).hexdigest()[:10]
         name = f"{name[: MAX_NAME - 11]}-{digest}"
     return name
 
@@ -263,42 +172,23 @@ def _combinations(definition: SweepDefinition) -> list[dict[str, Any]]:
 def plan_points(definition: SweepDefinition | None = None, **parts: Any) -> list[SweepPoint]:
     """The points of a sweep definition (or of ``fixed=``, ``grid=``, ``points=`` given directly).
 
-    Every setting is parsed by ``netdyn train``'s parser and every point's RunSpec is built here, so a wrong key,
-    an empty grid, a value of the wrong type or an impossible configuration is one ConfigError before anything
-    runs.
+    Every setting is read as its field's value and every point's RunSpec is built here, so a wrong key, an empty
+    grid, a value of the wrong type or an impossible configuration is one ConfigError before anything runs.
     """
-    if definition is None:
-        definition = SweepDefinition(
-            fixed=dict(parts.pop("fixed", None) or {}),
-            grid={
-                k: list(v) if isinstance(v, (list, tuple)) else [v] for k, v in (parts.pop("grid", None) or {}).items()
-            },
-            points=list(parts.pop("points", None) or []),
-        )
-    if parts:
-        raise ConfigError(f"plan_points takes a SweepDefinition or fixed=, grid=, points=; got {', '.join(parts)}")
-    definition = SweepDefinition(
-        fixed={canonical_key(k): v for k, v in definition.fixed.items()},
-        grid={canonical_key(k): list(v) for k, v in definition.grid.items()},
-        points=[{canonical_key(k): v for k, v in p.items()} for p in definition.points],
-    )
+    definition = _canonical(_definition(definition, parts))
     if not definition.grid and not definition.points:
         raise ConfigError("the sweep is empty: give a grid (--grid KEY=V1,V2) or a list of points")
-    from netdyn.cli import run_spec_from_args
-
     points: list[SweepPoint] = []
     seen: dict[str, dict[str, Any]] = {}
     for named in _combinations(definition):
         settings = {**definition.fixed, **named}
-        argv = [arg for key, value in settings.items() for arg in _argv(key, value)]
-        what = f"sweep point {point_name(named)}"
-        args = _parse(argv, what)
-        try:
-            spec = run_spec_from_args(args)
-        except ConfigError as exc:
-            raise ConfigError(f"{what}: {exc}") from None
-        params = {_train_actions()[k].dest: _column(getattr(args, _train_actions()[k].dest)) for k in named}
         name = point_name(named)
+        try:
+            parsed = parse_settings(settings)
+            spec = spec_from_settings(parsed)
+        except ConfigError as exc:
+            raise ConfigError(f"sweep point {name}: {exc}") from None
+        params = {keys()[k].column: column_value(parsed[k]) for k in named}
         if name in seen:
             if seen[name] == named:
                 raise ConfigError(f"sweep point {name} appears twice")
@@ -306,3 +196,35 @@ def plan_points(definition: SweepDefinition | None = None, **parts: Any) -> list
         seen[name] = named
         points.append(SweepPoint(name=name, params=params, spec=spec, settings=settings))
     return points
+
+
+def _definition(definition: SweepDefinition | None, parts: dict[str, Any]) -> SweepDefinition:
+    if definition is None:
+        grid = parts.pop("grid", None) or {}
+        definition = SweepDefinition(
+            fixed=dict(parts.pop("fixed", None) or {}),
+            grid={k: list(v) if isinstance(v, (list, tuple)) else [v] for k, v in grid.items()},
+            points=list(parts.pop("points", None) or []),
+        )
+    if parts:
+        raise ConfigError(f"plan_points takes a SweepDefinition or fixed=, grid=, points=; got {', '.join(parts)}")
+    return definition
+
+
+def _canonical(definition: SweepDefinition) -> SweepDefinition:
+    return SweepDefinition(
+        fixed=_by_key(definition.fixed),
+        grid={k: list(v) for k, v in _by_key(definition.grid).items()},
+        points=[_by_key(p) for p in definition.points],
+    )
+
+
+def _by_key(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` by canonical key; one key written twice (``batch-size`` and ``batch_size``) is a ConfigError."""
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        name = canonical_key(key)
+        if name in out:
+            raise ConfigError(f"sweep key {name} is given twice (as {key!r} too)")
+        out[name] = value
+    return out
