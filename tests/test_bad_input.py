@@ -78,8 +78,8 @@ BASES = {
     "datasets": lambda ctx: ["--download", "mnist", "--data-root", str(ctx.fresh)],
     "reproduce": lambda ctx: ["structure", "--scale", "smoke", "--quiet", "--out", str(ctx.fresh)],
     "sweep": lambda ctx: [
-        "--grid", "depth=1,2", "--set", "dataset=blobs", "--set", "train-size=40", "--set", "test-size=20",
-        "--set", "width=4", "--set", "steps=2", "--quiet", "--out", str(ctx.fresh),
+        "--grid", "depth=1,2", "--dataset", "blobs", "--train-size", "40", "--test-size", "20", "--width", "4",
+        "--steps", "2", "--quiet", "--out", str(ctx.fresh),
     ],
 }
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from netdyn.analysis.config import EFFECTIVE_TOLERANCE
-from netdyn.cli import Folder
-from netdyn.commands.sweep import Amount
+from netdyn.analysis.network import EFFECTIVE_TOLERANCE
+from netdyn.commands._options import Amount, Folder
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -6,8 +6,15 @@ import argparse
 import time
 from pathlib import Path
 
-from netdyn.cli import Folder
-from netdyn.commands.sweep import Amount, Count, Counts, add_backend_options, backend_from_args
+from netdyn.commands._options import (
+    Amount,
+    Count,
+    Counts,
+    Folder,
+    UsageError,
+    add_backend_options,
+    backend_from_args,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -44,7 +51,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_recommend(args: argparse.Namespace) -> int:
     from netdyn import _io
-    from netdyn.cli import UsageError
     from netdyn.recommend import run_recommendation
     from netdyn.sweeps import parse_assignments
 
@@ -72,7 +78,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     s = rec.summary
     print(f"{s['points_ok']} of {s['points']} points ok; depths {s['depths']}, widths {s['widths']}")
     for row in rec.criteria.itertuples():
-        at = f" at {row.at}" if row.at and row.value != "not established" else ""
+        at = f" at {row.at!s}" if row.at and row.value != "not established" else ""
         print(f"  {row.criterion:<16} {row.value}{at}")
     for note in rec.notes:
         print(f"  - {note}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from netdyn.cli import Folder, UsageError
+from netdyn.commands._options import Folder, UsageError
 from netdyn.experiments.base import SCALES
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from netdyn.cli import Folder, Number
+from netdyn.commands._options import Folder, Number
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +42,6 @@ def cmd_transitions(args: argparse.Namespace) -> int:
         print(f"no transition found in {args.run}")
         return 0
     for row in events.itertuples():
-        evidence = json.loads(row.evidence)
+        evidence = json.loads(str(row.evidence))
         print(f"{row.event} at step {row.step} (confidence {row.confidence:.2f}): {evidence['what']}")
     return 0
