@@ -14,6 +14,7 @@ from netdyn.errors import ConfigError, RunError
 from netdyn.recommend import (
     convergence_width,
     design_table,
+    evidence_table,
     recommend,
     recommend_from_table,
     recommend_points,
@@ -41,7 +42,7 @@ def _grid_rows() -> pd.DataFrame:
                 weight = {1: 2.0, 2: 1.5, 4: 1.2, 8: 1.19}[depth] * {16: 1.5, 64: 1.0, 256: 0.97}[width]
                 rows.append({
                     "depth": depth, "width": width, "seed": seed, "status": "ok", "test_accuracy": acc + noise,
-                    "analysis_lmap_effective_layer": depth if depth < 4 else 3, "analysis_lp_effective_layer": 1,
+                    "analysis_lmap_effective_earliest": depth if depth < 4 else 3, "analysis_lp_effective_earliest": 1,
                     "analysis_sample_basin_size_half": sample, "analysis_weight_basin_size_half": weight,
                 })
     rows.append({"depth": 4, "width": 256, "seed": 2, "status": "failed", "test_accuracy": math.nan})
@@ -66,6 +67,20 @@ def test_criteria_on_a_grid_with_known_answers():
     assert set(rec.criteria["criterion"]) == {"width_basins", "reference_width", "depth_lmap", "depth_basin",
                                               "depth_accuracy", "best"}
     assert len(rec.notes) == 4 and all(" agree " in n for n in rec.notes)
+
+
+def test_sweeps_of_older_netdyn_hold_the_earliest_rule_under_the_old_name():
+    new = recommend_from_table(_grid_rows())
+    old_rows = _grid_rows().rename(columns={"analysis_lmap_effective_earliest": "analysis_lmap_effective_layer",
+                                            "analysis_lp_effective_earliest": "analysis_lp_effective_layer"})
+    old = recommend_from_table(old_rows)
+    pd.testing.assert_frame_equal(old.evidence, new.evidence)
+    assert old.summary == new.summary
+    assert "analysis_lmap_effective_earliest" in old.points and "analysis_lmap_effective_layer" not in old.points
+    assert evidence_table(old_rows)["lp_effective_earliest_median"].eq(1.0).all()
+    # a table holding both names keeps today's column and leaves the old one alone
+    both = _grid_rows().assign(analysis_lmap_effective_layer=0)
+    pd.testing.assert_frame_equal(recommend_from_table(both).evidence, new.evidence)
 
 
 def test_criteria_that_disagree_or_cannot_be_established():
@@ -132,7 +147,9 @@ def test_recommend_on_a_real_blobs_grid(blobs_sweep):
     rec = recommend(blobs_sweep)
     assert len(rec.evidence) == 4 and (rec.evidence["n_ok"] == 1).all()
     assert (rec.evidence["test_accuracy_mean"] >= 0.98).all()  # linearly separable
-    assert (rec.evidence["lmap_layer_median"] < rec.evidence["depth"]).all()
+    assert (rec.evidence["lmap_effective_earliest_median"] < rec.evidence["depth"]).all()
+    rules = {f"analysis_{t}_effective_{r}" for t in ("lmap", "lp") for r in ("earliest", "from")}
+    assert rules <= set(rec.points.columns)  # the analysis summary holds both rules
     s = rec.summary
     assert s["depth_lmap"] == 1  # effective before the output already at the smallest depth
     assert s["best_depth"] == 1 and s["best_test_accuracy"] >= 0.98

@@ -35,7 +35,7 @@ import pandas as pd
 import torch
 
 from netdyn import _io
-from netdyn.analysis.config import EFFECTIVE_TOLERANCE
+from netdyn.analysis.network import EFFECTIVE_TOLERANCE
 from netdyn.data.samples import DataLike
 from netdyn.errors import ConfigError, NetdynError, RunError
 from netdyn.models import MLP

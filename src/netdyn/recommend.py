@@ -9,8 +9,10 @@ The evidence table has one row per (depth, width) over its seeds ``s`` (points t
 counted, not averaged):
 
 * ``test_accuracy_mean / _std / _min / _max``: the network's final test accuracy over seeds (std with ddof 1).
-* ``lmap_layer_median``: median over seeds of the L-map's effective layer l* (SPEC 5.1: earliest l whose L-map
-  test accuracy is within ``tolerance`` of the network's; l* <= depth always, since at l = L-1 it is the net).
+* ``lmap_effective_earliest_median``: median over seeds of the L-map's effective layer l* (SPEC 5.1: earliest l
+  whose L-map test accuracy is within ``tolerance`` of the network's, the analysis summary's
+  ``lmap_effective_earliest``; l* <= depth always, since at l = L-1 it is the net). ``lp_effective_earliest_median``
+  is the same for the LP.
 * ``lmap_prunable``: share of seeds with l* < depth, i.e. at least the last hidden layer's nonlinearity could be
   pruned into one matrix.
 * ``sample_basin_mean / _std``, ``weight_basin_mean / _std``: the basin sizes over seeds (``size_half``, the eps
@@ -52,7 +54,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from netdyn.analysis.config import EFFECTIVE_TOLERANCE
+from netdyn.analysis.network import EFFECTIVE_TOLERANCE
 from netdyn.errors import ConfigError, RunError
 
 DEFAULT_DEPTHS = (1, 2, 3, 4, 6, 8)
@@ -64,10 +66,17 @@ QUANTITIES = ("lmap", "lp", "sample_basin", "weight_basin")
 
 EVIDENCE_COLUMNS = [
     "depth", "width", "n_points", "n_ok", "test_accuracy_mean", "test_accuracy_std", "test_accuracy_min",
-    "test_accuracy_max", "lmap_layer_median", "lmap_prunable", "lp_layer_median", "sample_basin_mean",
+    "test_accuracy_max", "lmap_effective_earliest_median", "lmap_prunable", "lp_effective_earliest_median",
+    "sample_basin_mean",
     "sample_basin_std", "weight_basin_mean", "weight_basin_std",
 ]
 CRITERIA_COLUMNS = ["criterion", "value", "at", "established", "definition"]
+#: Summary columns of sweeps made by older netdyn, which named the effective layer without its rule: the rule
+#: they hold is "earliest" (``netdyn.analysis.network.effective_layer``).
+_OLD_COLUMNS = {
+    "analysis_lmap_effective_layer": "analysis_lmap_effective_earliest",
+    "analysis_lp_effective_layer": "analysis_lp_effective_earliest",
+}
 
 DEFINITIONS = {
     "width_basins": "smallest width beyond which both basin sizes change by at most basin_rtol (largest over depths)",
@@ -162,6 +171,12 @@ def design_table(points) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------------- evidence
+def _current_columns(points: pd.DataFrame) -> pd.DataFrame:
+    """``points`` with the columns of an older sweep under today's names (``_OLD_COLUMNS``)."""
+    old = {name: new for name, new in _OLD_COLUMNS.items() if name in points.columns and new not in points.columns}
+    return points.rename(columns=old) if old else points
+
+
 def _basin_column(table: pd.DataFrame, space: str) -> str | None:
     half, mid = f"analysis_{space}_basin_size_half", f"analysis_{space}_basin_size_mid"
     ok = table[table["status"] == "ok"]
@@ -176,8 +191,9 @@ def evidence_table(points: pd.DataFrame) -> pd.DataFrame:
     """One row per (depth, width) from a per-point table; columns ``EVIDENCE_COLUMNS``.
 
     The per-point table holds ``depth, width, status, test_accuracy`` and the ``analysis_*`` summary columns of
-    ``sweep.parquet``.
+    ``sweep.parquet``, of today's netdyn or an older one.
     """
+    points = _current_columns(points)
     for column in ("depth", "width", "status"):
         if column not in points.columns:
             raise ConfigError(f"the sweep table lacks the column {column!r}")
@@ -187,15 +203,15 @@ def evidence_table(points: pd.DataFrame) -> pd.DataFrame:
     for (depth, width), group in points.groupby(["depth", "width"], sort=True):
         ok = group[group["status"] == "ok"]
         acc = ok["test_accuracy"].astype(float) if "test_accuracy" in ok else pd.Series(dtype=float)
-        lmap = ok["analysis_lmap_effective_layer"].astype(float) if "analysis_lmap_effective_layer" in ok else None
-        lp = ok["analysis_lp_effective_layer"].astype(float) if "analysis_lp_effective_layer" in ok else None
+        lmap, lp = (ok[c].astype(float) if c in ok else None
+                    for c in ("analysis_lmap_effective_earliest", "analysis_lp_effective_earliest"))
         row = {
             "depth": int(depth), "width": int(width), "n_points": len(group), "n_ok": len(ok),
             "test_accuracy_mean": acc.mean(), "test_accuracy_std": acc.std(ddof=1) if len(acc) > 1 else math.nan,
             "test_accuracy_min": acc.min(), "test_accuracy_max": acc.max(),
-            "lmap_layer_median": lmap.median() if lmap is not None and lmap.notna().any() else math.nan,
+            "lmap_effective_earliest_median": lmap.median() if lmap is not None and lmap.notna().any() else math.nan,
             "lmap_prunable": (lmap < depth).mean() if lmap is not None and lmap.notna().any() else math.nan,
-            "lp_layer_median": lp.median() if lp is not None and lp.notna().any() else math.nan,
+            "lp_effective_earliest_median": lp.median() if lp is not None and lp.notna().any() else math.nan,
         }
         for space, column in (("sample", sample), ("weight", weight)):
             values = ok[column].astype(float) if column is not None else pd.Series(dtype=float)
@@ -266,6 +282,7 @@ def recommend_from_table(points: pd.DataFrame, basin_rtol: float = BASIN_RTOL) -
     """The criteria of the module docstring from a per-point table (``depth, width, seed, status, ...``)."""
     if isinstance(basin_rtol, bool) or not isinstance(basin_rtol, (int, float)) or not 0 <= basin_rtol < 1:
         raise ConfigError(f"basin_rtol is a relative change in [0, 1), got {basin_rtol!r}")
+    points = _current_columns(points)
     evidence = evidence_table(points)
     ok = evidence[evidence["n_ok"] > 0]
     if ok.empty:
@@ -409,7 +426,7 @@ def write_recommendation(
     _io.write_json(out / "summary.json", _io.jsonable(rec.summary))
     definitions = "The evidence table" + (__doc__ or "").split("The evidence table", 1)[-1]
     definitions = definitions.replace("``", "").replace("**", "").strip()
-    shown = ["name", "depth", "width", "seed", "status", "error", "test_accuracy", "analysis_lmap_effective_layer",
+    shown = ["name", "depth", "width", "seed", "status", "error", "test_accuracy", "analysis_lmap_effective_earliest",
              "analysis_sample_basin_size_half", "analysis_weight_basin_size_half"]
     sections = [
         ReportSection("Recommendation", "\n\n".join(rec.notes), tables=[("criteria", rec.criteria)]),

@@ -284,7 +284,7 @@ def later_layers(lmap: pd.DataFrame, network_test_accuracy: float, hidden: Seque
     not a hidden layer: an effective L-map at 0 gives every hidden layer.
     """
     hidden = sorted(int(h) for h in hidden)
-    first = effective_layer(lmap, network_test_accuracy)
+    first = effective_layer(lmap, network_test_accuracy, rule="earliest")
     if first is None:
         return hidden[-1:]
     return [h for h in hidden if h >= first]

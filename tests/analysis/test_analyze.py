@@ -41,7 +41,7 @@ def test_analyze_tables_agree_with_the_functions(run_folder):
     lmap_last = result["lmap"].query("layer == 4").set_index("split")["accuracy"]
     assert lmap_last["test"] == pytest.approx(acc["test"])  # the L-map at L-1 is the network
     assert result.summary["test_accuracy"] == pytest.approx(acc["test"])
-    effective = result.summary["lmap_effective_layer"]
+    effective = result.summary["lmap_effective_earliest"]
     test = result["lmap"].query("split == 'test'").set_index("layer")["accuracy"]
     assert effective is not None and test[effective] >= acc["test"] - 0.005
     assert all(test[l] < acc["test"] - 0.005 for l in test.index if l < effective)

@@ -41,10 +41,10 @@ def test_summary_reads_the_structure_and_the_rpd_gradient_by_layer():
     }
     tables["structure"] = structure_table(tables, ["variant", "depth", "width", "seed"])
     out = EXPERIMENT().summary(tables, EXPERIMENT.scales["smoke"])
-    assert out["residual_lp_layer"] == 1 and out["residual_lmap_layer"] == 3
+    assert out["residual_lp_effective_from"] == 1 and out["residual_lmap_effective_from"] == 3
     assert out["residual_standard_structure"] is True and out["residual_linear_tail"] == 1
     assert out["residual_rpd_gradient_first"] == 1.0 and out["residual_rpd_gradient_last"] == 2.5
-    assert out["residual_rpd_gradient_max_layer"] == 3 and out["residual_rpd_gradient_at_lmap_layer"] == 3.0
+    assert out["residual_rpd_gradient_max_layer"] == 3 and out["residual_rpd_gradient_at_lmap_effective_from"] == 3.0
     assert out["residual_rpd_gradient_layer_spearman"] == pytest.approx(0.8)  # ranks 1,2,4,3 against 1,2,3,4
     assert out["residual_npm_share_first"] == 0.7 and out["residual_rho_median_last"] == 0.95
     # the class geometry's first hidden layer is layer 1, not the input

@@ -92,7 +92,7 @@ def test_convergence_table_against_both_references_and_the_tail_start():
     }
     tail = tail_table(lmap, network)
     # layers 1..3: layer 3 equals the network, layer 2 joins it from step 50 on, layer 1 only at chance
-    assert tail.set_index("step")["lmap_layer"].to_dict() == {
+    assert tail.set_index("step")["lmap_effective_from"].to_dict() == {
         0: 1, 1: 1, 2: 1, 5: 1, 10: 3, 20: 3, 50: 2, 100: 2}
 
 

@@ -8,7 +8,6 @@ import pytest
 from netdyn.experiments.residual import (
     EXPERIMENT,
     by_network,
-    effective_from,
     seed_medians,
     structure_row,
     structure_table,
@@ -24,30 +23,20 @@ def _acc(test, train=None):
 NETWORK = pd.DataFrame({"split": ["train", "test"], "accuracy": [1.0, 0.95]})
 
 
-def test_effective_from_is_the_start_of_the_effective_tail():
-    # effective = at least 0.95 - 0.005; layer 1 alone is effective, then 2 is not, then 3.. are
-    table = _acc([0.5, 0.95, 0.90, 0.946, 0.96, 0.95])
-    assert effective_from(table, 0.95) == 3
-    assert effective_from(table, 0.95, tolerance=0.06) == 1
-    assert effective_from(_acc([0.96, 0.97, 0.95]), 0.95) == 0
-    assert effective_from(_acc([0.99, 0.9]), 0.95) is None  # the last layer is not effective
-    assert effective_from(_acc([0.5, 0.6], train=[0.9, 1.0]), 1.0, split="train") == 1
-
-
 def test_structure_row_knows_the_standard_structure():
     lp, lmap = _acc([0.9, 0.95, 0.96, 0.95, 0.95]), _acc([0.3, 0.6, 0.8, 0.95, 0.95])
     row = structure_row(lmap, lp, NETWORK, depth=4)
-    assert row["lp_layer"] == 1 and row["lmap_layer"] == 3 and row["linear_tail"] == 1
+    assert row["lp_effective_from"] == 1 and row["lmap_effective_from"] == 3 and row["linear_tail"] == 1
     assert row["standard_structure"] and row["test_accuracy"] == 0.95 and row["train_accuracy"] == 1.0
     # no linear tail: L-map effective only at the last hidden layer
     row = structure_row(_acc([0.3, 0.6, 0.8, 0.9, 0.95]), lp, NETWORK, depth=4)
-    assert row["lmap_layer"] == 4 and row["linear_tail"] == 0 and not row["standard_structure"]
+    assert row["lmap_effective_from"] == 4 and row["linear_tail"] == 0 and not row["standard_structure"]
     # LP not earlier than the L-map: a net whose whole tail is linear from the input on
     row = structure_row(_acc([0.95] * 5), _acc([0.95] * 5), NETWORK, depth=4)
-    assert row["lp_layer"] == row["lmap_layer"] == 0 and not row["standard_structure"]
+    assert row["lp_effective_from"] == row["lmap_effective_from"] == 0 and not row["standard_structure"]
     # the earliest effective layer is reported beside the tail start
     row = structure_row(_acc([0.3, 0.95, 0.8, 0.95, 0.95]), lp, NETWORK, depth=4)
-    assert row["lmap_first"] == 1 and row["lmap_layer"] == 3
+    assert row["lmap_effective_earliest"] == 1 and row["lmap_effective_from"] == 3
 
 
 def test_structure_table_and_summary_per_network():
@@ -60,10 +49,10 @@ def test_structure_table_and_summary_per_network():
     tables = {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
     table = structure_table(tables, ["variant", "depth", "width", "seed"])
     assert table["member"].tolist() == ["d2", "d3"]
-    assert table["lmap_layer"].tolist() == [1, 3] and table["lp_layer"].tolist() == [1, 1]
+    assert table["lmap_effective_from"].tolist() == [1, 3] and table["lp_effective_from"].tolist() == [1, 1]
     assert table["standard_structure"].tolist() == [False, False]
-    assert str(table["lmap_layer"].dtype) == "Int64"
-    assert by_network(table, ["variant", "depth", "width"], "lmap_layer") == {
+    assert str(table["lmap_effective_from"].dtype) == "Int64"
+    assert by_network(table, ["variant", "depth", "width"], "lmap_effective_from") == {
         "variantplain-depth2-width8": 1, "variantplain-depth3-width8": 3}
     summary = EXPERIMENT().summary({"structure": table}, EXPERIMENT.scales["smoke"])
     assert summary["standard_structure_share"] == {"plain": 0.0}
@@ -85,17 +74,19 @@ def test_seed_medians_rank_never_effective_last_and_take_the_majority():
     table = pd.DataFrame({
         "variant": ["plain"] * 3 + ["residual"] * 3 + ["residual"], "depth": [4] * 6 + [8], "width": [16] * 7,
         "seed": [0, 1, 2, 0, 1, 2, 0],
-        "lmap_layer": pd.array([2, None, 3, None, None, 1, 5], dtype="Int64"),
-        "lp_layer": pd.array([1, 1, 2, 3, 3, 3, 2], dtype="Int64"),
+        "lmap_effective_from": pd.array([2, None, 3, None, None, 1, 5], dtype="Int64"),
+        "lp_effective_from": pd.array([1, 1, 2, 3, 3, 3, 2], dtype="Int64"),
         "test_accuracy": [0.9, 0.8, 0.7, 0.5, 0.6, 0.7, 0.95],
         "standard_structure": [True, False, True, False, False, True, True],
     })  # fmt: skip
     out = seed_medians(table).set_index(["variant", "depth"])
     # plain: layers 2, never, 3 -> median 3 (never ranks last); residual depth 4: never, never, 1 -> never
-    assert out.loc[("plain", 4), "lmap_layer"] == 3 and np.isnan(out.loc[("residual", 4), "lmap_layer"])
-    assert out.loc[("plain", 4), "lp_layer"] == 1 and out.loc[("residual", 4), "lp_layer"] == 3
+    assert out.loc[("plain", 4), "lmap_effective_from"] == 3
+    assert np.isnan(out.loc[("residual", 4), "lmap_effective_from"])
+    assert out.loc[("plain", 4), "lp_effective_from"] == 1 and out.loc[("residual", 4), "lp_effective_from"] == 3
     assert out.loc[("plain", 4), "test_accuracy"] == pytest.approx(0.8)
     assert bool(out.loc[("plain", 4), "standard_structure"])
     assert not bool(out.loc[("residual", 4), "standard_structure"])
     # one seed: its own values
-    assert out.loc[("residual", 8), "lmap_layer"] == 5 and bool(out.loc[("residual", 8), "standard_structure"])
+    assert out.loc[("residual", 8), "lmap_effective_from"] == 5
+    assert bool(out.loc[("residual", 8), "standard_structure"])

@@ -74,10 +74,10 @@ STRUCTURE = pd.DataFrame({
     "variant": ["plain"] * 3 + ["residual"] * 3,
     "depth": [4, 8, 16] * 2,
     "width": 32,
-    "lmap_layer": [3, 8, 16, 2, 5, 9],
-    "lp_layer": [1, 2, pd.NA, 1, 1, 2],
+    "lmap_effective_from": [3, 8, 16, 2, 5, 9],
+    "lp_effective_from": [1, 2, pd.NA, 1, 1, 2],
     "standard_structure": [True, False, False, True, True, True],
-}).astype({"lmap_layer": "Int64", "lp_layer": "Int64"})
+}).astype({"lmap_effective_from": "Int64", "lp_effective_from": "Int64"})
 
 
 def test_effective_layers_are_drawn_relative_to_the_depth_with_filled_marks_where_the_structure_holds():
@@ -95,8 +95,8 @@ def test_effective_layers_are_drawn_relative_to_the_depth_with_filled_marks_wher
     two = plot_effective_layers(pd.concat([STRUCTURE, STRUCTURE.assign(width=64)])).axes[0]
     narrow, wide = _line(two, "L-map, width 32").get_xdata(), _line(two, "L-map, width 64").get_xdata()
     assert (narrow < [4, 8, 16]).all() and (wide > [4, 8, 16]).all() and (wide / narrow < 1.1).all()
-    with pytest.raises(ConfigError, match="lp_layer"):
-        plot_effective_layers(STRUCTURE.drop(columns="lp_layer"))
+    with pytest.raises(ConfigError, match="lp_effective_from"):
+        plot_effective_layers(STRUCTURE.drop(columns="lp_effective_from"))
 
 
 def test_by_size_draws_one_line_per_variant_and_width():
@@ -158,7 +158,8 @@ def test_lmap_training_without_grokking_point_and_bad_input():
 
 
 def test_lmap_training_third_panel_shows_where_the_linear_tail_starts():
-    tail = pd.DataFrame({"step": STEPS[::-1], "lmap_layer": [2, 2, 3, pd.NA, 4]}).astype({"lmap_layer": "Int64"})
+    tail = pd.DataFrame({"step": STEPS[::-1], "lmap_effective_from": [2, 2, 3, pd.NA, 4]})
+    tail = tail.astype({"lmap_effective_from": "Int64"})
     fig = plot_lmap_training(LMAP_STEPS, HISTORY, tail=tail, grokking_step=10, chance_until=5)
     assert len(fig.axes) == 3
     panel = fig.axes[2]
@@ -170,5 +171,5 @@ def test_lmap_training_third_panel_shows_where_the_linear_tail_starts():
     for ax in fig.axes:
         (shade,) = [p for p in ax.patches if p.get_label() == "before the network's rise (running statistics)"]
         np.testing.assert_allclose([shade.get_x(), shade.get_x() + shade.get_width()], [0, 5])
-    with pytest.raises(ConfigError, match="lmap_layer"):
-        plot_lmap_training(LMAP_STEPS, HISTORY, tail=tail.rename(columns={"lmap_layer": "layer"}))
+    with pytest.raises(ConfigError, match="lmap_effective_from"):
+        plot_lmap_training(LMAP_STEPS, HISTORY, tail=tail.rename(columns={"lmap_effective_from": "layer"}))

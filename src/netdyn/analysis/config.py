@@ -11,10 +11,6 @@ from netdyn import _config
 from netdyn._device import check_device_name
 from netdyn.errors import ConfigError
 
-#: "Pruning is effective at l" when the linear replacement's test accuracy is within this of the network's
-#: (SPEC 5.1: accuracies are fractions, so half a point is 0.005).
-EFFECTIVE_TOLERANCE = 0.005
-
 
 def _positive_int(value: Any, name: str, low: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:

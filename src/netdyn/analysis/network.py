@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
 import pandas as pd
 
 from netdyn.analysis._common import SPLITS, accuracy, samples_for, split_tensors, walk
-from netdyn.analysis.config import EFFECTIVE_TOLERANCE
 from netdyn.data.samples import DataLike
+from netdyn.errors import ConfigError
 from netdyn.models import MLP
+
+#: "Pruning is effective at l" when the linear replacement's test accuracy is within this of the network's
+#: (SPEC 5.1: accuracies are fractions, so half a point is 0.005).
+EFFECTIVE_TOLERANCE = 0.005
+
+EffectiveRule = Literal["earliest", "from"]
+#: How a sequence of layers (or checkpoints) that are each effective or not gives one effective layer:
+#: "earliest", the first effective one; "from", the first from which on every later one is effective.
+EFFECTIVE_RULES: tuple[EffectiveRule, ...] = ("earliest", "from")
 
 
 def network_accuracy(net: MLP, data: DataLike) -> pd.DataFrame:
@@ -24,13 +37,51 @@ def network_accuracy(net: MLP, data: DataLike) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["split", "accuracy"])
 
 
-def effective_layer(
-    table: pd.DataFrame, network_accuracy: float, tolerance: float = EFFECTIVE_TOLERANCE
-) -> int | None:
-    """The earliest layer whose test accuracy is within ``tolerance`` of the network's; None if none is.
+def is_effective(
+    accuracy: Sequence[float] | np.ndarray | pd.Series,
+    network_accuracy: float | Sequence[float] | np.ndarray,
+    tolerance: float = EFFECTIVE_TOLERANCE,
+) -> np.ndarray:
+    """SPEC 5.1's test, element-wise: ``accuracy >= network_accuracy - tolerance``, as a boolean array.
 
-    The accuracies come from an ``lmap_accuracy`` / ``lp_accuracy`` table.
+    ``network_accuracy`` is one number or an array aligned with ``accuracy``.
     """
-    test = table[table["split"] == "test"].sort_values("layer")
-    ok = test[test["accuracy"] >= network_accuracy - tolerance]
-    return int(ok["layer"].iloc[0]) if len(ok) else None
+    return np.asarray(accuracy, dtype=float) >= np.asarray(network_accuracy, dtype=float) - tolerance
+
+
+def effective_index(effective: Sequence[bool] | np.ndarray, rule: EffectiveRule) -> int | None:
+    """Where ``rule`` puts the start of effective pruning in an ordered sequence of effective / not effective points.
+
+    The points are layers or checkpoints; the result is a position in the sequence. "earliest": the first effective
+    point; "from", the first point from which on every later point is effective (a lone effective point followed by
+    ineffective ones does not count, and the last point must be effective). None when there is no such point.
+    """
+    if rule not in EFFECTIVE_RULES:
+        raise ConfigError(f"rule must be one of {', '.join(map(repr, EFFECTIVE_RULES))}, got {rule!r}")
+    ok = np.asarray(effective, dtype=bool)
+    if rule == "earliest":
+        hits = np.flatnonzero(ok)
+        return int(hits[0]) if len(hits) else None
+    if not len(ok) or not ok[-1]:
+        return None
+    misses = np.flatnonzero(~ok)
+    return int(misses[-1]) + 1 if len(misses) else 0
+
+
+def effective_layer(
+    table: pd.DataFrame,
+    network_accuracy: float,
+    rule: EffectiveRule = "earliest",
+    tolerance: float = EFFECTIVE_TOLERANCE,
+    split: str = "test",
+) -> int | None:
+    """Where pruning becomes effective in one network, from an ``lmap_accuracy`` / ``lp_accuracy`` table.
+
+    The table has columns ``layer, split, accuracy``, a layer being effective when its accuracy on ``split`` is within
+    ``tolerance`` of the network's (:func:`is_effective`). ``rule="earliest"``: the earliest effective layer;
+    ``rule="from"``: the first layer from which on every later layer of the table is effective
+    (:func:`effective_index`). None when no layer qualifies.
+    """
+    rows = table[table["split"] == split].sort_values("layer")
+    at = effective_index(is_effective(rows["accuracy"], network_accuracy, tolerance), rule)
+    return None if at is None else int(rows["layer"].iloc[at])

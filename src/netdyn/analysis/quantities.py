@@ -32,7 +32,7 @@ from netdyn.analysis.fields import local_fields
 from netdyn.analysis.geometry import class_geometry
 from netdyn.analysis.lmap import lmap_accuracy
 from netdyn.analysis.modes import CENSUS_COLUMNS, NEURON_COLUMNS, neuron_mode_census, neuron_modes
-from netdyn.analysis.network import effective_layer, network_accuracy
+from netdyn.analysis.network import EFFECTIVE_RULES, effective_layer, network_accuracy
 from netdyn.analysis.probes import lp_accuracy
 from netdyn.analysis.ranks import rpd_tables
 from netdyn.data.samples import SampleSet
@@ -146,9 +146,12 @@ def _network_test_accuracy(t: Tables) -> float:
 
 
 
-def _effective(table: str, key: str):
+def _effective(table: str):
+    """Summary ``{table}_effective_{rule}`` for each rule of ``effective_layer`` ("earliest", "from")."""
+
     def summarize(t: Tables, ctx: AnalysisContext) -> dict[str, Any]:
-        return {key: effective_layer(t[table], _network_test_accuracy(t))}
+        accuracy = _network_test_accuracy(t)
+        return {f"{table}_effective_{rule}": effective_layer(t[table], accuracy, rule=rule) for rule in EFFECTIVE_RULES}
 
     return summarize
 
@@ -260,7 +263,7 @@ _RECORDS = [
         compute=lambda net, data, ctx: {"lmap": lmap_accuracy(net, data, ctx.layers)},
         tables={"lmap": ("layer", "split", "accuracy")},
         section="LP and L-map pruning by layer",
-        summarize=_effective("lmap", "lmap_effective_layer"),
+        summarize=_effective("lmap"),
         figures=_lmap_figures,
         evolution=_evolution("lmap", "accuracy", "L-map test accuracy", "lmap_evolution", split="test"),
         report_tables=lambda t, s: [("L-map accuracy", t["lmap"])],
@@ -272,7 +275,7 @@ _RECORDS = [
         compute=lambda net, data, ctx: {"lp": lp_accuracy(net, data, ctx.layers)},
         tables={"lp": ("layer", "split", "accuracy")},
         section="LP and L-map pruning by layer",
-        summarize=_effective("lp", "lp_effective_layer"),
+        summarize=_effective("lp"),
         figures=_lp_figures,
         evolution=_evolution("lp", "accuracy", "LP test accuracy", "lp_evolution", split="test"),
         report_tables=lambda t, s: [("LP accuracy", t["lp"])],

@@ -425,8 +425,8 @@ def print_analysis(summary: dict[str, Any]) -> None:
         return "not reached" if v is None else (f"{v:.3g}" if isinstance(v, float) else str(v))
 
     print(
-        f"L-map pruning effective from layer {fmt(summary.get('lmap_effective_layer'))}, "
-        f"LP from layer {fmt(summary.get('lp_effective_layer'))}"
+        f"L-map pruning effective from layer {fmt(summary.get('lmap_effective_earliest'))}, "
+        f"LP from layer {fmt(summary.get('lp_effective_earliest'))}"
     )
     if "rpd_gradient_first" in summary:
         print(

@@ -20,7 +20,7 @@ import pandas as pd
 from netdyn.analysis.config import AnalysisConfig
 from netdyn.data.spec import DataSpec
 from netdyn.experiments.base import Experiment, ExperimentConfig, ExperimentRuns, Member, member_name, seeded
-from netdyn.experiments.residual import STRUCTURE_COLUMNS, VARIANTS, structure_table
+from netdyn.experiments.residual import EFFECTIVE_COLUMNS, STRUCTURE_COLUMNS, VARIANTS, structure_table
 from netdyn.models.spec import ModelSpec
 from netdyn.orchestration import RunSpec
 
@@ -106,7 +106,7 @@ class Depth100(Experiment):
     nullable = {
         "class_geometry": ("nc1",),
         "neuron_mode_census": ("rho_mean", "rho_q10", "rho_q25", "rho_median", "rho_q75", "order_index_mean"),
-        "structure": ("lp_layer", "lmap_layer", "lp_first", "lmap_first", "linear_tail"),
+        "structure": (*EFFECTIVE_COLUMNS, "linear_tail"),
     }
     scales = {
         "smoke": Depth100Config(
@@ -199,9 +199,9 @@ class Depth100(Experiment):
                 joined = gradient.index.isin(skip_layers(config.depth))
                 out[f"{variant}_rpd_gradient_layer_spearman_skip_layers"] = _spearman(gradient[joined])
                 out[f"{variant}_rpd_gradient_layer_spearman_other_layers"] = _spearman(gradient[~joined])
-            lmap_layer = out[f"{variant}_lmap_layer"]
-            if lmap_layer is not None and lmap_layer in gradient.index:
-                out[f"{variant}_rpd_gradient_at_lmap_layer"] = float(gradient[lmap_layer])
+            lmap_from = out[f"{variant}_lmap_effective_from"]
+            if lmap_from is not None and lmap_from in gradient.index:
+                out[f"{variant}_rpd_gradient_at_lmap_effective_from"] = float(gradient[lmap_from])
             census = t["neuron_mode_census"].sort_values("layer")
             for where, i in (("first", 0), ("last", -1)):
                 out[f"{variant}_npm_share_{where}"] = float(census["npm"].iloc[i])

@@ -68,12 +68,12 @@ class DoubleDescent(Experiment):
         "rpd_gradient": ("member", "variant", "depth", "seed", "step", "layer", "gradient", "later"),
         "gradient_rate": ("member", "variant", "depth", "seed", "layer", "step_low", "step_high", "step", "rate"),
         "gradient_rate_mean": ("member", "variant", "depth", "seed", "step_low", "step_high", "step", "rate"),
-        "descent": ("member", "variant", "depth", "seed", "bn_mode", "effective_layer", "valley_step",
+        "descent": ("member", "variant", "depth", "seed", "bn_mode", "lmap_effective_earliest", "valley_step",
                     "valley_level", "peak_step", "peak_level", "rise", "relative_rise", "rate_max_step",
                     "rate_max", "log10_distance"),
     }
     nullable = {
-        "descent": ("effective_layer", "peak_step", "peak_level", "after_step", "after_level", "relative_rise",
+        "descent": ("lmap_effective_earliest", "peak_step", "peak_level", "after_step", "after_level", "relative_rise",
                     "rate_max_step", "rate_max", "log10_distance"),
         "gradient_rate": ("rate",),
         "gradient_rate_mean": ("rate",),
@@ -116,7 +116,7 @@ class DoubleDescent(Experiment):
             accuracy = float(final.tables["network"].set_index("split").loc["test", "accuracy"])
             hidden = range(1, member.spec.model.depth + 1)
             later = later_layers(final.tables["lmap"], accuracy, hidden)
-            effective = effective_layer(final.tables["lmap"], accuracy)
+            effective = effective_layer(final.tables["lmap"], accuracy, rule="earliest")
             summary = runs.analysis(member, self._rpd_config(config), steps="all").tables["rpd_summary"]
             gradient = summary[["step", "layer", "gradient"]].assign(later=summary["layer"].isin(later))
             add("rpd_gradient", with_params(gradient, member))
@@ -132,14 +132,14 @@ class DoubleDescent(Experiment):
             for mode in MODES:
                 bump = loss_bump(own, bn_mode=mode, min_relative_rise=config.min_relative_rise)
                 rows.append({
-                    "bn_mode": mode, "effective_layer": effective, **bump.to_dict(),
+                    "bn_mode": mode, "lmap_effective_earliest": effective, **bump.to_dict(),
                     "rate_max_step": peak[0] if peak else None, "rate_max": peak[1] if peak else None,
                     "log10_distance": log_distance(bump.peak_step, peak[0] if peak else None),
                 })
             add("descent", with_params(pd.DataFrame(rows), member))
         tables = {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
         if "descent" in tables:
-            tables["descent"] = tables["descent"].astype({"effective_layer": float, "peak_step": float,
+            tables["descent"] = tables["descent"].astype({"lmap_effective_earliest": float, "peak_step": float,
                                                           "after_step": float, "rate_max_step": float,
                                                           "rate_max": float})
         return tables
@@ -167,7 +167,7 @@ class DoubleDescent(Experiment):
                 rate_peak = (float(row["rate_max_step"]), float(row["rate_max"]))
             fig = dynamics.plot_loss_and_rate(own, pick["gradient_rate"], pick["gradient_rate_mean"],
                                               loss_peak=loss_peak, rate_peak=rate_peak)
-            effective = row["effective_layer"]
+            effective = row["lmap_effective_earliest"]
             start = "last hidden layer" if math.isnan(effective) else f"layers >= {int(effective)}"
             fig.axes[0].set_title(f"Depth {depth}: test loss (running-statistics bump marked) and the rate of the "
                                   f"RPD gradient ({start})", fontsize="medium")
@@ -194,8 +194,8 @@ class DoubleDescent(Experiment):
                     value = int(value)  # evaluated steps (the rate's step is a geometric midpoint)
                 out[f"{key}_{name}"] = value
             if row.bn_mode == "running":
-                out[f"depth{row.depth}_effective_layer"] = None if math.isnan(row.effective_layer) else int(
-                    row.effective_layer)
+                effective = row.lmap_effective_earliest
+                out[f"depth{row.depth}_lmap_effective_earliest"] = None if math.isnan(effective) else int(effective)
         return out
 
 

@@ -18,7 +18,7 @@ Definitions (netdyn's; the paper names the grokking point without defining it):
   the L-map folds in) and the training accuracy under batch statistics recorded at the same step. (Before
   its rise a reference sits at chance, where an L-map agreeing with it says nothing.)
 - The *linear tail* at a checkpoint starts at the first layer from which on L-map pruning is effective on the
-  training set (``residual.effective_from`` against the network's training accuracy).
+  training set (``effective_layer`` with ``rule="from"`` against the network's training accuracy).
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from netdyn.analysis.config import EFFECTIVE_TOLERANCE, AnalysisConfig
+from netdyn.analysis.config import AnalysisConfig
+from netdyn.analysis.network import EFFECTIVE_TOLERANCE, effective_index, effective_layer, is_effective
 from netdyn.data.spec import DataSpec
 from netdyn.experiments.base import Experiment, ExperimentConfig, ExperimentRuns, Member, member_name, seeded
-from netdyn.experiments.residual import VARIANTS, effective_from
+from netdyn.experiments.residual import VARIANTS
 from netdyn.models.spec import ModelSpec
 from netdyn.orchestration import RunSpec
 
@@ -75,17 +76,14 @@ def grokking_point(history: pd.DataFrame, min_lag: float) -> dict[str, Any]:
 def converged_step(steps: np.ndarray, accuracy: np.ndarray, reference: np.ndarray,
                    tolerance: float = EFFECTIVE_TOLERANCE) -> int | None:
     """The first step, from the reference's rise on, from which on ``accuracy >= reference - tolerance`` at
-    every later step (arrays aligned and sorted by step); None if it fails at the last step or the reference
-    never rises. Before its rise the reference sits at its starting level (chance), where agreeing with it
-    means nothing."""
+    every later step (arrays aligned and sorted by step; the rule "from" of ``effective_layer`` over steps
+    instead of layers); None if it fails at the last step or the reference never rises. Before its rise the
+    reference sits at its starting level (chance), where agreeing with it means nothing."""
     start = rise_index(reference)
     if start is None:
         return None
-    steps, ok = steps[start:], (accuracy >= reference - tolerance)[start:]
-    if not ok[-1]:
-        return None
-    bad = np.flatnonzero(~ok)
-    return int(steps[bad[-1] + 1]) if len(bad) else int(steps[0])
+    at = effective_index(is_effective(accuracy, reference, tolerance)[start:], "from")
+    return None if at is None else int(steps[start + at])
 
 
 def convergence_table(lmap: pd.DataFrame, network: pd.DataFrame, history: pd.DataFrame,
@@ -112,12 +110,13 @@ def convergence_table(lmap: pd.DataFrame, network: pd.DataFrame, history: pd.Dat
 
 def tail_table(lmap: pd.DataFrame, network: pd.DataFrame, split: str = "train") -> pd.DataFrame:
     """Per checkpoint: the first layer from which on L-map pruning is effective on ``split`` (the start of the
-    linear tail; ``effective_from`` against the network's accuracy at that checkpoint)."""
+    linear tail; ``effective_layer`` with ``rule="from"`` against the network's accuracy at that checkpoint)."""
     rows = []
     acc = network[network["split"] == split].set_index("step")["accuracy"]
     for step, part in lmap.groupby("step", sort=True):
-        rows.append({"step": int(step), "lmap_layer": effective_from(part, float(acc[step]), split=split)})
-    return pd.DataFrame(rows, columns=["step", "lmap_layer"]).astype({"lmap_layer": "Int64"})
+        start = effective_layer(part, float(acc[step]), rule="from", split=split)
+        rows.append({"step": int(step), "lmap_effective_from": start})
+    return pd.DataFrame(rows, columns=["step", "lmap_effective_from"]).astype({"lmap_effective_from": "Int64"})
 
 
 @dataclass(frozen=True)
@@ -167,9 +166,9 @@ class LmapTraining(Experiment):
         "lmap": ("variant", "depth", "seed", "step", "layer", "split", "accuracy"),
         "network": ("variant", "depth", "seed", "step", "split", "accuracy"),
         "convergence": ("variant", "depth", "seed", "layer", "reference", "converged_step"),
-        "tail": ("variant", "depth", "seed", "step", "lmap_layer"),
+        "tail": ("variant", "depth", "seed", "step", "lmap_effective_from"),
     }
-    nullable = {"convergence": ("converged_step",), "tail": ("lmap_layer",)}
+    nullable = {"convergence": ("converged_step",), "tail": ("lmap_effective_from",)}
     scales = {
         "smoke": LmapTrainingConfig(
             data=DataSpec("mnist5k", train_size=500, test_size=200), depth=5, width=16, epochs=3,
@@ -245,7 +244,7 @@ class LmapTraining(Experiment):
                 float(np.median(known)) / grok if known and len(known) == len(steps) and grok else None
             )
         tail = tables["tail"][tables["tail"]["seed"] == 0].sort_values("step")
-        starts = [None if pd.isna(v) else int(v) for v in tail["lmap_layer"]]
+        starts = [None if pd.isna(v) else int(v) for v in tail["lmap_effective_from"]]
         steps = tail["step"].to_numpy()
         out["lmap_tail_start_final"] = starts[-1]
         if grok is not None and grok in steps:

@@ -3,12 +3,12 @@
 Every member is a BN ReLU MLP of one (variant, depth, width); the analysis of its last checkpoint gives the LP
 and L-map pruning accuracy of every layer. Per network the experiment reads off where each kind of pruning
 becomes effective (SPEC 5.1: test accuracy within 0.005 of the network's), as the first layer *from which on*
-every later layer is effective, and whether the network has the paper's standard structure: LP pruning
-effective strictly before L-map pruning, and L-map pruning effective before the last hidden layer (a linear
-tail of at least one hidden layer). The paper says residual connections keep that structure over a wider
-range of depths and widths than plain nets.
+every later layer is effective (``effective_layer``'s rule "from"; the earliest effective layer is kept beside
+it), and whether the network has the paper's standard structure: LP pruning effective strictly before L-map
+pruning, and L-map pruning effective before the last hidden layer (a linear tail of at least one hidden layer).
+The paper says residual connections keep that structure over a wider range of depths and widths than plain nets.
 
-The helpers :func:`effective_from` and :func:`structure_table` are shared with ``depth-100``.
+The helpers :func:`structure_row` and :func:`structure_table` are shared with ``depth-100``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from netdyn.analysis.config import EFFECTIVE_TOLERANCE, AnalysisConfig
+from netdyn.analysis.config import AnalysisConfig
 from netdyn.analysis.network import effective_layer
 from netdyn.data.spec import DataSpec
 from netdyn.experiments.base import Experiment, ExperimentConfig, ExperimentRuns, Member, member_name, seeded
@@ -29,45 +29,28 @@ from netdyn.orchestration import RunSpec
 VARIANTS = {"none": "plain", "pre": "residual", "post": "residual-post"}
 """Table names of the ``residual`` settings of ModelSpec."""
 
-STRUCTURE_COLUMNS = ("test_accuracy", "train_accuracy", "lp_layer", "lmap_layer", "lp_first", "lmap_first",
-                     "linear_tail", "standard_structure")
+EFFECTIVE_COLUMNS = ("lp_effective_from", "lmap_effective_from", "lp_effective_earliest", "lmap_effective_earliest")
+"""Where LP / L-map pruning becomes effective, by ``effective_layer``'s rule ("from", "earliest")."""
+STRUCTURE_COLUMNS = ("test_accuracy", "train_accuracy", *EFFECTIVE_COLUMNS, "linear_tail", "standard_structure")
 """Columns of :func:`structure_table` after the member's parameters."""
-
-
-def effective_from(
-    table: pd.DataFrame, network_accuracy: float, split: str = "test", tolerance: float = EFFECTIVE_TOLERANCE
-) -> int | None:
-    """The first layer from which on pruning (an ``lmap_accuracy`` / ``lp_accuracy`` table of one network) is
-    effective at every later layer: accuracy on ``split`` at least ``network_accuracy - tolerance``. None when
-    the last layer in the table is not effective. Unlike ``effective_layer`` (the earliest effective layer), a
-    lone effective layer followed by ineffective ones does not count."""
-    rows = table[table["split"] == split].sort_values("layer")
-    if rows.empty:
-        return None
-    ok = (rows["accuracy"].to_numpy(float) >= network_accuracy - tolerance)
-    layers = rows["layer"].to_numpy()
-    if not ok[-1]:
-        return None
-    bad = np.flatnonzero(~ok)
-    return int(layers[bad[-1] + 1]) if len(bad) else int(layers[0])
 
 
 def structure_row(lmap: pd.DataFrame, lp: pd.DataFrame, network: pd.DataFrame, depth: int) -> dict[str, Any]:
     """Where pruning becomes effective in one network (tables of that network only), and whether it has the
-    standard structure: ``lp_layer < lmap_layer < depth`` (layers from which on LP / L-map pruning is
-    effective on the test set; depth = the last hidden layer L-1)."""
+    standard structure: ``lp_effective_from < lmap_effective_from < depth`` (layers from which on LP / L-map
+    pruning is effective on the test set; depth = the last hidden layer L-1)."""
     acc = network.set_index("split")["accuracy"]
     test = float(acc["test"])
-    lmap_layer, lp_layer = effective_from(lmap, test), effective_from(lp, test)
-    standard = lmap_layer is not None and lp_layer is not None and lp_layer < lmap_layer < depth
+    lmap_from, lp_from = effective_layer(lmap, test, rule="from"), effective_layer(lp, test, rule="from")
+    standard = lmap_from is not None and lp_from is not None and lp_from < lmap_from < depth
     return {
         "test_accuracy": test,
         "train_accuracy": float(acc["train"]),
-        "lp_layer": lp_layer,
-        "lmap_layer": lmap_layer,
-        "lp_first": effective_layer(lp, test),
-        "lmap_first": effective_layer(lmap, test),
-        "linear_tail": None if lmap_layer is None else depth - lmap_layer,
+        "lp_effective_from": lp_from,
+        "lmap_effective_from": lmap_from,
+        "lp_effective_earliest": effective_layer(lp, test, rule="earliest"),
+        "lmap_effective_earliest": effective_layer(lmap, test, rule="earliest"),
+        "linear_tail": None if lmap_from is None else depth - lmap_from,
         "standard_structure": bool(standard),
     }
 
@@ -84,7 +67,7 @@ def structure_table(tables: dict[str, pd.DataFrame], params: list[str]) -> pd.Da
         row.update(structure_row(lmap, lp, net, int(first["depth"])))
         rows.append(row)
     out = pd.DataFrame(rows, columns=["member", *params, *STRUCTURE_COLUMNS])
-    for column in ("lp_layer", "lmap_layer", "lp_first", "lmap_first", "linear_tail"):
+    for column in (*EFFECTIVE_COLUMNS, "linear_tail"):
         out[column] = out[column].astype("Int64")
     return out.astype({"standard_structure": bool})
 
@@ -126,12 +109,12 @@ class ResidualConfig(ExperimentConfig):
 
 
 def seed_medians(structure: pd.DataFrame) -> pd.DataFrame:
-    """One row per network of a structure table: the median over seeds of the first effective LP and L-map
-    layers (a seed where pruning never becomes effective ranks after every layer, so the median is missing when
-    most seeds have none), the mean test accuracy, and the standard structure where at least half the seeds have
-    it. With one seed, the seed's own values."""
+    """One row per network of a structure table: the median over seeds of the layers from which on LP and L-map
+    pruning are effective (a seed where pruning never becomes effective ranks after every layer, so the median is
+    missing when most seeds have none), the mean test accuracy, and the standard structure where at least half the
+    seeds have it. With one seed, the seed's own values."""
     keys = ["variant", "depth", "width"]
-    layers = ["lmap_layer", "lp_layer"]
+    layers = ["lmap_effective_from", "lp_effective_from"]
     frame = structure[keys].copy()
     for column in layers:  # "never effective" as +inf: the median then ranks it last
         frame[column] = structure[column].astype("float64").fillna(np.inf)
@@ -164,7 +147,7 @@ class Residual(Experiment):
         "lp": ("variant", "depth", "width", "seed", "layer", "split", "accuracy"),
         "structure": ("variant", "depth", "width", "seed", *STRUCTURE_COLUMNS),
     }
-    nullable = {"structure": ("lp_layer", "lmap_layer", "lp_first", "lmap_first", "linear_tail")}
+    nullable = {"structure": (*EFFECTIVE_COLUMNS, "linear_tail")}
     scales = {
         "smoke": ResidualConfig(
             data=DataSpec("mnist5k", train_size=500, test_size=200), depths=(3, 4), widths=(8,), epochs=2,
@@ -235,7 +218,7 @@ class Residual(Experiment):
                 variant: float(rows["standard_structure"].mean()) for variant, rows in table.groupby("variant")
             },
         }
-        for value in ("standard_structure", "lmap_layer", "lp_layer", "linear_tail", "test_accuracy"):
+        for value in ("standard_structure", "lmap_effective_from", "lp_effective_from", "linear_tail", "test_accuracy"):
             out[value] = by_network(table, keys, value)
         return out
 

@@ -175,8 +175,8 @@ class Structure(Experiment):
                 hidden = geo[geo["layer"] >= 1]
                 per_seed.append({
                     "test_accuracy": acc,
-                    "lmap_effective_layer": effective_layer(t["lmap"], acc),
-                    "lp_effective_layer": effective_layer(t["lp"], acc),
+                    "lmap_effective_earliest": effective_layer(t["lmap"], acc, rule="earliest"),
+                    "lp_effective_earliest": effective_layer(t["lp"], acc, rule="earliest"),
                     "rpd_gradient_first": float(rs["gradient"].iloc[0]),
                     "rpd_gradient_last": float(rs["gradient"].iloc[-1]),
                     "centre_similarity_first": float(hidden["centre_similarity"].iloc[0]),
@@ -188,7 +188,7 @@ class Structure(Experiment):
             for key in first:
                 values = [row[key] for row in per_seed]
                 out[f"{variant}_{key}"] = values[0] if len(values) == 1 else values
-            lp, lmap = first["lp_effective_layer"], first["lmap_effective_layer"]
+            lp, lmap = first["lp_effective_earliest"], first["lmap_effective_earliest"]
             out[f"{variant}_lp_before_lmap"] = lp is not None and (lmap is None or lp < lmap)
         history = tables["history"]
         final = history[(history["split"] == "test") & (history["bn_mode"] == "running")]

@@ -14,7 +14,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from netdyn.analysis.config import EFFECTIVE_TOLERANCE
+from netdyn.analysis.network import EFFECTIVE_TOLERANCE, is_effective
 from netdyn.errors import ConfigError
 from netdyn.plots._base import (
     SequentialPalette,
@@ -105,7 +105,7 @@ def plot_layer_accuracy(
             )[0]
         )
         if network is not None:
-            effective = rows[rows["accuracy"] >= network - tolerance]
+            effective = rows[is_effective(rows["accuracy"], network, tolerance)]
             ax.plot(
                 effective["layer"].to_numpy(),
                 effective["accuracy"].to_numpy(),

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from netdyn.analysis.config import EFFECTIVE_TOLERANCE
+from netdyn.analysis.network import EFFECTIVE_TOLERANCE
 from netdyn.errors import ConfigError
 from netdyn.plots._base import (
     SequentialPalette,
@@ -122,14 +122,16 @@ def plot_effective_layers(
     """Where pruning becomes effective, relative to the depth, across network sizes: one panel per ``by``
     value (plain, residual), ``x`` on the horizontal axis (log scale) and one colour per ``hue`` value.
 
-    ``structure`` has the columns ``x, hue, by, depth, lmap_layer, lp_layer, standard_structure``: the first
-    layers from which on L-map and LP pruning are effective (NaN: never before the output) and whether the
-    network has the standard structure. The y axis is layer / depth: 1 is the last hidden layer (no linear
-    tail), smaller values a longer tail. L-map points are filled where the standard structure holds. Each
-    ``hue`` is drawn slightly to the side of its ``x`` so that coinciding points stay visible.
+    ``structure`` has the columns ``x, hue, by, depth, lmap_effective_from, lp_effective_from,
+    standard_structure``: the first layers from which on L-map and LP pruning are effective (``effective_layer``
+    with ``rule="from"``; NaN: never before the output) and whether the network has the standard structure.
+    The y axis is layer / depth: 1 is the last hidden layer (no linear tail), smaller values a longer tail. L-map
+    points are filled where the standard structure holds. Each ``hue`` is drawn slightly to the side of its
+    ``x`` so that coinciding points stay visible.
     """
     func = "plot_effective_layers"
-    needed = list(dict.fromkeys([x, hue, by, "depth", "lmap_layer", "lp_layer", "standard_structure"]))
+    needed = list(dict.fromkeys([x, hue, by, "depth", "lmap_effective_from", "lp_effective_from",
+                                 "standard_structure"]))
     require_columns(structure, needed, func, "structure")
     require_unique(structure, list(dict.fromkeys([x, hue, by])), func, "keep one row per network (filter seed)")
     panels = sorted(pd.unique(structure[by]).tolist())
@@ -152,8 +154,8 @@ def plot_effective_layers(
             # each hue a little to the side on the log axis, so coinciding points stay visible
             shift = 2.0 ** (0.06 * (palette.values.index(value) - (n_hues - 1) / 2))
             where = part[x].to_numpy(float) * shift
-            lmap = part["lmap_layer"].to_numpy(float, na_value=np.nan) / depth
-            lp = part["lp_layer"].to_numpy(float, na_value=np.nan) / depth
+            lmap = part["lmap_effective_from"].to_numpy(float, na_value=np.nan) / depth
+            lp = part["lp_effective_from"].to_numpy(float, na_value=np.nan) / depth
             ax.plot(where, lmap, color=color, lw=1.6, label=f"L-map, {palette.label(value)}")
             ax.plot(where, lp, color=color, lw=1.2, ls="--", marker="s", ms=5, mfc="white",
                     label=f"LP, {palette.label(value)}")
@@ -202,8 +204,8 @@ def plot_lmap_training(
     ``lmap`` is an ``lmap_accuracy`` table over checkpoints (``step, layer, split, accuracy``) of one run;
     ``history`` its training history (``step, split, bn_mode, accuracy``); ``network`` optionally the
     network's own accuracy at the same checkpoints (``step, split, accuracy``: running statistics, the ones
-    the L-map folds in); ``tail`` optionally ``step, lmap_layer`` (the first layer from which on L-map pruning
-    is effective). ``chance_until`` shades the steps before it: before the network's accuracy (running
+    the L-map folds in); ``tail`` optionally ``step, lmap_effective_from`` (the first layer from which on L-map
+    pruning is effective). ``chance_until`` shades the steps before it: before the network's accuracy (running
     statistics) has risen, near chance, where every L-map agrees with it trivially. ``layers`` keeps those
     layers; ``split`` is the set the L-map is scored on. ``axes``: two Axes, three with ``tail``.
     """
@@ -215,7 +217,7 @@ def plot_lmap_training(
         raise ConfigError(f"{func}: the lmap table has no rows with split={split!r}")
     require_unique(rows, ["step", "layer"], func, "pass one run's table")
     if tail is not None:
-        require_columns(tail, ["step", "lmap_layer"], func, "tail")
+        require_columns(tail, ["step", "lmap_effective_from"], func, "tail")
         require_unique(tail, ["step"], func, "pass one run's tail table")
     n = 2 if tail is None else 3
     fig, panels = stacked_axes(axes, n, (7.6, 3.3 * n + 0.6), func)
@@ -253,9 +255,9 @@ def plot_lmap_training(
                     label=f"train accuracy ({words.get(bn_mode, bn_mode)})")
     if tail is not None:
         part = tail.sort_values("step")
-        panels[2].plot(part["step"], part["lmap_layer"].astype(float), color="C2", marker="o", ms=3, lw=1.4,
-                       drawstyle="steps-post", label=f"first layer of the linear tail ({split} set)")
-        top_layer = max(rows["layer"].max(), float(np.nanmax(part["lmap_layer"].astype(float))))
+        panels[2].plot(part["step"], part["lmap_effective_from"].astype(float), color="C2", marker="o", ms=3,
+                       lw=1.4, drawstyle="steps-post", label=f"first layer of the linear tail ({split} set)")
+        top_layer = max(rows["layer"].max(), float(np.nanmax(part["lmap_effective_from"].astype(float))))
         panels[2].set_ylim(-0.5, top_layer + 1)
         panels[2].yaxis.set_major_locator(MaxNLocator(integer=True))
         panels[2].set_ylabel("L-map effective\nfrom layer")

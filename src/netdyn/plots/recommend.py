@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from netdyn.plots._base import SequentialPalette, new_figure, require_columns
 
-_COLUMNS = ["depth", "width", "test_accuracy_mean", "test_accuracy_std", "lmap_layer_median",
+_COLUMNS = ["depth", "width", "test_accuracy_mean", "test_accuracy_std", "lmap_effective_earliest_median",
             "sample_basin_mean", "sample_basin_std", "weight_basin_mean", "weight_basin_std"]
 
 
@@ -40,7 +40,8 @@ def plot_recommendation(evidence: pd.DataFrame, summary: Mapping[str, Any] | Non
     for width, part in table.groupby("width", sort=True):
         color, label = widths.color(width), widths.label(width)
         _errorbar(acc_ax, part["depth"], part["test_accuracy_mean"], part["test_accuracy_std"], color, label)
-        lmap_ax.plot(part["depth"], part["lmap_layer_median"], color=color, marker="o", markersize=4, label=label)
+        lmap_ax.plot(part["depth"], part["lmap_effective_earliest_median"], color=color, marker="o", markersize=4,
+                     label=label)
         _errorbar(basin_ax, part["depth"], part["sample_basin_mean"], part["sample_basin_std"], color, label)
     grid_depths = sorted(table["depth"].unique())
     lmap_ax.plot(grid_depths, grid_depths, color="#999999", linestyle=":", label="no pruning (l* = depth)")
