@@ -21,9 +21,8 @@ from netdyn.analysis.basins import (
     _interval,
     _layer_params,
     _param_noise,
+    _perturbed_tensors,
     _run_grid,
-    _stack_layers,
-    _stacked_logits,
     bn_perturbation,
     nearest_train_distance,
     sample_basin,
@@ -31,7 +30,7 @@ from netdyn.analysis.basins import (
 )
 from netdyn.data import Dataset
 from netdyn.errors import ConfigError
-from netdyn.models import MLP
+from netdyn.models import MLP, stacked_forward
 
 # short explicit grids leave sizes unreached on purpose; the warning itself is tested with pytest.warns
 pytestmark = pytest.mark.filterwarnings("ignore:.*accuracy never fell.*:RuntimeWarning")
@@ -243,8 +242,8 @@ def test_batched_weight_noise_equals_perturbed_copies(residual, blobs):
     cases = (({1, 2, 3, 4, 5}, True, True), ({3}, False, True), ({5}, True, False))
     for layers, include_bias, include_bn in cases:
         with torch.no_grad():
-            folded = _stack_layers(net, eps, reps, seeds, layers, include_bias, include_bn)
-            batched = _stacked_logits(net, folded, x)
+            perturbed = _perturbed_tensors(net, eps, reps, seeds, layers, include_bias, include_bn)
+            batched = stacked_forward(net, perturbed, x, bn_mode="running")
         for k in range(len(eps)):
             copy_net = copy.deepcopy(net)
             kinds = {_WEIGHT} | ({_BIAS} if include_bias else set())

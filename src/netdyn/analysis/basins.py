@@ -36,13 +36,14 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from netdyn.analysis._common import (
     make_generator,
@@ -52,10 +53,9 @@ from netdyn.analysis._common import (
     seeded_subset,
     walk,
 )
-from netdyn.analysis.lmap import affine_layer
 from netdyn.data.samples import DataLike, SampleSet, as_samples, check_labels
 from netdyn.errors import ConfigError
-from netdyn.models import MLP
+from netdyn.models import MLP, fold_batchnorm, stacked_forward
 
 DEFAULT_CHUNK_BUDGET = 512 << 20  # bytes one forward pass of perturbed copies may take on an accelerator
 CPU_CHUNK_BUDGET = 64 << 20  # on a CPU, where smaller passes stay in cache and run faster
@@ -65,6 +65,7 @@ NOISE_BLOCK = 256  # samples per noise stream
 CURVE_COLUMNS = ["eps", "accuracy", "ci_low", "ci_high"]
 PER_SAMPLE_COLUMNS = ["sample", "label", "radius"]
 _WEIGHT, _BIAS, _BN_WEIGHT, _BN_BIAS = range(4)  # parameter kinds of a layer, for the weight-noise seeds
+_KIND_NAMES = {_WEIGHT: "linear.weight", _BIAS: "linear.bias", _BN_WEIGHT: "bn.weight", _BN_BIAS: "bn.bias"}
 _MAX_SEED = 2**62
 
 
@@ -361,7 +362,7 @@ def _sample_tally(
             e = eps_t[e0 : e0 + eps_per_pass]
             batch = (x_l + e[:, None, None, None] * delta).reshape(-1, widths[layer])
             prev = None
-            if skip:
+            if skip and x_prev is not None:  # layer l + 1 joins x^{l-1}
                 prev = x_prev.expand(len(e), repeats, *x_prev.shape).reshape(-1, x_prev.shape[-1])
             logits = net.run_from(layer, batch, prev, bn_mode="running")
             hit = logits.argmax(1).view(len(e), repeats, s1 - s0) == hits_label
@@ -443,60 +444,25 @@ def _perturbed_kinds(net: MLP, l: int, layers: set[int], include_bias: bool, inc
     return kinds & set(_layer_params(net, l))
 
 
-def _stack_layers(
+def _perturbed_tensors(
     net: MLP, eps: torch.Tensor, reps: torch.Tensor, seeds: np.ndarray, layers: set[int],
     include_bias: bool, include_bn: bool,
-) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
-    """Per layer, the folded affine map z = W' x + b' (Linear + running-mode BN) of K perturbed networks.
+) -> dict[str, torch.Tensor]:
+    """The perturbed parameters of K networks, one per (eps[k], reps[k]).
 
-    There is one network per (eps[k], reps[k]): W' is [K, out, in] (or [out, in] where the layer is not perturbed), b'
-    [K, out] or [out].
+    They are stacked ``[K, ...]`` by state-dict name (what :func:`~netdyn.models.stacked_forward` reads; the
+    parameters left out are the net's own).
     """
     unique, position = torch.unique(reps, return_inverse=True)
-    folded = []
+    tensors = {}
     for l in range(1, net.n_layers + 1):
         params = _layer_params(net, l)
-        kinds = _perturbed_kinds(net, l, layers, include_bias, include_bn)
-        value = {}
-        for kind, p in params.items():
-            if kind in kinds:
-                noise = torch.stack([_param_noise(p, seeds[l - 1, kind, r]) for r in unique.tolist()])
-                value[kind] = noise[position].mul_(eps.view(-1, *([1] * p.dim()))).add_(p)  # a fresh [K, ...]
-            else:
-                value[kind] = p
-        w, b = value[_WEIGHT], value.get(_BIAS)
-        bn = net.block(l).bn
-        if bn is not None:
-            g = value[_BN_WEIGHT] * torch.rsqrt(bn.running_var + bn.eps)
-            shift = -bn.running_mean if b is None else b - bn.running_mean
-            w = w.mul_(g.unsqueeze(-1)) if w.dim() == 3 else g.unsqueeze(-1) * w  # in place: our own copy
-            b = g * shift + value[_BN_BIAS]
-        folded.append((w, b))
-    return folded
-
-
-def _affine(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-    """The affine map x W'^T + b' with a shared [n, in] or stacked [K, n, in] input and shared or stacked W', b'."""
-    if w.dim() == 3 and x.dim() == 2:  # one GEMM for all K networks
-        k, out, _ = w.shape
-        z = (x @ w.reshape(k * out, -1).T).view(x.shape[0], k, out).transpose(0, 1)
-    else:
-        z = torch.matmul(x, w.transpose(-1, -2))
-    if b is not None:
-        z = z + (b.unsqueeze(-2) if b.dim() == 2 else b)
-    return z
-
-
-def _stacked_logits(
-    net: MLP, folded: list[tuple[torch.Tensor, torch.Tensor | None]], x: torch.Tensor
-) -> torch.Tensor:
-    """Logits [K, n, C] of the K networks of ``folded`` on the same samples x [n, d] (BN in running mode)."""
-    prev2: torch.Tensor | None = None
-    for block, (w, b) in zip(net.blocks, folded, strict=True):
-        _, out = block.join(_affine(x, w, b), prev2)
-        prev2, x = x, out
-    k = max(w.shape[0] if w.dim() == 3 else 1 for w, _ in folded)
-    return x.expand(k, *x.shape[-2:])
+        for kind in _perturbed_kinds(net, l, layers, include_bias, include_bn):
+            p = params[kind]
+            noise = torch.stack([_param_noise(p, seeds[l - 1, kind, r]) for r in unique.tolist()])
+            stacked = noise[position].mul_(eps.view(-1, *([1] * p.dim()))).add_(p)  # a fresh [K, ...]
+            tensors[f"blocks.{l - 1}.{_KIND_NAMES[kind]}"] = stacked
+    return tensors
 
 
 def _weight_tally(
@@ -518,11 +484,12 @@ def _weight_tally(
     by_repeat = torch.zeros(n_eps, repeats, dtype=torch.int64, device=device)
     for k0 in range(0, n_eps * repeats, per_net):
         pe, pr = pair_eps[k0 : k0 + per_net], pair_rep[k0 : k0 + per_net]
-        folded = _stack_layers(net, eps_t[pe], pr, seeds, layers, include_bias, include_bn)
+        perturbed = _perturbed_tensors(net, eps_t[pe], pr, seeds, layers, include_bias, include_bn)
         step = max(1, budget // 2 // (len(pe) * row_bytes))
         for s0 in range(0, n, step):
             xb = x[s0 : s0 + step].to(device=device, dtype=dtype)
-            hit = _stacked_logits(net, folded, xb).argmax(-1) == labels[s0 : s0 + step]  # [K, ns]
+            logits = stacked_forward(net, perturbed, xb, bn_mode="running")  # [K, ns, C]
+            hit = logits.argmax(-1) == labels[s0 : s0 + step]
             correct[:, s0 : s0 + step].index_add_(0, pe, hit.to(torch.int32))
             by_repeat.index_put_((pe, pr), hit.sum(1), accumulate=True)
     return _Tally(eps, correct.cpu().numpy(), by_repeat.cpu().numpy())
@@ -636,54 +603,81 @@ def bn_perturbation(
     batch_size = _check_count(batch_size, "batch_size")
     if not 2 <= batch_size <= total:
         raise ConfigError(f"batch_size must be in 2..{total} (the training set size), got {batch_size}")
-    per_epoch = total // batch_size
-    n_batches = per_epoch if n_batches is None else _check_count(n_batches, "n_batches")
+    n_batches = total // batch_size if n_batches is None else _check_count(n_batches, "n_batches")
     bn_layers = [l for l in net.hidden_layers if net.block(l).bn is not None]
     if not bn_layers:
         empty = {"layer": pd.Series([], dtype="int64"), "eps_equivalent": pd.Series([], dtype="float64")}
         return pd.DataFrame(empty)
     gen = make_generator(seed)
-    folds = {}
     with torch.no_grad():
-        for l in bn_layers:
-            block = net.block(l)
-            w_run, b_run = affine_layer(net, l)
-            bias = block.linear.bias
-            bias = bias.double() if bias is not None else torch.zeros_like(b_run)
-            g_run = block.bn.weight.double() * torch.rsqrt(block.bn.running_var.double() + block.bn.eps)
-            folds[l] = {
-                "row_sq": (block.linear.weight.double() ** 2).sum(1),
-                "bias": bias,
-                "g_run": g_run,
-                "shift_run": g_run * block.bn.running_mean.double(),
-                "norm_run": torch.sqrt((w_run**2).sum() + (b_run**2).sum()),
-            }
+        folds = {l: _RowFold.of(bn, net.block(l).linear) for l in bn_layers if (bn := net.block(l).bn) is not None}
         totals = dict.fromkeys(bn_layers, 0.0)
-        last = bn_layers[-1]
-        done = 0
-        while done < n_batches:
-            order = torch.randperm(total, generator=gen)
-            for k in range(min(per_epoch, n_batches - done)):
-                batch = x[order[k * batch_size : (k + 1) * batch_size]]
-                steps = walk(net, batch, bn_mode="batch")
-                prev = None
-                for l, x_l, _ in steps:
-                    if l in folds:
-                        f = folds[l]
-                        block = net.block(l)
-                        a = block.linear(prev).double()
-                        mean, var = a.mean(0), a.var(0, unbiased=False)
-                        g = block.bn.weight.double() * torch.rsqrt(var + block.bn.eps)
-                        dg = g - f["g_run"]
-                        db = dg * f["bias"] - g * mean + f["shift_run"]  # beta cancels
-                        diff = torch.sqrt((dg**2 * f["row_sq"]).sum() + (db**2).sum())
-                        totals[l] += (diff / f["norm_run"]).item()
-                    if l == last:
-                        break
-                    prev = x_l
-                steps.close()
-            done += min(per_epoch, n_batches - done)
+        for batch in _training_batches(x, batch_size, n_batches, gen):
+            for l, a in _bn_local_fields(net, batch, bn_layers):
+                totals[l] += folds[l].distance(a.double())
     return pd.DataFrame(
         {"layer": bn_layers, "eps_equivalent": [totals[l] / n_batches for l in bn_layers]},
         columns=["layer", "eps_equivalent"],
     )
+
+
+@dataclass
+class _RowFold:
+    """One batch-norm layer's Linear and batch norm folded on the Linear's row norms (float64).
+
+    Folding scales whole rows (``W~ = diag(g) W``), so the Frobenius distance between two folds of the layer,
+    ``||[W~_a - W~_b | b~_a - b~_b]||``, is the distance between the folds of the row norms ``[out, 1]``: the
+    ``out x in`` matrices are never formed.
+    """
+
+    bn: nn.BatchNorm1d
+    row_norms: torch.Tensor
+    bias: torch.Tensor | None
+    running: torch.Tensor
+    """The fold with the running statistics, ``[g ||W_i|| | b~]`` flattened."""
+
+    @classmethod
+    def of(cls, bn: nn.BatchNorm1d, linear: nn.Linear) -> _RowFold:
+        row_norms = torch.linalg.vector_norm(linear.weight.double(), dim=1, keepdim=True)
+        bias = linear.bias.double() if linear.bias is not None else None
+        return cls(bn, row_norms, bias, _fold_rows(bn, row_norms, bias))
+
+    def distance(self, a: torch.Tensor) -> float:
+        """||W~_batch - W~_run||_F / ||W~_run||_F, W~_batch folded with the (biased) statistics of a^l ``[n, out]``."""
+        batch = _fold_rows(self.bn, self.row_norms, self.bias, a.mean(0), a.var(0, unbiased=False))
+        return (torch.linalg.vector_norm(batch - self.running) / torch.linalg.vector_norm(self.running)).item()
+
+
+def _fold_rows(
+    bn: nn.BatchNorm1d, row_norms: torch.Tensor, bias: torch.Tensor | None,
+    mean: torch.Tensor | None = None, var: torch.Tensor | None = None,
+) -> torch.Tensor:
+    w, b = fold_batchnorm(bn, row_norms, bias, mean, var)
+    return torch.cat([w.flatten(), b])
+
+
+def _training_batches(x: torch.Tensor, batch_size: int, n_batches: int, gen: torch.Generator) -> Iterator[torch.Tensor]:
+    """``n_batches`` full batches: consecutive slices of seeded permutations of the training set, epoch by epoch."""
+    total = x.shape[0]
+    per_epoch = total // batch_size
+    done = 0
+    while done < n_batches:
+        order = torch.randperm(total, generator=gen)
+        for k in range(min(per_epoch, n_batches - done)):
+            yield x[order[k * batch_size : (k + 1) * batch_size]]
+        done += min(per_epoch, n_batches - done)
+
+
+def _bn_local_fields(net: MLP, batch: torch.Tensor, bn_layers: Sequence[int]) -> Iterator[tuple[int, torch.Tensor]]:
+    """``(l, a^l)`` of a batch for the batch-norm layers, propagated in batch mode up to the last of them."""
+    steps = walk(net, batch, bn_mode="batch")
+    prev = None
+    try:
+        for l, x_l, _ in steps:
+            if l in bn_layers:
+                yield l, net.block(l).linear(prev)
+            if l == bn_layers[-1]:
+                break
+            prev = x_l
+    finally:
+        steps.close()

@@ -23,34 +23,7 @@ from netdyn.analysis._common import (
 )
 from netdyn.data.samples import DataLike
 from netdyn.errors import ConfigError
-from netdyn.models import MLP
-
-
-def bn_affine(net: MLP, j: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """Batch norm of layer j as z = g * a + d (running statistics), in float64; None where there is none."""
-    bn = net.block(j).bn
-    if bn is None:
-        return None
-    inv = torch.rsqrt(bn.running_var.double() + bn.eps)
-    g = bn.weight.double() * inv
-    d = bn.bias.double() - bn.running_mean.double() * g
-    return g, d
-
-
-def affine_layer(net: MLP, j: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Layer j's Linear and batch norm folded into z^j = W~ x^{j-1} + b~ (float64, running statistics)."""
-    lin = net.block(j).linear
-    w = lin.weight.detach().double()
-    b = (
-        lin.bias.double()
-        if lin.bias is not None
-        else torch.zeros(w.shape[0], dtype=torch.float64, device=w.device)
-    )
-    folded = bn_affine(net, j)
-    if folded is not None:
-        g, d = folded
-        w, b = g[:, None] * w, g * b + d
-    return w, b
+from netdyn.models import MLP, fold_block
 
 
 def lmap_matrix(net: MLP, l: int, with_skip: bool = False):
@@ -67,12 +40,12 @@ def lmap_matrix(net: MLP, l: int, with_skip: bool = False):
     with torch.no_grad():
         # coefficient of h^L on each v_j, j = l-1..L-1, where v_j is the linearised x^j
         coef: dict[int, torch.Tensor] = {}
-        w_out, b_out = affine_layer(net, L)
+        w_out, b_out = fold_block(net.block(L), torch.float64)
         coef[L - 1] = w_out
         const = b_out.clone()
         for j in range(L - 1, l, -1):
             g = coef.pop(j)
-            w_j, b_j = affine_layer(net, j)
+            w_j, b_j = fold_block(net.block(j), torch.float64)
             const = const + g @ b_j
             coef[j - 1] = coef.get(j - 1, 0) + g @ w_j
             if net.block(j).skip is not None:  # pre or post: identical once f is the identity

@@ -3,5 +3,21 @@
 from netdyn.models.activations import ACTIVATIONS, Gauss, gauss
 from netdyn.models.mlp import BN_MODES, MLP, LayerBlock, Trace
 from netdyn.models.spec import INITS, RESIDUALS, ModelSpec
+from netdyn.models.stacked import StackedMLP, fold_batchnorm, fold_block, stacked_forward
 
-__all__ = ["ACTIVATIONS", "BN_MODES", "INITS", "MLP", "RESIDUALS", "Gauss", "LayerBlock", "ModelSpec", "Trace", "gauss"]
+__all__ = [
+    "ACTIVATIONS",
+    "BN_MODES",
+    "INITS",
+    "MLP",
+    "RESIDUALS",
+    "Gauss",
+    "LayerBlock",
+    "ModelSpec",
+    "StackedMLP",
+    "Trace",
+    "fold_batchnorm",
+    "fold_block",
+    "gauss",
+    "stacked_forward",
+]

@@ -3,18 +3,20 @@ as one.
 
 Each parameter of the shared architecture is one leaf tensor ``[P, *shape]`` stacking the members' copies (in the
 order of ``net.parameters()``, the order :func:`~netdyn.training.loop.make_optimizer` numbers them), and so is
-each piece of optimiser state. A step runs the MLP's forward pass written functionally on those stacks (batched
-matmuls over one minibatch per member), one backward pass for the summed member losses (members share no
-computation, so each row of a gradient is that member's own gradient), and one optimiser update for the whole
-population: on the CPU one call of torch's fused Adam / AdamW kernel (per group of members sharing lr, weight
-decay and step count), elsewhere a handful of in-place operations per parameter, instead of P optimisers' loops.
+each piece of optimiser state. A step runs the stacked forward pass of :class:`~netdyn.models.stacked.StackedMLP`
+(the one stacked forward of the models; batched matmuls over one minibatch per member), one backward pass for the
+summed member losses (members share no computation, so each row of a gradient is that member's own gradient), and
+one optimiser update for the whole population: on the CPU one call of torch's fused Adam / AdamW kernel (per group
+of members sharing lr, weight decay and step count), elsewhere a handful of in-place operations per parameter,
+instead of P optimisers' loops.
 
 Activations are kept feature-major, ``[P, features, B]`` (a^T = W x^T + b): every weight gradient then comes out
 of the backward pass contiguous in the weight's own layout, with no transposing copy, and cross-entropy takes the
-logits as they are. This functional forward was chosen over ``torch.func.vmap`` + ``functional_call``: it needs
-no module buffers threaded through vmap, returns the batch-norm statistics as plain values (to be masked per
-member), lets layer 1's weight gradient land in a reused buffer, and ran about 1.25x faster than vmap with the same
-optimiser step (8 members of 784-200-200-10, 2 CPU cores; ``benchmarks/bench_population.py`` times the engine).
+logits as they are. The stacked forward returns the batch-norm statistics as plain values (to be masked per
+member), and the engine forms layer 1's local field itself so that layer 1's weight gradient lands in a reused
+buffer; with the same optimiser step this ran about 1.25x faster than ``torch.func.vmap`` over
+``functional_call`` (8 members of 784-200-200-10, 2 CPU cores; ``benchmarks/bench_population.py`` times the
+engine).
 
 Divergence is handled per member, on the device: a member whose loss is not finite is masked from that step on.
 Masking uses no ``torch.where`` on the big tensors (slow on CPU, and it needs temporaries): the masked member's
@@ -27,7 +29,6 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -37,7 +38,7 @@ from torch.optim.adam import adam as _functional_adam
 from netdyn._device import resolve_device
 from netdyn.errors import ConfigError, ModelError
 from netdyn.models import MLP, ModelSpec
-from netdyn.models.mlp import LayerBlock
+from netdyn.models.stacked import BatchStats, StackedMLP
 from netdyn.training.config import TrainConfig, steps_per_epoch
 from netdyn.training.loop import EVAL_CHUNK, epoch_permutation, make_optimizer
 
@@ -45,21 +46,6 @@ from netdyn.training.loop import EVAL_CHUNK, epoch_permutation, make_optimizer
 _FREE_ARCH_FIELDS = ("seed", "init", "init_scale")
 #: TrainConfig fields every member must share (lr, weight_decay, momentum and seed may differ).
 _SHARED_CONFIG_FIELDS = ("optimizer", "batch_size", "loss", "dtype")
-
-
-@dataclass(frozen=True)
-class _BlockLayout:
-    """What the functional forward needs to know about one layer block of the shared architecture."""
-
-    prefix: str
-    """State-dict prefix of the block, e.g. ``"blocks.0."``."""
-    layer: LayerBlock
-    """The template net's block: its :meth:`~netdyn.models.mlp.LayerBlock.join` (skip and transfer function,
-    no parameters) is applied to the stacked local fields."""
-    batchnorm: bool
-    """Whether the block has a BatchNorm1d."""
-    bias: bool
-    """Whether the block's Linear has a bias."""
 
 
 def _per_sample_loss(logits: torch.Tensor, labels: torch.Tensor, kind: str) -> torch.Tensor:
@@ -130,32 +116,27 @@ class PopulationEngine:
 
         self._keys = list(template.state_dict().keys())
         self._names = [name for name, _ in template.named_parameters()]
-        self._blocks = [
-            _BlockLayout(
-                prefix=f"blocks.{k}.",
-                layer=block,
-                batchnorm=block.bn is not None,
-                bias=block.linear.bias is not None,
-            )
-            for k, block in enumerate(template.blocks)
-        ]
-        self._bn_eps = template.spec.bn_eps
+        self._net = StackedMLP(template)
+        self._first_bias = template.block(1).linear.bias is not None
+        self._bn_prefixes = [f"blocks.{k}.bn." for k, block in enumerate(template.layer_blocks) if block.bn is not None]
         self._bn_momentum = template.spec.bn_momentum
         self._groups = [
             make_optimizer(net, cfg).state_dict()["param_groups"] for net, cfg in zip(nets, configs, strict=True)
         ]
 
-        opts = {"device": self.device, "dtype": self.dtype}
         with torch.no_grad():
             members = [list(net.parameters()) for net in nets]
             self._params = [
-                torch.stack([params[j].detach().to(**opts) for params in members]).requires_grad_()
+                torch.stack([p[j].detach().to(device=self.device, dtype=self.dtype) for p in members]).requires_grad_()
                 for j in range(len(self._names))
             ]
-            self._stats = {}
+            self._stats: dict[str, torch.Tensor] = {}
             for name, buf in template.named_buffers():
                 stack = torch.stack([dict(net.named_buffers())[name].detach().to(self.device) for net in nets])
                 self._stats[name] = stack.to(self.dtype) if buf.is_floating_point() else stack
+        #: Every member's parameters and buffers by state-dict name, stacked: what the forward pass reads. The
+        #: tensors are updated in place, so this mapping stays valid.
+        self._tensors: dict[str, torch.Tensor] = {**dict(zip(self._names, self._params, strict=True)), **self._stats}
 
         def column(values: list[float]) -> torch.Tensor:
             # float64, as torch.optim's Python-float hyperparameters: each step's coefficients are formed in double
@@ -186,61 +167,6 @@ class PopulationEngine:
         self._perms: tuple[int, torch.Tensor] | None = None
         self._batches: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._input_grad = torch.empty_like(self._params[0], requires_grad=False)
-
-    # ------------------------------------------------------------------ the forward pass
-    def _forward(self, x: torch.Tensor, bn_mode: str) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
-        """Feature-major logits ``[P, C, B]`` of every member, as ``MLP.forward`` computes them, and each batch
-        norm's batch (mean, biased variance), ``[P, C]`` each.
-
-        ``x`` is ``[P, d, B]`` (one minibatch per member, feature-major) or ``[B, d]`` (one batch for all).
-        ``bn_mode`` is "train" or "batch" (normalise by the batch's statistics) or "running".
-        """
-        params = dict(zip(self._names, self._params, strict=True))
-        return self._forward_from(params, self._linear(params, self._blocks[0], x), bn_mode)
-
-    def _forward_from(
-        self, params: dict[str, torch.Tensor], a: torch.Tensor, bn_mode: str
-    ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
-        """The forward pass from layer 1's a^1 on (the input x^0 joins no skip, so a^1 is all it needs)."""
-        stats: list[tuple[torch.Tensor, torch.Tensor]] = []
-        prev2 = x = None
-        *hidden, output = self._blocks
-        for k, block in enumerate(hidden):
-            z = a if k == 0 else self._linear(params, block, x)
-            if block.batchnorm:
-                z = self._normalize(params, block, z, bn_mode, stats)
-            _, out = block.layer.join(z, prev2)
-            prev2, x = x, out
-        return self._linear(params, output, x), stats
-
-    def _linear(self, params: dict[str, torch.Tensor], block: _BlockLayout, x: torch.Tensor) -> torch.Tensor:
-        """a^T = W x^T + b for every member: a batched matmul, or for a shared ``[B, d]`` batch one GEMM against
-        all members' weights at once."""
-        weight = params[block.prefix + "linear.weight"]
-        bias = params[block.prefix + "linear.bias"].unsqueeze(2) if block.bias else None
-        if x.dim() == 2:
-            a = (weight.flatten(0, 1) @ x.T).view(self.size, -1, x.shape[0])
-            return a if bias is None else a + bias
-        return torch.bmm(weight, x) if bias is None else torch.baddbmm(bias, weight, x)
-
-    def _normalize(
-        self,
-        params: dict[str, torch.Tensor],
-        block: _BlockLayout,
-        a: torch.Tensor,
-        bn_mode: str,
-        stats: list[tuple[torch.Tensor, torch.Tensor]],
-    ) -> torch.Tensor:
-        """z^l = BN(a^l) per member and feature; batch statistics (appended to ``stats``) unless "running"."""
-        p = block.prefix
-        if bn_mode == "running":
-            mean = self._stats[p + "bn.running_mean"].unsqueeze(2)
-            var = self._stats[p + "bn.running_var"].unsqueeze(2)
-        else:
-            var, mean = torch.var_mean(a, dim=2, correction=0, keepdim=True)
-            stats.append((mean.detach().squeeze(2), var.detach().squeeze(2)))
-        scale = torch.rsqrt(var + self._bn_eps) * params[p + "bn.weight"].unsqueeze(2)
-        return (a - mean) * scale + params[p + "bn.bias"].unsqueeze(2)
 
     # ------------------------------------------------------------------ training
     def batch_indices(self, step: int) -> torch.Tensor:
@@ -299,18 +225,17 @@ class PopulationEngine:
         would form them, but with the weight's (P x width x d, the largest tensor of a step) written into a
         buffer kept across steps (see :meth:`_gather`).
         """
-        params = dict(zip(self._names, self._params, strict=True))
-        first = self._blocks[0]
-        n_first = 2 if first.bias else 1
+        n_first = 2 if self._first_bias else 1
+        stats: BatchStats = []
         with torch.no_grad():
-            a = self._linear(params, first, x.transpose(1, 2))
+            a = self._net.linear(self._tensors, 1, x.transpose(1, 2))
         with torch.enable_grad():
-            logits, stats = self._forward_from(params, a.requires_grad_(), "train")
+            logits = self._net.forward_from(self._tensors, a.requires_grad_(), "train", stats)
             losses = _per_sample_loss(logits, labels, self.loss).mean(1)
             grad_a, *grads = torch.autograd.grad(losses.sum(), [a, *self._params[n_first:]])
         with torch.no_grad():
             first_grads = [torch.bmm(grad_a, x, out=self._input_grad)]
-            if first.bias:
+            if self._first_bias:
                 first_grads.append(grad_a.sum(2))
         return losses.detach(), stats, first_grads + grads
 
@@ -336,17 +261,15 @@ class PopulationEngine:
         self, stats: list[tuple[torch.Tensor, torch.Tensor]], batch: int, active: torch.Tensor
     ) -> None:
         """BatchNorm1d's training-mode update, per member: running_var takes the unbiased batch variance."""
-        bn_blocks = [block for block in self._blocks if block.batchnorm]
         m = self._bn_momentum
         keep = active.view(-1, 1)
-        for block, (mean, var) in zip(bn_blocks, stats, strict=True):
-            p = block.prefix
-            running_mean, running_var = self._stats[p + "bn.running_mean"], self._stats[p + "bn.running_var"]
+        for p, (mean, var) in zip(self._bn_prefixes, stats, strict=True):
+            running_mean, running_var = self._stats[p + "running_mean"], self._stats[p + "running_var"]
             # small [P, C] tensors: torch.where is cheap here and ignores a diverged member's NaN statistics
             running_mean.copy_(torch.where(keep, m * mean + (1 - m) * running_mean, running_mean))
             unbiased = var * (batch / (batch - 1))
             running_var.copy_(torch.where(keep, m * unbiased + (1 - m) * running_var, running_var))
-            self._stats[p + "bn.num_batches_tracked"].add_(active.long())
+            self._stats[p + "num_batches_tracked"].add_(active.long())
 
     def _sgd_step(self, grads: Sequence[torch.Tensor], active: torch.Tensor) -> None:
         """torch.optim.SGD (dampening 0, no Nesterov): L2 decay into the gradient, a momentum buffer that
@@ -552,7 +475,7 @@ class PopulationEngine:
         for start in range(0, n, chunk):
             xb, yb = x[start : start + chunk], y[start : start + chunk]
             mode = "batch" if bn_mode == "batch" and xb.shape[0] > 1 else "running"
-            logits, _ = self._forward(xb, mode)
+            logits = self._net.forward(self._tensors, xb, mode)
             labels = yb.expand(self.size, -1)
             total_loss += _per_sample_loss(logits, labels, loss).sum(1).double()
             correct += (logits.argmax(1) == labels).sum(1)
