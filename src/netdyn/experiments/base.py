@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import pandas as pd
 
@@ -26,6 +26,12 @@ from netdyn.data.spec import DataSpec
 from netdyn.errors import ConfigError
 from netdyn.orchestration import ANALYSIS_FILE, RunSpec, analyze_checkpoints, load_analysis, load_run
 from netdyn.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from netdyn.data import Dataset
+    from netdyn.orchestration import Analysis, Run
 
 SCALES = ("smoke", "small", "paper")
 
@@ -64,9 +70,14 @@ class Member:
     """The parameters that vary between members (depth, width, seed, ...): columns of every table."""
 
 
-class Experiment:
-    """Base class of the reproductions; see the module docstring. Subclasses set the class attributes and
-    implement :meth:`members`, :meth:`tables`, :meth:`figures` and :meth:`summary`."""
+ConfigT = TypeVar("ConfigT", bound=ExperimentConfig)
+"""An experiment's own configuration class."""
+
+
+class Experiment(Generic[ConfigT]):
+    """Base class of the reproductions; see the module docstring. Subclasses name their configuration class
+    (``class Structure(Experiment[StructureConfig])``), set the class attributes and implement :meth:`members`,
+    :meth:`tables`, :meth:`figures` and :meth:`summary`."""
 
     name: ClassVar[str]
     """The name of ``netdyn reproduce NAME``."""
@@ -76,7 +87,7 @@ class Experiment:
     """One line: what the experiment shows (``netdyn reproduce --list``)."""
     claim: ClassVar[str]
     """The paper's claim, in a few sentences (the report's first section)."""
-    scales: ClassVar[Mapping[str, ExperimentConfig]]
+    scales: Mapping[str, ConfigT]  # a class attribute; ClassVar cannot hold the type variable
     """The configuration of each scale."""
     measured: ClassVar[Mapping[str, str]] = {}
     """Wall time measured per scale, with the machine (``netdyn reproduce --list``)."""
@@ -87,7 +98,7 @@ class Experiment:
 
     def config(
         self, scale: str, dataset: str | None = None, device: str | None = None, seeds: int | None = None
-    ) -> ExperimentConfig:
+    ) -> ConfigT:
         """The configuration of ``scale`` with the command line's overrides applied."""
         if scale not in self.scales:
             raise ConfigError(f"unknown scale {scale!r}; the scales are {', '.join(SCALES)}")
@@ -103,25 +114,24 @@ class Experiment:
             changes["seeds"] = seeds
         return dataclasses.replace(config, **changes) if changes else config
 
-    def members(self, config: ExperimentConfig) -> list[Member]:
+    def members(self, config: ConfigT) -> list[Member]:
         raise NotImplementedError
 
-    def tables(self, runs: ExperimentRuns, config: ExperimentConfig) -> dict[str, pd.DataFrame]:
+    def tables(self, runs: ExperimentRuns, config: ConfigT) -> dict[str, pd.DataFrame]:
         raise NotImplementedError
 
-    def figures(self, tables: dict[str, pd.DataFrame], config: ExperimentConfig) -> dict[str, Any]:
+    def figures(self, tables: dict[str, pd.DataFrame], config: ConfigT) -> dict[str, Figure]:
         """One figure per paper panel, named after it (``fig3a_pruning``)."""
         raise NotImplementedError
 
-    def summary(self, tables: dict[str, pd.DataFrame], config: ExperimentConfig) -> dict[str, Any]:
+    def summary(self, tables: dict[str, pd.DataFrame], config: ConfigT) -> dict[str, Any]:
         """The headline numbers the verdict rests on."""
         raise NotImplementedError
 
-    def notes(self, config: ExperimentConfig) -> str:
+    def notes(self, config: ConfigT) -> str:
         """What the report says about choices the paper left open (default: the config's field docstrings)."""
-        from netdyn._config import field_docs
-
-        docs = field_docs(type(config))
+        config_class: type = type(config)  # as a plain `type`: mypy does not take a type[X] for hashable
+        docs = _config.field_docs(config_class)
         lines = [f"{name}: {doc}" for name, doc in docs.items() if name not in ("data", "device", "seeds")]
         return "\n".join(lines)
 
@@ -152,7 +162,7 @@ class ExperimentRuns:
         self.folder = Path(folder)
         self.members = list(members)
         self.root = root
-        self._data: dict[str, Any] = {}
+        self._data: dict[str, Dataset] = {}
 
     def __iter__(self) -> Iterator[Member]:
         return iter(self.members)
@@ -164,12 +174,10 @@ class ExperimentRuns:
     def run_dir(self, member: Member) -> Path:
         return self.folder / "runs" / member.name
 
-    def run(self, member: Member):
-        from netdyn.orchestration import load_run
-
+    def run(self, member: Member) -> Run:
         return load_run(self.run_dir(member))
 
-    def data(self, member: Member):
+    def data(self, member: Member) -> Dataset:
         """The member's data set (loaded once per distinct spec)."""
         spec = member.spec.data
         key = json.dumps(spec.to_dict(), sort_keys=True)
@@ -185,11 +193,9 @@ class ExperimentRuns:
         return bool(self.run(member).summary.get("diverged"))
 
     def analysis(
-        self, member: Member, config: AnalysisConfig, steps: Sequence[int] | str = "last", data: Any = None
-    ):
+        self, member: Member, config: AnalysisConfig, steps: Sequence[int] | str = "last", data: Dataset | None = None
+    ) -> Analysis:
         """``analyze_checkpoints`` of one member at ``steps`` under ``config``, cached in its folder."""
-        from netdyn.orchestration import analyze_checkpoints
-
         run = self.run(member)
         chosen = run.checkpoints() if steps == "all" else [run.resolve_step(s) for s in _as_steps(steps)]
         key = hashlib.sha1(

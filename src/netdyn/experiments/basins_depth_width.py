@@ -15,10 +15,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from netdyn.analysis.basins import curve_sizes
 from netdyn.analysis.config import AnalysisConfig
@@ -34,6 +35,10 @@ from netdyn.experiments.base import (
 )
 from netdyn.models.spec import ModelSpec
 from netdyn.orchestration import RunSpec
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 SPACES = ("sample", "weight")
 VARIANT_LABELS = {True: "BN", False: "no BN"}
@@ -85,15 +90,28 @@ class BasinsDepthWidthConfig(ExperimentConfig):
     """Evaluation points of the training history (each reads the whole train and test sets)."""
     checkpoint_every: str = "log:2"
     """Checkpoints: the first and the last (only the last is analysed)."""
-    basin_samples: int = 500
-    """Training samples the basin curves use (a seeded subset; SPEC's CPU default is 2,000)."""
+    basin_samples: int | None = 500
+    """Training samples the basin curves use (a seeded subset; SPEC's CPU default is 2,000; None: all)."""
     repeats: int = 3
     """Noise draws per sample (sample space) or perturbed networks (weight space) per amplitude."""
     eps: tuple[float, ...] | None = None
     """Noise amplitudes (None: SPEC's default grid, 0..3 by 0.1, extended up to 12 until accuracy halves)."""
 
 
-def basin_analysis_config(config: Any) -> AnalysisConfig:
+class BasinSettings(Protocol):
+    """What the basin analysis reads from a configuration (``basins-depth-width``'s or ``basins-hparams``')."""
+
+    @property
+    def basin_samples(self) -> int | None: ...
+    @property
+    def repeats(self) -> int: ...
+    @property
+    def eps(self) -> tuple[float, ...] | None: ...
+    @property
+    def device(self) -> str: ...
+
+
+def basin_analysis_config(config: BasinSettings) -> AnalysisConfig:
     """The analysis every member gets: its accuracy and both basin curves."""
     return AnalysisConfig(
         quantities=("network", "sample_basin", "weight_basin"),
@@ -104,7 +122,9 @@ def basin_analysis_config(config: Any) -> AnalysisConfig:
     )
 
 
-def basin_tables(runs: ExperimentRuns, config: Any, members: Sequence[Member] | None = None) -> dict[str, pd.DataFrame]:
+def basin_tables(
+    runs: ExperimentRuns, config: BasinSettings, members: Sequence[Member] | None = None
+) -> dict[str, pd.DataFrame]:
     """The basin curves of the members (``basin_curves``: one row per member x space x eps), their sizes
     (``basin_sizes``: one row per member x space, ``size_mid`` / ``size_half`` NaN where not reached) and one row
     per member with its training length and accuracies (``members``). Diverged members appear in ``members``
@@ -117,7 +137,7 @@ def basin_tables(runs: ExperimentRuns, config: Any, members: Sequence[Member] | 
         table = analysed.get(f"{space}_basin")
         if table is not None:
             table = table.drop(columns="step", errors="ignore")
-            table.insert(table.columns.get_loc("eps"), "space", space)
+            table.insert(list(table.columns).index("eps"), "space", space)
             curves.append(table)
     curve_table = pd.concat(curves, ignore_index=True)
     size_rows = []
@@ -153,7 +173,7 @@ def basin_tables(runs: ExperimentRuns, config: Any, members: Sequence[Member] | 
 
 
 # ------------------------------------------------------------------------------------ headline numbers
-def rank_trend(x: Sequence[float], y: Sequence[float]) -> float:
+def rank_trend(x: ArrayLike, y: ArrayLike) -> float:
     """Spearman's rank correlation of y with x over the finite pairs (+1: y grows with x, -1: it shrinks), to
     three decimals; NaN with fewer than two pairs or a constant side."""
     frame = pd.DataFrame({"x": np.asarray(x, float), "y": np.asarray(y, float)}).dropna()
@@ -165,7 +185,7 @@ def rank_trend(x: Sequence[float], y: Sequence[float]) -> float:
     return round(float(np.corrcoef(ranks["x"], ranks["y"])[0, 1]), 3)
 
 
-def converged_at(x: Sequence[float], y: Sequence[float], tolerance: float = CONVERGENCE_TOLERANCE) -> float:
+def converged_at(x: ArrayLike, y: ArrayLike, tolerance: float = CONVERGENCE_TOLERANCE) -> float:
     """Where a size stops changing: the smallest x (ascending) from which every later y lies within
     ``tolerance`` (relative) of the median of those later y. The median keeps one noisy last point from deciding
     alone. A plateau needs at least ``MIN_PLATEAU`` points (two points within 20% of each other are no evidence);
@@ -187,9 +207,11 @@ def converged_at(x: Sequence[float], y: Sequence[float], tolerance: float = CONV
 
 def _mean_sizes(sizes: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     """Sizes averaged over seeds (a NaN seed makes the mean NaN: the size was not reached for all of them)."""
-    return sizes.groupby(list(keys), as_index=False)[["clean_accuracy", "size_mid", "size_half"]].agg(
-        lambda s: s.mean(skipna=False)
-    )
+    return sizes.groupby(list(keys), as_index=False)[["clean_accuracy", "size_mid", "size_half"]].agg(_mean_or_nan)
+
+
+def _mean_or_nan(values: pd.Series) -> float:
+    return float(values.mean(skipna=False))
 
 
 def _mean_finite(values: Sequence[float]) -> float | None:
@@ -198,7 +220,7 @@ def _mean_finite(values: Sequence[float]) -> float | None:
     return round(float(np.mean(finite)), 3) if finite else None
 
 
-def _finite(value: float) -> float | None:
+def _finite(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
@@ -207,7 +229,7 @@ def layers_label(depth: int) -> str:
     return f"depth{depth} ({depth + 2} layers)"
 
 
-class BasinsDepthWidth(Experiment):
+class BasinsDepthWidth(Experiment[BasinsDepthWidthConfig]):
     name = "basins-depth-width"
     figure = "Fig. 5"
     shows = "attraction basins in sample and weight space vs depth and width, BN ReLU nets (and without BN)"
@@ -259,14 +281,14 @@ class BasinsDepthWidth(Experiment):
     def tables(self, runs: ExperimentRuns, config: BasinsDepthWidthConfig) -> dict[str, pd.DataFrame]:
         return basin_tables(runs, config)
 
-    def figures(self, tables: dict[str, pd.DataFrame], config: BasinsDepthWidthConfig) -> dict[str, Any]:
+    def figures(self, tables: dict[str, pd.DataFrame], config: BasinsDepthWidthConfig) -> dict[str, Figure]:
         from netdyn.plots._base import new_figure
         from netdyn.plots.basin_sweeps import plot_sweep
 
         curves, sizes = tables["basin_curves"], tables["basin_sizes"]
         width = max(config.widths)
         variants = [v for v in config.batchnorms if v in set(sizes["batchnorm"])]
-        figs: dict[str, Any] = {}
+        figs: dict[str, Figure] = {}
         for panel, space in (("fig5a_sample_basin", "sample"), ("fig5b_weight_basin", "weight")):
             fig = new_figure((6.0 * len(variants), 4.6))
             axes = fig.subplots(1, len(variants), squeeze=False)[0]
@@ -309,9 +331,9 @@ class BasinsDepthWidth(Experiment):
             if m.empty:
                 continue
             out[f"{v}_train_accuracy_min"] = _finite(float(m["train_accuracy"].min()))
+            accuracy = m[m["width"] == width].groupby("depth", as_index=False)[["test_accuracy"]].mean()
             out[f"{v}_test_accuracy_by_depth_at_width{width}"] = {
-                layers_label(int(r.depth)): _finite(r.test_accuracy)
-                for r in m[m["width"] == width].groupby("depth", as_index=False)["test_accuracy"].mean().itertuples()
+                layers_label(int(r["depth"])): _finite(r["test_accuracy"]) for r in accuracy.to_dict("records")
             }
             for space in SPACES:
                 rows = mean[(mean["batchnorm"] == batchnorm) & (mean["space"] == space)]
@@ -319,12 +341,12 @@ class BasinsDepthWidth(Experiment):
                     continue
                 at_width = rows[rows["width"] == width].sort_values("depth")
                 out[f"{v}_{space}_size_half_by_depth_at_width{width}"] = {
-                    layers_label(int(r.depth)): _finite(r.size_half) for r in at_width.itertuples()
+                    layers_label(int(r["depth"])): _finite(r["size_half"]) for r in at_width.to_dict("records")
                 }
                 out[f"{v}_{space}_depth_trend"] = _finite(rank_trend(at_width["depth"], at_width["size_half"]))
                 out[f"{v}_{space}_converged_depth"] = _finite(converged_at(at_width["depth"], at_width["size_half"]))
                 width_trends, converged = [], {}
-                for depth, group in rows.groupby("depth"):
+                for depth, group in rows.groupby(rows["depth"]):
                     group = group.sort_values("width")
                     width_trends.append(rank_trend(group["width"], group["size_half"]))
                     converged[layers_label(int(depth))] = _finite(converged_at(group["width"], group["size_half"]))
@@ -337,7 +359,9 @@ class BasinsDepthWidth(Experiment):
         return out
 
 
-def _depth_curves(curves: pd.DataFrame, sizes: pd.DataFrame, space: str, batchnorm: bool, width: int, ax) -> None:
+def _depth_curves(
+    curves: pd.DataFrame, sizes: pd.DataFrame, space: str, batchnorm: bool, width: int, ax: Axes
+) -> None:
     """Panel (a) or (b): one basin curve per depth (seed 0) at ``width``, its size_half marked."""
     from netdyn.plots import plot_basin
 
@@ -345,10 +369,12 @@ def _depth_curves(curves: pd.DataFrame, sizes: pd.DataFrame, space: str, batchno
                   & (curves["seed"] == 0)]
     marks = sizes[(sizes["space"] == space) & (sizes["batchnorm"] == batchnorm) & (sizes["width"] == width)
                   & (sizes["seed"] == 0)]
-    by_depth = {f"{d} ({d + 2} layers)": t for d, t in sorted(rows.groupby("depth"), key=lambda item: item[0])}
-    half = {f"{int(r.depth)} ({int(r.depth) + 2} layers)": r.size_half for r in marks.itertuples()}
+    by_depth = {f"{d} ({d + 2} layers)": t for d, t in rows.groupby(rows["depth"], sort=True)}
+    half = {f"{int(r['depth'])} ({int(r['depth']) + 2} layers)": r["size_half"] for r in marks.to_dict("records")}
     plot_basin(by_depth, ax=ax, kind=space, sizes=half, legend_title="depth")
-    ax.get_legend().set_loc("lower left")  # below a curve's fall and left of its tail: empty on every panel
+    legend = ax.get_legend()
+    if legend is not None:
+        legend.set_loc("lower left")  # below a curve's fall and left of its tail: empty on every panel
     ax.set_title(f"{VARIANT_LABELS[batchnorm]}, width {width}: {space}-space basins")
 
 

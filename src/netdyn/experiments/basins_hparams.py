@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,10 @@ from netdyn.experiments.basins_depth_width import (
 from netdyn.models.spec import ModelSpec
 from netdyn.orchestration import RunSpec
 from netdyn.training.config import steps_per_epoch
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,7 @@ class BasinsHparamsConfig(ExperimentConfig):
     """Evaluation points of the training history (each reads the whole train and test sets)."""
     checkpoint_every: str = "log:2"
     """Checkpoints: the first and the last (only the last is analysed)."""
-    basin_samples: int = 500
+    basin_samples: int | None = 500
     """Training samples the basin curves use (a seeded subset; SPEC's CPU default is 2,000)."""
     repeats: int = 3
     """Noise draws per sample (sample space) or perturbed networks (weight space) per amplitude."""
@@ -100,7 +104,7 @@ def lr_sweep(table: pd.DataFrame, config: BasinsHparamsConfig) -> pd.DataFrame:
 ACCURACY_SPAN = 0.02
 
 
-class BasinsHparams(Experiment):
+class BasinsHparams(Experiment[BasinsHparamsConfig]):
     name = "basins-hparams"
     figure = "Fig. 6"
     shows = "attraction basins and test accuracy vs batch size and learning rate, 12-layer BN ReLU net, Adam"
@@ -155,12 +159,12 @@ class BasinsHparams(Experiment):
     def tables(self, runs: ExperimentRuns, config: BasinsHparamsConfig) -> dict[str, pd.DataFrame]:
         return basin_tables(runs, config)
 
-    def figures(self, tables: dict[str, pd.DataFrame], config: BasinsHparamsConfig) -> dict[str, Any]:
+    def figures(self, tables: dict[str, pd.DataFrame], config: BasinsHparamsConfig) -> dict[str, Figure]:
         from netdyn.plots._base import new_figure
         from netdyn.plots.basin_sweeps import plot_sweep
 
         curves, sizes, members = tables["basin_curves"], tables["basin_sizes"], tables["members"]
-        figs: dict[str, Any] = {}
+        figs: dict[str, Figure] = {}
         sweeps = (
             ("batch_size", batch_sweep, f"Adam lr {config.lr:g}", "ab"),
             ("lr", lr_sweep, f"batch {config.lr_batch_size}", "cd"),
@@ -199,19 +203,19 @@ class BasinsHparams(Experiment):
             out[f"train_accuracy_by_{key}"] = {_key(k): _finite(v) for k, v in m["train_accuracy"].items()}
             out[f"steps_by_{key}"] = {_key(k): int(v) for k, v in m["steps"].items()}
             out[f"test_accuracy_{key}_trend"] = _finite(rank_trend(m.index, m["test_accuracy"]))
+            swept = sweep(sizes, config)
             for space in SPACES:
-                s = sweep(sizes, config)
-                s = s[s["space"] == space].groupby(key)["size_half"].agg(lambda v: v.mean(skipna=False))
+                s = swept[swept["space"] == space].groupby(key)["size_half"].agg(lambda v: v.mean(skipna=False))
                 out[f"{space}_size_half_by_{key}"] = {_key(k): _finite(v) for k, v in s.items()}
                 out[f"{space}_size_half_{key}_trend"] = _finite(rank_trend(s.index, s))
             if len(m):
-                best = m["test_accuracy"].idxmax()
+                best = m.index.to_numpy()[m["test_accuracy"].argmax()]
                 out[f"best_{key}_by_test_accuracy"] = _finite(float(best))
                 out[f"best_{key}_is_interior"] = bool(m.index.min() < best < m.index.max())
         return out
 
 
-def _min_span(ax, span: float) -> None:
+def _min_span(ax: Axes, span: float) -> None:
     """Widen the y axis to at least ``span`` around its data, so that differences of a few samples do not
     fill the panel as if they were large."""
     low, high = ax.get_ylim()
@@ -230,22 +234,24 @@ def _finite(value: Any) -> float | None:
 
 
 def _sweep_curves(curves: pd.DataFrame, sizes: pd.DataFrame, members: pd.DataFrame, key: str, space: str,
-                  ax) -> None:
+                  ax: Axes) -> None:
     """One basin curve per value of the swept ``key`` (seed 0), labelled with the member's test accuracy
     (the paper's insets), its size_half marked."""
     from netdyn.plots import plot_basin
 
     name = {"batch_size": "batch", "lr": "lr"}[key]
     curves = curves[(curves["space"] == space) & (curves["seed"] == 0)]
-    sizes = sizes[(sizes["space"] == space) & (sizes["seed"] == 0)].set_index(key)["size_half"]
+    size_half = sizes[(sizes["space"] == space) & (sizes["seed"] == 0)].set_index(key)["size_half"]
     test = members[members["seed"] == 0].set_index(key)["test_accuracy"]
     labelled, marks = {}, {}
-    for value, table in sorted(curves.groupby(key), key=lambda item: item[0]):
+    for value, table in curves.groupby(curves[key], sort=True):
         label = f"{name} {_key(value)} (test {test.get(value, math.nan):.3f})"
         labelled[label] = table
-        marks[label] = sizes.get(value, math.nan)
+        marks[label] = size_half.get(value, math.nan)
     plot_basin(labelled, ax=ax, kind=space, sizes=marks, legend_title=f"{name.replace('_', ' ')} (test accuracy)")
-    ax.get_legend().set_loc("lower left")  # below a curve's fall and left of its tail: empty on every panel
+    legend = ax.get_legend()
+    if legend is not None:
+        legend.set_loc("lower left")  # below a curve's fall and left of its tail: empty on every panel
 
 
 EXPERIMENT = BasinsHparams

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,9 @@ from netdyn.experiments.grokking import first_crossing_step, grokking_stages, st
 from netdyn.experiments.structure import StructureConfig, member_specs
 from netdyn.transitions import accuracy_jump, jump_table
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 MODES = ("running", "batch")
 
 
@@ -38,11 +41,10 @@ def mode_lag(running_mid_step: float | None, batch_mid_step: float | None) -> fl
     """How many decades of steps the running-statistics jump comes after the batch-statistics one:
     log10(running mid step) - log10(batch mid step), the half-rise steps of :class:`Jump` (steps below 1 count
     as 1); NaN when either mode has no jump (None or NaN)."""
-    values = [None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
-              for v in (running_mid_step, batch_mid_step)]
-    if None in values:
+    if running_mid_step is None or batch_mid_step is None:
         return math.nan
-    return math.log10(max(values[0], 1.0)) - math.log10(max(values[1], 1.0))
+    # a NaN step stays NaN through max (NaN first) and log10
+    return math.log10(max(float(running_mid_step), 1.0)) - math.log10(max(float(batch_mid_step), 1.0))
 
 
 def perturbation_crossing_step(table: pd.DataFrame, reference: float) -> int | None:
@@ -85,7 +87,7 @@ class BNGrokkingConfig(StructureConfig):
     """A test-accuracy rise smaller than this is no jump."""
 
 
-class BNGrokking(Experiment):
+class BNGrokking(Experiment[BNGrokkingConfig]):
     name = "bn-grokking"
     figure = "Fig. 8 (text: Fig. 6)"
     shows = "deep BN nets: test accuracy with running vs batch statistics, BN perturbation vs weight basin"
@@ -163,7 +165,7 @@ class BNGrokking(Experiment):
             add("bn_perturbation", with_params(perturbation[["step", "layer", "eps_equivalent"]], member))
             add("weight_basin", with_params(basin[["step", "eps", "accuracy", "ci_low", "ci_high"]], member))
             rows = []
-            for step, curve in basin.groupby("step", sort=True):
+            for step, curve in basin.groupby(basin["step"], sort=True):
                 curve = curve.sort_values("eps")
                 size_mid, size_half = curve_sizes(curve, num_classes)
                 eps = perturbation[perturbation["step"] == step]["eps_equivalent"]
@@ -182,10 +184,10 @@ class BNGrokking(Experiment):
                 add(name, with_params(stage_rows(fields.tables[name], chosen), member))
         return {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
 
-    def figures(self, tables: dict[str, pd.DataFrame], config: BNGrokkingConfig) -> dict[str, Any]:
+    def figures(self, tables: dict[str, pd.DataFrame], config: BNGrokkingConfig) -> dict[str, Figure]:
         from netdyn.plots import dynamics
 
-        figs: dict[str, Any] = {}
+        figs: dict[str, Figure] = {}
         history = tables["history"]
         seed = int(history["seed"].min())
         plain = history[(history["seed"] == seed)]
@@ -213,7 +215,7 @@ class BNGrokking(Experiment):
                       for s in ("before", "after")}
             fig = dynamics.plot_stage_local_fields(
                 points.drop(columns=["member", "variant", "depth", "seed", "step"]), stages=("before", "after"),
-                titles=titles, neurons=config.classes[:2], splits=("test", "train"))
+                titles=titles, neurons=(config.classes[0], config.classes[1]), splits=("test", "train"))
             figs["fig8ad_local_fields"] = fig
         return figs
 
@@ -225,31 +227,31 @@ class BNGrokking(Experiment):
             return out
         for (depth, seed), rows in jumps.groupby(["depth", "seed"], sort=True):
             key = f"depth{depth}" + (f"_seed{seed}" if seed else "")
-            by_mode = {row.bn_mode: row for row in rows.itertuples()}
+            by_mode = {row["bn_mode"]: row for row in rows.to_dict("records")}
             own = history[(history["depth"] == depth) & (history["seed"] == seed)]
             final = own[own["step"] == own["step"].max()]
             for mode in MODES:
                 j = by_mode[mode]
-                out[f"{key}_{mode}_jump_mid_step"] = _num(j.mid_step)
-                out[f"{key}_{mode}_jump_rise"] = float(j.rise)
+                out[f"{key}_{mode}_jump_mid_step"] = _num(j["mid_step"])
+                out[f"{key}_{mode}_jump_rise"] = float(j["rise"])
                 test = final[(final["split"] == "test") & (final["bn_mode"] == mode)]["accuracy"]
                 out[f"{key}_{mode}_final_test_accuracy"] = float(test.iloc[0])
-            lag = mode_lag(_num(by_mode["running"].mid_step), _num(by_mode["batch"].mid_step))
+            lag = mode_lag(_num(by_mode["running"]["mid_step"]), _num(by_mode["batch"]["mid_step"]))
             out[f"{key}_lag_log10_steps"] = None if math.isnan(lag) else lag
-            batch_mid = _num(by_mode["batch"].mid_step)
+            batch_mid = _num(by_mode["batch"]["mid_step"])
             if batch_mid is not None:
                 test = own[own["split"] == "test"]
                 at = test[test["step"] <= batch_mid].sort_values("step").groupby("bn_mode")["accuracy"].last()
                 out[f"{key}_running_test_accuracy_at_batch_mid"] = float(at.get("running", math.nan))
                 out[f"{key}_batch_test_accuracy_at_batch_mid"] = float(at.get("batch", math.nan))
             bvb = tables["bn_vs_basin"]
-            bvb = bvb[(bvb["depth"] == depth) & (bvb["seed"] == seed)].set_index("step").sort_index()
+            bvb = bvb[(bvb["depth"] == depth) & (bvb["seed"] == seed)].sort_values("step")
             run_j = by_mode["running"]
-            if _num(run_j.onset_step) is not None:
-                before = bvb[bvb.index <= run_j.onset_step].iloc[-1]
-                after = bvb[bvb.index >= run_j.end_step].iloc[0]
+            if _num(run_j["onset_step"]) is not None:
+                before = bvb[bvb["step"] <= run_j["onset_step"]].iloc[-1]
+                after = bvb[bvb["step"] >= run_j["end_step"]].iloc[0]
                 for name, row in (("before", before), ("after", after)):
-                    out[f"{key}_{name}_jump_step"] = int(row.name)
+                    out[f"{key}_{name}_jump_step"] = int(row["step"])
                     out[f"{key}_{name}_jump_bn_perturbation"] = float(row["eps_equivalent"])
                     out[f"{key}_{name}_jump_weight_size_half"] = _num(row["size_half"])
                     out[f"{key}_{name}_jump_clean_running_accuracy"] = float(row["clean_accuracy"])
@@ -259,9 +261,9 @@ class BNGrokking(Experiment):
             out[f"{key}_final_weight_size_mid"] = _num(last["size_mid"])
             reference = _num(last["size_half"])
             if reference is not None:
-                crossing = perturbation_crossing_step(bvb.reset_index(), reference)
+                crossing = perturbation_crossing_step(bvb, reference)
                 out[f"{key}_bn_perturbation_below_final_basin_step"] = crossing
-                mid = _num(run_j.mid_step)
+                mid = _num(run_j["mid_step"])
                 if crossing is not None and mid is not None:
                     out[f"{key}_crossing_minus_running_mid_log10_steps"] = (
                         math.log10(max(crossing, 1)) - math.log10(max(mid, 1)))

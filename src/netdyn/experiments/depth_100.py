@@ -12,7 +12,7 @@ with depth.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,9 @@ from netdyn.experiments.base import Experiment, ExperimentConfig, ExperimentRuns
 from netdyn.experiments.residual import EFFECTIVE_COLUMNS, STRUCTURE_COLUMNS, VARIANTS, structure_table
 from netdyn.models.spec import ModelSpec
 from netdyn.orchestration import RunSpec
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 _PARAMS = ["variant", "depth", "width", "seed"]
 
@@ -76,7 +79,7 @@ def _one(table: pd.DataFrame, variant: str, seed: int = 0) -> pd.DataFrame:
     return rows.drop(columns=["member", *_PARAMS], errors="ignore")
 
 
-class Depth100(Experiment):
+class Depth100(Experiment[Depth100Config]):
     name = "depth-100"
     figure = "text"
     shows = "standard-structure analysis of a 100-layer (depth 98) residual BN ReLU MLP"
@@ -144,18 +147,17 @@ class Depth100(Experiment):
         tables["history"] = pd.concat([runs.history(m) for m in runs], ignore_index=True)
         return tables
 
-    def figures(self, tables: dict[str, pd.DataFrame], config: Depth100Config) -> dict[str, Any]:
+    def figures(self, tables: dict[str, pd.DataFrame], config: Depth100Config) -> dict[str, Figure]:
         from netdyn import plots
         from netdyn.plots.pruning import lmap_in_front
 
-        figs: dict[str, Any] = {}
+        figs: dict[str, Figure] = {}
         variants = sorted(pd.unique(tables["network"]["variant"]))
         for variant in variants:
             t = {name: _one(table, variant) for name, table in tables.items() if name != "history"}
             suffix = "" if variant == "residual" else f"_{variant}"
             title = f"{variant.capitalize()} BN ReLU MLP, depth {config.depth} ({config.depth + 2} layers)"
-            network = t["network"].set_index("split")["accuracy"].to_dict()
-            fig = plots.plot_layer_accuracy(t["lmap"], t["lp"], network, split="test")
+            fig = plots.plot_layer_accuracy(t["lmap"], t["lp"], t["network"], split="test")
             lmap_in_front(fig.axes[0])
             fig.suptitle(title)
             figs[f"depth100_pruning{suffix}"] = fig
@@ -186,14 +188,13 @@ class Depth100(Experiment):
             row = structure[(structure["variant"] == variant) & (structure["seed"] == 0)].iloc[0]
             for key in STRUCTURE_COLUMNS:
                 value = row[key]
-                value = None if pd.isna(value) else value
-                out[f"{variant}_{key}"] = value.item() if hasattr(value, "item") else value
+                out[f"{variant}_{key}"] = None if pd.isna(value) else value.item() if hasattr(value, "item") else value
             t = {name: _one(tables[name], variant) for name in ("rpd_summary", "neuron_mode_census", "class_geometry")}
             rs = t["rpd_summary"].sort_values("layer")
             gradient = rs.set_index("layer")["gradient"]
             out[f"{variant}_rpd_gradient_first"] = float(gradient.iloc[0])
             out[f"{variant}_rpd_gradient_last"] = float(gradient.iloc[-1])
-            out[f"{variant}_rpd_gradient_max_layer"] = int(gradient.idxmax())
+            out[f"{variant}_rpd_gradient_max_layer"] = int(rs["layer"].iloc[gradient.argmax()])
             out[f"{variant}_rpd_gradient_layer_spearman"] = _spearman(gradient)
             if variant != "plain":  # alternate layers differ: the trend of each parity on its own
                 joined = gradient.index.isin(skip_layers(config.depth))

@@ -10,7 +10,7 @@ layer of the width-128 nets (layer 1 is OPM or inactive by construction: its ref
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -19,6 +19,9 @@ from netdyn.data.spec import DataSpec
 from netdyn.experiments.base import Experiment, ExperimentConfig, ExperimentRuns, Member, member_name, seeded
 from netdyn.models.spec import ModelSpec
 from netdyn.orchestration import RunSpec
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: The paper's layer count of a net of ``depth`` hidden layers (input and output included).
 PAPER_OFFSET = 2
@@ -52,7 +55,7 @@ class DepthWidthConfig(ExperimentConfig):
     """Training samples of the RPD and the neuron modes."""
 
 
-class DepthWidth(Experiment):
+class DepthWidth(Experiment[DepthWidthConfig]):
     name = "depth-width"
     figure = "Fig. 4"
     shows = "BN ReLU nets: test accuracy vs depth for several widths; layer-1 RPD vs depth at width 128"
@@ -126,12 +129,12 @@ class DepthWidth(Experiment):
                 head_density(tables["rpd"]), on=["member", "layer"], how="left", validate="one_to_one")
         return tables
 
-    def figures(self, tables: dict[str, pd.DataFrame], config: DepthWidthConfig) -> dict[str, Any]:
+    def figures(self, tables: dict[str, pd.DataFrame], config: DepthWidthConfig) -> dict[str, Figure]:
         from netdyn.plots import plot_rpd
         from netdyn.plots._base import new_figure
         from netdyn.plots.sizes import plot_against
 
-        figs: dict[str, Any] = {}
+        figs: dict[str, Figure] = {}
         test = tables["accuracy"][tables["accuracy"]["split"] == "test"]
         fig = plot_against(test, "depth", "accuracy", by="width", xlabel="depth (hidden layers)",
                            ylabel="test accuracy (fraction, last evaluation)")
@@ -149,11 +152,11 @@ class DepthWidth(Experiment):
         fig = plot_rpd(first, by="depth")
         ax = fig.axes[0]
         for line in ax.get_lines():
-            label = line.get_label()
+            label = str(line.get_label())
             if label.startswith("depth "):
                 depth = int(label.split()[1])
                 line.set_label(f"depth {depth} ({depth + PAPER_OFFSET} layers)")
-        handles = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+        handles = [line for line in ax.get_lines() if not str(line.get_label()).startswith("_")]
         ax.legend(handles=handles, fontsize="small", loc="upper right")
         ax.set_title(f"RPD of the first hidden layer by depth (width {config.rpd_width})")
         figs["fig4b_rpd_first_layer"] = fig
@@ -169,8 +172,9 @@ class DepthWidth(Experiment):
                            xlabel="depth (hidden layers)")
         for ax in list(fig.axes):
             _paper_axis(ax, indicators["depth"])
-            if ax.get_legend() is not None:
-                ax.get_legend().remove()
+            legend = ax.get_legend()
+            if legend is not None:
+                legend.remove()
         fig.suptitle(f"First hidden layer's RPD summaries against depth, width {config.rpd_width}"
                      + (f" (mean of {seeds} seeds; band = min to max)" if seeds > 1 else ""))
         figs["fig4b_rpd_summary"] = fig
@@ -210,8 +214,9 @@ class DepthWidth(Experiment):
             out["layer1_rpd_gradient_by_depth"] = {f"depth{d}": float(v) for d, v in by_depth["gradient"].items()}
             out["layer1_head_density_by_depth"] = {f"depth{d}": float(v)
                                                    for d, v in by_depth["head_density"].items()}
-            out["layer1_lowest_head_density_depth"] = int(by_depth["head_density"].idxmin())
-            out["layer1_lowest_gradient_depth"] = int(by_depth["gradient"].idxmin())
+            depths = by_depth.index.to_numpy()
+            out["layer1_lowest_head_density_depth"] = int(depths[by_depth["head_density"].argmin()])
+            out["layer1_lowest_gradient_depth"] = int(depths[by_depth["gradient"].argmin()])
             census = tables["neuron_mode_census"]
             later = census[census["layer"] >= 2].groupby("depth")["npm"].mean()
             out["npm_fraction_layers2plus_by_depth"] = {f"depth{d}": float(v) for d, v in later.items()}
@@ -222,17 +227,17 @@ def head_density(rpd: pd.DataFrame, q: float = HEAD_Q) -> pd.DataFrame:
     """Each curve's mean density over the bins with centre below ``q`` (the RPD's high-rank region): one row
     per (member, layer), column ``head_density``."""
     head = rpd[rpd["q"] < q]
-    return head.groupby(["member", "layer"], as_index=False)["density"].mean().rename(
+    return head.groupby(["member", "layer"], as_index=False)[["density"]].mean().rename(
         columns={"density": "head_density"})
 
 
 def best_depths(test: pd.DataFrame) -> dict[int, int]:
     """Per width, the depth of the highest test accuracy averaged over seeds (the shallower one on a tie)."""
-    mean = test.groupby(["width", "depth"], as_index=False)["accuracy"].mean()
+    mean = test.groupby(["width", "depth"], as_index=False)[["accuracy"]].mean()
     out = {}
-    for width, rows in mean.groupby("width"):
+    for width, rows in mean.groupby(mean["width"]):
         rows = rows.sort_values("depth")
-        out[int(width)] = int(rows.loc[rows["accuracy"].idxmax(), "depth"])
+        out[int(width)] = int(rows["depth"].iloc[rows["accuracy"].argmax()])
     return out
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,9 @@ from netdyn.data.spec import DataSpec
 from netdyn.experiments.base import Experiment, ExperimentRuns, Member, with_params
 from netdyn.experiments.structure import StructureConfig, member_specs
 from netdyn.transitions import later_layers, log_distance, log_rate, loss_bump, rate_maximum
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 MODES = ("running", "batch")
 
@@ -52,7 +55,7 @@ class DoubleDescentConfig(StructureConfig):
     """A loss rise below this fraction of the valley's loss is no bump."""
 
 
-class DoubleDescent(Experiment):
+class DoubleDescent(Experiment[DoubleDescentConfig]):
     name = "double-descent"
     figure = "Fig. 8 (text: Fig. 6b)"
     shows = "deep BN nets: test-loss bump in time vs the maximum rate of change of the later layers' RPD gradient"
@@ -113,7 +116,7 @@ class DoubleDescent(Experiment):
                 continue
             own = runs.run(member).history
             final = runs.analysis(member, self._lmap_config(config), steps="last")
-            accuracy = float(final.tables["network"].set_index("split").loc["test", "accuracy"])
+            accuracy = float(final.tables["network"].set_index("split")["accuracy"]["test"])
             hidden = range(1, member.spec.model.depth + 1)
             later = later_layers(final.tables["lmap"], accuracy, hidden)
             effective = effective_layer(final.tables["lmap"], accuracy, rule="earliest")
@@ -124,7 +127,7 @@ class DoubleDescent(Experiment):
                      for layer in later]
             rate = pd.concat(rates, ignore_index=True)
             add("gradient_rate", with_params(rate[["layer", "step_low", "step_high", "step", "rate"]], member))
-            mean = gradient[gradient["later"]].groupby("step", as_index=False)["gradient"].mean()
+            mean = gradient[gradient["later"]].groupby("step", as_index=False)[["gradient"]].mean()
             mean_rate = log_rate(mean, "gradient")
             add("gradient_rate_mean", with_params(mean_rate, member))
             peak = rate_maximum(mean_rate)
@@ -144,11 +147,11 @@ class DoubleDescent(Experiment):
                                                           "rate_max": float})
         return tables
 
-    def figures(self, tables: dict[str, pd.DataFrame], config: DoubleDescentConfig) -> dict[str, Any]:
+    def figures(self, tables: dict[str, pd.DataFrame], config: DoubleDescentConfig) -> dict[str, Figure]:
         from netdyn import plots
         from netdyn.plots import dynamics
 
-        figs: dict[str, Any] = {}
+        figs: dict[str, Figure] = {}
         history = tables["history"]
         seed = int(history["seed"].min())
         if "descent" not in tables:
@@ -183,19 +186,19 @@ class DoubleDescent(Experiment):
         out: dict[str, Any] = {}
         if "descent" not in tables:
             return out
-        for row in tables["descent"].itertuples():
-            key = f"depth{row.depth}" + (f"_seed{row.seed}" if row.seed else "") + f"_{row.bn_mode}"
+        for row in tables["descent"].to_dict("records"):
+            key = f"depth{row['depth']}" + (f"_seed{row['seed']}" if row["seed"] else "") + f"_{row['bn_mode']}"
             for name in ("peak_step", "valley_step", "relative_rise", "descends_again", "rate_max_step",
                          "log10_distance"):
-                value = getattr(row, name)
+                value = row[name]
                 if isinstance(value, (float, np.floating)) and math.isnan(value):
                     value = None
                 elif name in ("peak_step", "valley_step"):
                     value = int(value)  # evaluated steps (the rate's step is a geometric midpoint)
                 out[f"{key}_{name}"] = value
-            if row.bn_mode == "running":
-                effective = row.lmap_effective_earliest
-                out[f"depth{row.depth}_lmap_effective_earliest"] = None if math.isnan(effective) else int(effective)
+            if row["bn_mode"] == "running":
+                effective = row["lmap_effective_earliest"]
+                out[f"depth{row['depth']}_lmap_effective_earliest"] = None if math.isnan(effective) else int(effective)
         return out
 
 

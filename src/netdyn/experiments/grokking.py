@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,9 @@ from netdyn.experiments.base import (
 from netdyn.models.spec import ModelSpec
 from netdyn.orchestration import RunSpec
 from netdyn.transitions import Jump, accuracy_jump, curve, jump_table
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 STAGES = ("initial", "before", "after")
 #: Figures draw a checkpoint's basin size only where the clean accuracy of its curve (eps = 0) is at least this:
@@ -89,10 +92,14 @@ def grokking_stages(
     candidate. ``before`` is never earlier than ``initial``."""
     steps = sorted(int(c) for c in candidates)
     initial = before_learning_step(history, steps, chance, margin, bn_mode=bn_mode)
-    edge = jump.onset_step if jump.found else (jump.fit_step if jump.fit_step is not None else steps[0])
+    if jump.onset_step is not None and jump.end_step is not None:  # jump.found
+        edge = jump.onset_step
+        late = [s for s in steps if s >= jump.end_step]
+    else:
+        edge = jump.fit_step if jump.fit_step is not None else steps[0]
+        late = []
     early = [s for s in steps if s <= edge]
     before = max(early[-1] if early else steps[0], initial)
-    late = [s for s in steps if jump.found and s >= jump.end_step]
     after = late[0] if late else steps[-1]
     return {"initial": initial, "before": before, "after": after}
 
@@ -171,7 +178,7 @@ class GrokkingConfig(ExperimentConfig):
     """Classes of the local-field projections (the output neurons of the first two are the axes)."""
 
 
-class Grokking(Experiment):
+class Grokking(Experiment[GrokkingConfig]):
     name = "grokking"
     figure = "Fig. 7"
     shows = "784-200-200-10 ReLU (Omnigrok MNIST, init x8): delayed generalisation against sample/weight basins"
@@ -290,15 +297,15 @@ class Grokking(Experiment):
         tables["nearest_train_distance"] = nearest_train_distance(data)
         return tables
 
-    def figures(self, tables: dict[str, pd.DataFrame], config: GrokkingConfig) -> dict[str, Any]:
+    def figures(self, tables: dict[str, pd.DataFrame], config: GrokkingConfig) -> dict[str, Figure]:
         from netdyn.plots import dynamics
 
-        figs: dict[str, Any] = {}
+        figs: dict[str, Figure] = {}
         if "stages" not in tables:
             return figs
         seed = int(tables["stages"]["seed"].min())
         one = {name: t[t["seed"] == seed] if "seed" in t.columns else t for name, t in tables.items()}
-        stages = one["stages"].set_index("stage")["step"].to_dict()
+        stages = dict(zip(one["stages"]["stage"], one["stages"]["step"], strict=True))
         marks = {f"{STAGE_TITLES[s]} (step {int(step)})": int(step) for s, step in stages.items()}
         figs["fig7a_accuracy"] = dynamics.plot_noised_accuracy(
             one["history"], one["noised_accuracy"], eps=config.shown_eps, marks=marks,
@@ -317,7 +324,7 @@ class Grokking(Experiment):
         figs["fig7cf_local_fields"] = dynamics.plot_stage_local_fields(
             one["local_fields"], stages=("before", "after"),
             titles={s: f"{STAGE_TITLES[s]} (step {int(stages[s])})" for s in ("before", "after")},
-            neurons=config.classes[:2], splits=("test", "train"),
+            neurons=(config.classes[0], config.classes[1]), splits=("test", "train"),
         )
         return figs
 
@@ -373,7 +380,7 @@ class Grokking(Experiment):
 def _sizes_by_step(curves: pd.DataFrame, num_classes: int) -> pd.DataFrame:
     """The clean accuracy (eps = 0), size_mid and size_half of each step's basin curve."""
     rows = []
-    for step, one in curves.groupby("step", sort=True):
+    for step, one in curves.groupby(curves["step"], sort=True):
         one = one.sort_values("eps")
         size_mid, size_half = curve_sizes(one, num_classes)
         rows.append({"step": int(step), "clean_accuracy": float(one["accuracy"].iloc[0]), "size_mid": size_mid,

@@ -24,7 +24,7 @@ Definitions (netdyn's; the paper names the grokking point without defining it):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,9 @@ from netdyn.experiments.base import Experiment, ExperimentConfig, ExperimentRuns
 from netdyn.experiments.residual import VARIANTS
 from netdyn.models.spec import ModelSpec
 from netdyn.orchestration import RunSpec
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 REFERENCES = {
     "network": "network training accuracy (running statistics)",
@@ -113,7 +116,7 @@ def tail_table(lmap: pd.DataFrame, network: pd.DataFrame, split: str = "train") 
     linear tail; ``effective_layer`` with ``rule="from"`` against the network's accuracy at that checkpoint)."""
     rows = []
     acc = network[network["split"] == split].set_index("step")["accuracy"]
-    for step, part in lmap.groupby("step", sort=True):
+    for step, part in lmap.groupby(lmap["step"], sort=True):
         start = effective_layer(part, float(acc[step]), rule="from", split=split)
         rows.append({"step": int(step), "lmap_effective_from": start})
     return pd.DataFrame(rows, columns=["step", "lmap_effective_from"]).astype({"lmap_effective_from": "Int64"})
@@ -148,7 +151,7 @@ class LmapTrainingConfig(ExperimentConfig):
     training accuracy's (a clear delay on the log time axis)."""
 
 
-class LmapTraining(Experiment):
+class LmapTraining(Experiment[LmapTrainingConfig]):
     name = "lmap-training"
     figure = "Fig. 10"
     shows = "L-map pruning accuracy (training set) of the later layers of a depth-21 BN net over training"
@@ -211,7 +214,7 @@ class LmapTraining(Experiment):
         tables["tail"] = pd.concat(tail, ignore_index=True)
         return tables
 
-    def figures(self, tables: dict[str, pd.DataFrame], config: LmapTrainingConfig) -> dict[str, Any]:
+    def figures(self, tables: dict[str, pd.DataFrame], config: LmapTrainingConfig) -> dict[str, Figure]:
         from netdyn.plots.pruning import plot_lmap_training
 
         one = {name: table[table["seed"] == 0] for name, table in tables.items()}
@@ -227,8 +230,8 @@ class LmapTraining(Experiment):
         out: dict[str, Any] = {"depth": config.depth, "paper_layers": config.depth + 2, "layers": list(config.layers)}
         history = tables["history"][tables["history"]["seed"] == 0]
         last = history[history["step"] == history["step"].max()]
-        for row in last.itertuples():
-            out[f"final_{row.split}_accuracy_{row.bn_mode}"] = float(row.accuracy)
+        for row in last.to_dict("records"):
+            out[f"final_{row['split']}_accuracy_{row['bn_mode']}"] = float(row["accuracy"])
         point = grokking_point(history, config.min_lag)
         out.update(point)
         out["running_train_rise_step"] = rise_step(history, "train", "running")
@@ -236,12 +239,12 @@ class LmapTraining(Experiment):
         grok = point["grokking_step"]
         for name in REFERENCES:
             rows = conv[conv["reference"] == name]
-            steps = {int(r.layer): (None if pd.isna(r.converged_step) else int(r.converged_step))
-                     for r in rows.itertuples()}
-            out[f"lmap_converged_step_vs_{name}"] = steps
-            known = [s for s in steps.values() if s is not None]
+            converged = {int(r["layer"]): (None if pd.isna(r["converged_step"]) else int(r["converged_step"]))
+                         for r in rows.to_dict("records")}
+            out[f"lmap_converged_step_vs_{name}"] = converged
+            known = [s for s in converged.values() if s is not None]
             out[f"lmap_converged_after_grokking_ratio_vs_{name}"] = (
-                float(np.median(known)) / grok if known and len(known) == len(steps) and grok else None
+                float(np.median(known)) / grok if known and len(known) == len(converged) and grok else None
             )
         tail = tables["tail"][tables["tail"]["seed"] == 0].sort_values("step")
         starts = [None if pd.isna(v) else int(v) for v in tail["lmap_effective_from"]]

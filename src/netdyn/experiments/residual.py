@@ -14,7 +14,7 @@ The helpers :func:`structure_row` and :func:`structure_table` are shared with ``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,9 @@ from netdyn.data.spec import DataSpec
 from netdyn.experiments.base import Experiment, ExperimentConfig, ExperimentRuns, Member, member_name, seeded
 from netdyn.models.spec import ModelSpec
 from netdyn.orchestration import RunSpec
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 VARIANTS = {"none": "plain", "pre": "residual", "post": "residual-post"}
 """Table names of the ``residual`` settings of ModelSpec."""
@@ -127,7 +130,7 @@ def seed_medians(structure: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-class Residual(Experiment):
+class Residual(Experiment[ResidualConfig]):
     name = "residual"
     figure = "Fig. 9"
     shows = "standard structure (LP/L-map pruning) over a depth x width grid, plain vs residual BN ReLU nets"
@@ -184,10 +187,10 @@ class Residual(Experiment):
         tables["structure"] = structure_table(tables, ["variant", "depth", "width", "seed"])
         return tables
 
-    def figures(self, tables: dict[str, pd.DataFrame], config: ResidualConfig) -> dict[str, Any]:
+    def figures(self, tables: dict[str, pd.DataFrame], config: ResidualConfig) -> dict[str, Figure]:
         from netdyn.plots.pruning import plot_by_size, plot_effective_layers, plot_pruning_grid
 
-        figs: dict[str, Any] = {}
+        figs: dict[str, Figure] = {}
         n_seeds = tables["structure"]["seed"].nunique()
         first = int(tables["structure"]["seed"].min())
         seed0 = {name: table[table["seed"] == first] for name, table in tables.items()}

@@ -17,7 +17,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -26,8 +26,12 @@ from netdyn._device import resolve_device
 from netdyn._progress import progress_bar
 from netdyn.errors import ConfigError
 from netdyn.experiments.base import SCALES, Experiment, ExperimentConfig, ExperimentRuns, Member
+from netdyn.experiments.registry import EXPERIMENTS
 from netdyn.orchestration import run, run_population
 from netdyn.store import Folder, RunFolder
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass
@@ -41,10 +45,8 @@ class ExperimentResult:
     summary: dict[str, Any]
 
 
-def get_experiment(name: str) -> Experiment:
+def get_experiment(name: str) -> Experiment[Any]:
     """The registered experiment called ``name`` (ConfigError naming the valid ones otherwise)."""
-    from netdyn.experiments import EXPERIMENTS
-
     if name not in EXPERIMENTS:
         raise ConfigError(f"unknown experiment {name!r}; the experiments are {', '.join(EXPERIMENTS)}")
     return EXPERIMENTS[name]()
@@ -194,7 +196,7 @@ def _previous_wall_time(folder: Path) -> float:
     return float(old.get("wall_time_total", old.get("wall_time", 0.0)) or 0.0)
 
 
-def _write_figures(folder: Path, figures: dict[str, Any]) -> None:
+def _write_figures(folder: Path, figures: dict[str, Figure]) -> None:
     from netdyn.plots import save_figure
 
     directory = folder / "figures"
@@ -208,11 +210,11 @@ def _write_figures(folder: Path, figures: dict[str, Any]) -> None:
 
 def _write_report(
     folder: Path,
-    experiment: Experiment,
+    experiment: Experiment[Any],
     scale: str,
     config: ExperimentConfig,
     tables: dict[str, pd.DataFrame],
-    figures: dict[str, Any],
+    figures: dict[str, Figure],
     summary: dict[str, Any],
 ) -> Path:
     from netdyn.report import ReportSection, render_report
@@ -256,7 +258,6 @@ def run_all(
     scale: str, out: str | Path | None = None, *, progress: bool = False, **options: Any
 ) -> list[ExperimentResult]:
     """Every registered experiment at ``scale``, each in ``OUT/NAME``, then an index ``OUT/report.html``."""
-    from netdyn.experiments import EXPERIMENTS
     from netdyn.report import ReportSection, render_report
 
     root = Path(out) if out is not None else Path("reproductions") / f"all-{scale}"
@@ -281,8 +282,6 @@ def run_all(
 
 def list_experiments() -> pd.DataFrame:
     """One row per registered experiment: ``name, figure, shows`` and the measured wall time of each scale."""
-    from netdyn.experiments import EXPERIMENTS
-
     rows = []
     for name, cls in EXPERIMENTS.items():
         rows.append({"name": name, "figure": cls.figure, "shows": cls.shows,

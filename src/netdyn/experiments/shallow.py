@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -33,6 +33,9 @@ from netdyn.experiments.base import (
 )
 from netdyn.models.spec import ModelSpec
 from netdyn.orchestration import RunSpec
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: How the figures name the two input scalings.
 INPUTS = {"none": "inputs in [0, 1]", "unit": "unit-norm inputs"}
@@ -96,7 +99,7 @@ def _accuracy_and_gap(table: pd.DataFrame, x: str, xlabel: str, title: str, gap_
     return accuracy, gap
 
 
-class Shallow(Experiment):
+class Shallow(Experiment[ShallowConfig]):
     name = "shallow"
     figure = "Fig. 2"
     shows = "784-W-10 tanh vs linear net: network, L-map0, LP0 accuracy vs training-set size and time; RPDs"
@@ -184,12 +187,12 @@ class Shallow(Experiment):
                 parts["rpd_evolution"].append(t["rpd"])
         return {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items() if frames}
 
-    def figures(self, tables: dict[str, pd.DataFrame], config: ShallowConfig) -> dict[str, Any]:
+    def figures(self, tables: dict[str, pd.DataFrame], config: ShallowConfig) -> dict[str, Figure]:
         from netdyn.plots import plot_rpd
         from netdyn.plots._base import new_figure
         from netdyn.plots.sizes import plot_against, plot_census_by
 
-        figs: dict[str, Any] = {}
+        figs: dict[str, Figure] = {}
         normalizations = [n for n in config.normalizations if n in set(tables["size_accuracy"]["normalize"])]
         sizes = sorted(set(tables["size_accuracy"]["train_size"]))
         largest = max(sizes)
@@ -253,8 +256,8 @@ class Shallow(Experiment):
 
     def summary(self, tables: dict[str, pd.DataFrame], config: ShallowConfig) -> dict[str, Any]:
         out: dict[str, Any] = {"steps": config.steps, "width": config.width}
-        acc = tables["size_accuracy"]
-        acc = acc[acc["split"] == "test"].groupby(["normalize", "train_size", "activation", "readout"])[
+        sizes = tables["size_accuracy"]
+        acc = sizes[sizes["split"] == "test"].groupby(["normalize", "train_size", "activation", "readout"])[
             "accuracy"].mean()
         rs = tables["rpd_summary"]
         for normalize in config.normalizations:
@@ -284,7 +287,7 @@ class Shallow(Experiment):
             over_time = rs[(rs["normalize"] == normalize) & (rs["train_size"] == max(config.train_sizes))
                            & (rs["activation"] == "tanh") & (rs["seed"] == 0) & (rs["step"] > 0)].sort_values("step")
             if len(over_time):
-                peak = over_time.loc[over_time["gradient"].idxmax()]
+                peak = over_time.iloc[over_time["gradient"].argmax()]
                 out[f"{key}_rpd_gradient_over_training"] = {
                     "first": float(over_time["gradient"].iloc[0]),
                     "peak": float(peak["gradient"]),

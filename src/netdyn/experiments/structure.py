@@ -9,7 +9,7 @@ test and training accuracy against steps) for several depths.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -19,6 +19,9 @@ from netdyn.data.spec import DataSpec
 from netdyn.experiments.base import Experiment, ExperimentConfig, ExperimentRuns, Member, member_name, seeded
 from netdyn.models.spec import ModelSpec
 from netdyn.orchestration import RunSpec
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 VARIANTS = {"none": "plain", "pre": "residual"}
 
@@ -71,7 +74,7 @@ def member_specs(config: StructureConfig, depths: tuple[int, ...] | None = None)
     return members
 
 
-class Structure(Experiment):
+class Structure(Experiment[StructureConfig]):
     name = "structure"
     figure = "Fig. 3"
     shows = "standard structure of deep BN ReLU nets, plain and residual: pruning, RPD, class geometry, curves"
@@ -132,10 +135,10 @@ class Structure(Experiment):
         return {name: table.drop(columns="step", errors="ignore") if name != "history" else table
                 for name, table in tables.items()}
 
-    def figures(self, tables: dict[str, pd.DataFrame], config: StructureConfig) -> dict[str, Any]:
+    def figures(self, tables: dict[str, pd.DataFrame], config: StructureConfig) -> dict[str, Figure]:
         from netdyn import plots
 
-        figs: dict[str, Any] = {}
+        figs: dict[str, Figure] = {}
         L = max(config.depths) + 1
         representative = sorted({1, (L - 1 + 1) // 2, L - 1})
         for variant, (a, c, e, g) in (("plain", "aceg"), ("residual", "bdfh")):
@@ -144,8 +147,7 @@ class Structure(Experiment):
             t = {name: _one(table, variant) for name, table in tables.items() if name != "history"}
             suffix = "" if variant == "plain" else "_residual"
             if "lmap" in t and len(t["lmap"]):
-                network = t["network"].set_index("split")["accuracy"].to_dict()
-                fig = plots.plot_layer_accuracy(t["lmap"], t["lp"], network, split="test")
+                fig = plots.plot_layer_accuracy(t["lmap"], t["lp"], t["network"], split="test")
                 fig.axes[0].set_title(f"{variant.capitalize()} depth {L - 1}: LP and L-map pruning (test)")
                 figs[f"fig3{a}_pruning{suffix}"] = fig
                 figs[f"fig3{c}_rpd{suffix}"] = plots.plot_rpd(t["rpd"], layers=representative)
@@ -170,7 +172,7 @@ class Structure(Experiment):
             per_seed = []
             for seed in sorted(set(tables["network"]["seed"])):
                 t = {name: _one(table, variant, seed) for name, table in tables.items() if name != "history"}
-                acc = float(t["network"].set_index("split").loc["test", "accuracy"])
+                acc = float(t["network"].set_index("split")["accuracy"]["test"])
                 rs, geo = t["rpd_summary"].sort_values("layer"), t["class_geometry"].sort_values("layer")
                 hidden = geo[geo["layer"] >= 1]
                 per_seed.append({
