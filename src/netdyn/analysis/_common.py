@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Generator, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from netdyn.data.samples import DataLike, SampleSet, as_samples, check_fits
 from netdyn.errors import ConfigError, ModelError
 from netdyn.models import MLP
+
+if TYPE_CHECKING:
+    from netdyn.analysis.config import AnalysisConfig
 
 SPLITS = ("train", "test")
 
@@ -67,14 +70,14 @@ def samples_for(net: MLP, data: DataLike) -> SampleSet:
     return samples
 
 
-def check_config_fits(config: Any, net: MLP, num_classes: int) -> None:
+def check_config_fits(config: AnalysisConfig, net: MLP, num_classes: int) -> None:
     """An :class:`~netdyn.analysis.AnalysisConfig` whose layers or classes the network at hand does not have is a
     ConfigError naming the valid range (never a silent substitution). The default classes (1, 2, 3) mean "the
     first classes there are" on a data set with fewer."""
     if config.layers is not None:
         resolve_layers(net, config.layers)
     default = next(f.default for f in dataclasses.fields(config) if f.name == "classes")
-    if tuple(config.classes) == tuple(default):
+    if tuple(config.classes) == default:
         return
     bad = [c for c in config.classes if not 0 <= c < num_classes]
     if bad:
@@ -101,7 +104,7 @@ def take(t: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
 
 def walk(
     net: MLP, x: torch.Tensor, bn_mode: str = "running"
-) -> Iterator[tuple[int, torch.Tensor, torch.Tensor | None]]:
+) -> Generator[tuple[int, torch.Tensor, torch.Tensor | None], None, None]:
     """``net.iter_layers`` in evaluation mode, with the net's mode restored afterwards."""
     was_training = net.training
     net.eval()

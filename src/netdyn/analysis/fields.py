@@ -70,9 +70,11 @@ def _nearest_labels(test: torch.Tensor, train: torch.Tensor, train_labels: torch
     return torch.cat(parts)
 
 
-def _check_choice(classes: Sequence[int], neurons: Sequence[int] | None, num_classes: int, n_out: int):
+def _check_choice(
+    classes: int | Sequence[int], neurons: Sequence[int] | None, num_classes: int, n_out: int
+) -> tuple[list[int], tuple[int, int]]:
     if isinstance(classes, (int, np.integer)):
-        classes = [classes]
+        classes = [int(classes)]
     chosen = [int(k) for k in classes]
     if not chosen or len(set(chosen)) != len(chosen):
         raise ConfigError(f"classes must be distinct labels, at least one, got {list(classes)!r}")

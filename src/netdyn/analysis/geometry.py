@@ -104,11 +104,11 @@ def _centre_similarity(centres: torch.Tensor) -> float:
     return ((gram.sum() - gram.diagonal().sum()) / (k * (k - 1))).item()
 
 
-def _check_classes(classes: Sequence[int] | None, num_classes: int) -> list[int] | None:
+def _check_classes(classes: int | Sequence[int] | None, num_classes: int) -> list[int] | None:
     if classes is None:
         return None
     if isinstance(classes, (int, np.integer)):
-        classes = [classes]
+        classes = [int(classes)]
     chosen = [int(k) for k in classes]
     bad = [k for k in chosen if not 0 <= k < num_classes]
     if bad:

@@ -260,7 +260,9 @@ def linear_references(
                 yield l, x_l, _reference(net, l, xs, hs)
             if l >= last:
                 break
-            xs[l], hs[l] = x_l, h_l
+            xs[l] = x_l
+            if h_l is not None:  # layer 0, the input, has no local field
+                hs[l] = h_l
             xs.pop(l - 3, None)
             hs.pop(l - 1, None)
 

@@ -33,6 +33,7 @@ def network_accuracy(net: MLP, data: DataLike) -> pd.DataFrame:
         for l, x_l, _ in walk(net, x):
             if l == net.n_layers:
                 logits = x_l
+        assert logits is not None, "the walk ends at layer L"
         rows.append({"split": split, "accuracy": accuracy(logits, y)})
     return pd.DataFrame(rows, columns=["split", "accuracy"])
 

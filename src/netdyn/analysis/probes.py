@@ -29,7 +29,7 @@ from netdyn.analysis._common import (
     split_tensors,
     walk,
 )
-from netdyn.data.samples import DataLike
+from netdyn.data.samples import DataLike, SampleSet
 from netdyn.errors import ConfigError
 from netdyn.models import MLP
 
@@ -54,9 +54,11 @@ class _Moments:
     @classmethod
     def start(cls, x: torch.Tensor, h: torch.Tensor) -> _Moments:
         n_x, n_h = x.shape[1], h.shape[1]
-        zeros = dict(dtype=torch.float64, device=x.device)
-        return cls(x.mean(0), h.mean(0), 0, torch.zeros(n_x, **zeros), torch.zeros(n_h, **zeros),
-                   torch.zeros(n_x, n_x, **zeros), torch.zeros(n_x, n_h, **zeros))
+
+        def zeros(*shape: int) -> torch.Tensor:
+            return torch.zeros(*shape, dtype=torch.float64, device=x.device)
+
+        return cls(x.mean(0), h.mean(0), 0, zeros(n_x), zeros(n_h), zeros(n_x, n_x), zeros(n_x, n_h))
 
     def add(self, x: torch.Tensor, h: torch.Tensor) -> None:
         x = x - self.shift_x
@@ -87,12 +89,10 @@ def _accumulate(net: MLP, x: torch.Tensor, layers: Sequence[int]) -> dict[int, _
     moments: dict[int, _Moments] = {}
     for rows in iter_chunks(x.shape[0], chunk_rows(x.shape[0], per_row)):
         kept: dict[int, torch.Tensor] = {}
-        h = None
         for l, x_l, _ in walk(net, x[rows]):
             if l in chosen:
                 kept[l] = x_l
-            if l == L:
-                h = x_l.double()
+        h = x_l.double()  # the walk ends at layer L: its output is the logits
         for l, x_l in kept.items():
             xd = x_l.double()
             if l not in moments:
@@ -134,7 +134,7 @@ def _pinv_solve(system: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
     return evecs @ (inv[:, None] * (evecs.T @ rhs))
 
 
-def _fit(net: MLP, data: DataLike, layers: Sequence[int], ridge: float) -> dict[int, Probe]:
+def _fit(net: MLP, data: SampleSet, layers: Sequence[int], ridge: float) -> dict[int, Probe]:
     x, _ = split_tensors(data, "train")
     if x.shape[0] == 0:
         raise ConfigError("the LP is fitted on the training set, which is empty")

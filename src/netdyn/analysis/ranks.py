@@ -16,10 +16,10 @@ under random tie-breaking, both for the histogram of q = (position - 1/2) / P an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Literal, TypeVar, overload
 
 import pandas as pd
 import torch
@@ -37,6 +37,10 @@ CHUNK_ELEMENTS = 1 << 22
 
 
 # ---------------------------------------------------------------------------------------------- tie groups
+@overload
+def sorted_runs(rows: torch.Tensor, last: Literal[True] = ...) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
+@overload
+def sorted_runs(rows: torch.Tensor, last: Literal[False]) -> tuple[torch.Tensor, torch.Tensor, None]: ...
 def sorted_runs(rows: torch.Tensor, last: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Sort each row of ``rows`` [N, P]; return ``(order, first, last)``, all int64 [N, P].
 
@@ -228,7 +232,7 @@ def layer_rank_positions(
     y: torch.Tensor,
     layers: Sequence[int],
     use: str = "output",
-):
+) -> Iterator[tuple[int, RankPositions]]:
     """Yield ``(l, RankPositions)`` for each hidden layer in ``layers``, walking the network once over x."""
     wanted = set(layers)
     if not wanted:
@@ -238,6 +242,8 @@ def layer_rank_positions(
         for l, x_l, h_l in steps:
             if l in wanted:
                 values = x_l if use == "output" else h_l
+                if values is None:
+                    raise ConfigError(f"layer {l} has no local field h^l (use='field' takes hidden layers)")
                 yield l, rank_positions(values, weights[l], y)
             if l >= max(wanted):
                 break

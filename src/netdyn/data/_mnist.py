@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -102,10 +103,15 @@ def find_file(folder: Path, base: str) -> Path | None:
     return None
 
 
-def find_files(folder: Path, keys=tuple(FILES)) -> dict[str, Path] | None:
+def find_files(folder: Path, keys: Sequence[str] = tuple(FILES)) -> dict[str, Path] | None:
     """The files of ``keys`` in ``folder`` (raw or .gz), or None if any is missing."""
-    found = {key: find_file(folder, FILES[key]) for key in keys}
-    return None if any(path is None for path in found.values()) else found
+    found = {}
+    for key in keys:
+        path = find_file(folder, FILES[key])
+        if path is None:
+            return None
+        found[key] = path
+    return found
 
 
 def locate(name: str, root: Path | None = None, keys=tuple(FILES)) -> dict[str, Path] | None:

@@ -41,13 +41,15 @@ def resolve_options(name: str, options: dict) -> dict:
     if resolved["n_classes"] < 2:
         raise ConfigError(f"{name}: n_classes must be at least 2, got {resolved['n_classes']}")
     noise = resolved["noise"]
-    if isinstance(noise, bool) or not isinstance(noise, numbers.Real) or not 0 <= noise < math.inf:
+    if isinstance(noise, bool) or not isinstance(noise, numbers.Real) or not 0 <= float(noise) < math.inf:
         raise ConfigError(f"{name}: noise must be a finite number >= 0, got {noise!r}")
     resolved["noise"] = float(noise)
     return resolved
 
 
-def generate(name: str, n_train: int, n_test: int, seed: int, options: dict):
+def generate(
+    name: str, n_train: int, n_test: int, seed: int, options: dict
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(x_train, y_train, x_test, y_test) as float64 / int64 arrays; ``options`` as from `resolve_options`."""
     rng = np.random.default_rng(seed)
     d, c, noise = options["n_features"], options["n_classes"], options["noise"]
@@ -79,18 +81,20 @@ def _blob_centres(d: int, n_classes: int, rng: np.random.Generator) -> np.ndarra
     if n_classes <= d:
         q, _ = np.linalg.qr(rng.standard_normal((d, n_classes)))
         return BLOB_RADIUS * q.T
-    best, best_gap = None, -1.0
+    draws = []
     for _ in range(64):
         directions = rng.standard_normal((n_classes, d))
-        directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-        distances = np.linalg.norm(directions[:, None] - directions[None], axis=-1)
-        gap = distances[np.triu_indices(n_classes, 1)].min()
-        if gap > best_gap:
-            best, best_gap = directions, gap
-    return BLOB_RADIUS * best
+        draws.append(directions / np.linalg.norm(directions, axis=1, keepdims=True))
+    return BLOB_RADIUS * max(draws, key=_smallest_distance)  # the first of the most spread
 
 
-def _blobs(n, centres, noise, rng):
+def _smallest_distance(directions: np.ndarray) -> float:
+    """The smallest distance between two rows."""
+    distances = np.linalg.norm(directions[:, None] - directions[None], axis=-1)
+    return float(distances[np.triu_indices(len(directions), 1)].min())
+
+
+def _blobs(n: int, centres: np.ndarray, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     y = _balanced_labels(n, len(centres), rng)
     x = centres[y] + noise * rng.standard_normal((n, centres.shape[1]))
     return x, y
@@ -105,11 +109,13 @@ def _xor_labels(x: np.ndarray, n_classes: int) -> np.ndarray:
     return sector % n_classes
 
 
-def _xor(n, d, n_classes, noise, rng):
+def _xor(
+    n: int, d: int, n_classes: int, noise: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Points uniform in the cube [-1, 1]^d (coordinates beyond the first two carry no information), drawn
     until every class has its balanced count."""
     wanted = _balanced_counts(n, n_classes)
-    parts = [[] for _ in range(n_classes)]
+    parts: list[list[np.ndarray]] = [[] for _ in range(n_classes)]
     have = np.zeros(n_classes, dtype=np.int64)
     while (have < wanted).any():
         candidates = rng.uniform(-1.0, 1.0, size=(max(64, 2 * n), d))
@@ -125,7 +131,9 @@ def _xor(n, d, n_classes, noise, rng):
     return x + noise * rng.standard_normal(x.shape), y
 
 
-def _rings(n, d, n_classes, noise, rng):
+def _rings(
+    n: int, d: int, n_classes: int, noise: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Concentric spheres S^{d-1} (circles for d = 2) of radius k + 1 for class k, uniform in direction."""
     y = _balanced_labels(n, n_classes, rng)
     directions = rng.standard_normal((n, d))

@@ -6,7 +6,7 @@ A monitor inside a user's own loop has no ``Dataset``; it passes its held-out ba
 
 from __future__ import annotations
 
-from typing import Protocol, TypeAlias, runtime_checkable
+from typing import Protocol, TypeAlias, cast, runtime_checkable
 
 import torch
 
@@ -32,7 +32,7 @@ def as_samples(data: DataLike, num_classes: int | None = None) -> SampleSet:
     """``data`` as a :class:`SampleSet`: returned as it is when it is one; four tensors become a ``Dataset``
     named ``"tensors"`` (``num_classes`` defaults to the largest label + 1)."""
     if hasattr(data, "x_train") and hasattr(data, "y_train"):  # a Dataset, or anything shaped like one
-        return data
+        return cast(SampleSet, data)
     if isinstance(data, (tuple, list)) and len(data) == 4 and all(isinstance(t, torch.Tensor) for t in data):
         from netdyn.data._dataset import Dataset
 
