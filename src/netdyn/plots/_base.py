@@ -6,6 +6,7 @@ touches pyplot's global state or needs a display.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Iterable, Sequence
 
 import numpy as np
@@ -24,6 +25,9 @@ _SEQUENTIAL_RANGE = (0.0, 0.88)
 # Up to this many curves get a legend entry each; beyond it, a colour bar.
 MAX_LEGEND_ENTRIES = 8
 
+RGBA = tuple[float, float, float, float]
+"""A colour as red, green, blue and alpha in [0, 1] (what a colormap gives)."""
+
 
 def new_figure(figsize: tuple[float, float]) -> Figure:
     """A constrained-layout Figure with an Agg canvas, outside pyplot."""
@@ -34,11 +38,15 @@ def new_figure(figsize: tuple[float, float]) -> Figure:
 
 def root_figure(ax: Axes) -> Figure:
     """The top-level Figure that holds ``ax`` (an Axes may sit in a SubFigure)."""
+    fig: object
     try:
-        return ax.get_figure(root=True)
+        fig = ax.get_figure(root=True)
     except TypeError:  # matplotlib < 3.10: no ``root``; a SubFigure's ``figure`` is the root there
-        fig = ax.figure
-        return getattr(fig, "figure", fig) or fig
+        parent = ax.figure
+        fig = getattr(parent, "figure", parent) or parent
+    if not isinstance(fig, Figure):
+        raise ValueError("the Axes belongs to no figure")
+    return fig
 
 
 def single_axes(ax: Axes | None, figsize: tuple[float, float] = (6.4, 4.2)) -> tuple[Figure, Axes]:
@@ -120,8 +128,9 @@ class SequentialPalette:
     def uses_colorbar(self) -> bool:
         return len(self.values) > MAX_LEGEND_ENTRIES
 
-    def color(self, value: Hashable) -> np.ndarray:
-        return self.colors[self._index[value]]
+    def color(self, value: Hashable) -> RGBA:
+        red, green, blue, alpha = self.colors[self._index[value]]
+        return float(red), float(green), float(blue), float(alpha)
 
     def label(self, value: Hashable) -> str:
         return f"{self.name} {format_value(value)}"
@@ -135,7 +144,7 @@ class SequentialPalette:
             norm=BoundaryNorm(np.arange(n + 1) - 0.5, n), cmap=ListedColormap(self.colors)
         )
         bar = fig.colorbar(mappable, ax=ax, label=self.name, pad=0.02, fraction=0.05)
-        ticks = np.arange(0, n, 1 if n <= 16 else int(np.ceil(n / 10)))
+        ticks = list(range(0, n, 1 if n <= 16 else math.ceil(n / 10)))
         bar.set_ticks(ticks, labels=[format_value(self.values[i]) for i in ticks])
         bar.minorticks_off()
 

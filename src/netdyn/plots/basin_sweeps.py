@@ -8,7 +8,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from netdyn.plots._base import SequentialPalette, format_value, require_columns, single_axes
+from netdyn.plots._base import RGBA, SequentialPalette, format_value, require_columns, single_axes
 
 _NOT_REACHED = "not reached on the grid"
 
@@ -37,10 +37,10 @@ def plot_sweep(
     fig, ax = single_axes(ax)
     groups = sorted(table[by].unique().tolist()) if by is not None else [None]
     palette = SequentialPalette(groups, by) if by is not None else None
-    missing: list[tuple[float, float, object]] = []
+    missing: list[tuple[float, float, RGBA | str]] = []
     for g, group in enumerate(groups):
         rows = table if by is None else table[table[by] == group]
-        color = palette.color(group) if palette is not None else "C0"
+        color: RGBA | str = palette.color(group) if palette is not None else "C0"
         stats = rows.groupby(x)[y].agg(["mean", "min", "max"]).sort_index().dropna(subset=["mean"])
         label = palette.label(group) if palette is not None else "mean over seeds"
         ax.plot(stats.index.to_numpy(float), stats["mean"].to_numpy(float), color=color, marker="o", ms=5, lw=1.8,

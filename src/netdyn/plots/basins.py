@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,10 +33,10 @@ _SPLIT_MARKERS = {"train": "o", "test": "x"}
 
 
 def _basin_curves(
-    curves, sizes: Mapping[str, float] | None, func: str
+    curves: Mapping[str, Any] | pd.DataFrame, sizes: Mapping[str, float] | None, func: str
 ) -> list[tuple[str, pd.DataFrame, float]]:
     """(label, curve table, size_half or NaN) for each curve, from tables or BasinCurve-like objects."""
-    items = list(curves.items()) if isinstance(curves, Mapping) else [("accuracy", curves)]
+    items: list[tuple[str, Any]] = list(curves.items()) if isinstance(curves, Mapping) else [("accuracy", curves)]
     if not items:
         raise ConfigError(f"{func}: no curves given")
     out = []

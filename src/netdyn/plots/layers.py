@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
@@ -187,12 +188,12 @@ def plot_rpd_summary(summary: pd.DataFrame, ax: Axes | Sequence[Axes] | None = N
     require_unique(summary, ["layer"], func, "pass one run's summary")
     rows = summary.sort_values("layer")
     layer = rows["layer"].to_numpy()
-    twin = isinstance(ax, Axes)
-    if twin:
+    if isinstance(ax, Axes):
         fig, grad_ax = single_axes(ax)
-        order_ax = grad_ax.twinx()
+        order_ax, twin = grad_ax.twinx(), True
     else:
         fig, (grad_ax, order_ax) = stacked_axes(ax, 2, (6.4, 5.6), func)
+        twin = False
     grad_line = grad_ax.plot(
         layer, rows["gradient"].to_numpy(), marker="o", color="C0", label="RPD gradient"
     )[0]
@@ -316,7 +317,7 @@ def plot_class_geometry(
     require_unique(geometry, ["layer"], func, "pass one run's geometry table")
     rows = geometry.sort_values("layer")
     fig, ax = single_axes(ax)
-    handles = []
+    handles: list[Artist] = []
     layers = rows["layer"].tolist()
     if per_sample is not None:
         require_columns(per_sample, ["layer", "sample", "label", "cos_dist"], func, "per_sample")

@@ -8,10 +8,11 @@ sequence of Axes), and returns the Figure; nothing here computes a quantity. Imp
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -210,20 +211,12 @@ def plot_lmap_training(
     layers; ``split`` is the set the L-map is scored on. ``axes``: two Axes, three with ``tail``.
     """
     func = "plot_lmap_training"
-    require_columns(lmap, ["step", *_ACCURACY], func, "lmap")
-    require_columns(history, ["step", "split", "accuracy"], func, "history")
-    rows = filter_values(lmap[lmap["split"] == split], "layer", layers, func)
-    if rows.empty:
-        raise ConfigError(f"{func}: the lmap table has no rows with split={split!r}")
-    require_unique(rows, ["step", "layer"], func, "pass one run's table")
-    if tail is not None:
-        require_columns(tail, ["step", "lmap_effective_from"], func, "tail")
-        require_unique(tail, ["step"], func, "pass one run's tail table")
+    rows = _lmap_training_rows(lmap, history, layers, split, tail, func)
     n = 2 if tail is None else 3
     fig, panels = stacked_axes(axes, n, (7.6, 3.3 * n + 0.6), func)
     top, bottom = panels[0], panels[1]
     palette = SequentialPalette(rows["layer"], "layer")
-    handles = []
+    handles: list[Artist] = []
     for layer, curve in rows.groupby("layer", sort=True):
         curve = curve.sort_values("step")
         handles.append(top.plot(curve["step"], curve["accuracy"], color=palette.color(layer), lw=1.4,
@@ -231,47 +224,11 @@ def plot_lmap_training(
     hist = history.copy()
     if "bn_mode" not in hist.columns:
         hist["bn_mode"] = "running"
-    styles = {"running": "-", "batch": "--"}
-    words = {"running": "running statistics", "batch": "batch statistics"}
-    reference = []
-    if network is not None:
-        require_columns(network, ["step", "split", "accuracy"], func, "network")
-        net = network[network["split"] == split].sort_values("step")
-        require_unique(net, ["step"], func, "pass one run's network table")
-        reference.append(top.plot(net["step"], net["accuracy"], color="black", lw=2.2, alpha=0.35,
-                                  label=f"network {split} accuracy (checkpoints, running statistics)")[0])
-    for bn_mode, part in hist[hist["split"] == split].groupby("bn_mode", sort=True):
-        part = part.sort_values("step")
-        reference.append(top.plot(part["step"], part["accuracy"], color="black", lw=1.0,
-                                  ls=styles.get(bn_mode, ":"),
-                                  label=f"{split} accuracy ({words.get(bn_mode, bn_mode)})")[0])
-    for bn_mode, part in hist[hist["split"] == "test"].groupby("bn_mode", sort=True):
-        part = part.sort_values("step")
-        bottom.plot(part["step"], part["accuracy"], color="C1", lw=1.5, ls=styles.get(bn_mode, ":"),
-                    marker=".", ms=3, label=f"test accuracy ({words.get(bn_mode, bn_mode)})")
-    for bn_mode, part in hist[hist["split"] == "train"].groupby("bn_mode", sort=True):
-        part = part.sort_values("step")
-        bottom.plot(part["step"], part["accuracy"], color="C0", lw=1.0, ls=styles.get(bn_mode, ":"),
-                    label=f"train accuracy ({words.get(bn_mode, bn_mode)})")
+    reference = _accuracy_references(top, network, hist, split, func)
+    _history_panel(bottom, hist)
     if tail is not None:
-        part = tail.sort_values("step")
-        panels[2].plot(part["step"], part["lmap_effective_from"].astype(float), color="C2", marker="o", ms=3,
-                       lw=1.4, drawstyle="steps-post", label=f"first layer of the linear tail ({split} set)")
-        top_layer = max(rows["layer"].max(), float(np.nanmax(part["lmap_effective_from"].astype(float))))
-        panels[2].set_ylim(-0.5, top_layer + 1)
-        panels[2].yaxis.set_major_locator(MaxNLocator(integer=True))
-        panels[2].set_ylabel("L-map effective\nfrom layer")
-        panels[2].set_title(f"Where the linear tail starts (L-map within {EFFECTIVE_TOLERANCE:g} of the network)")
-    if chance_until is not None and np.isfinite(chance_until):
-        for ax in panels:
-            shade = ax.axvspan(0, chance_until, color="0.9", lw=0, zorder=0,
-                               label="before the network's rise (running statistics)")
-        reference.append(shade)
-    if grokking_step is not None and np.isfinite(grokking_step):
-        for ax in panels:
-            line = ax.axvline(grokking_step, color="C3", lw=1.2, ls="-.",
-                              label=f"grokking point (step {format_value(grokking_step)})")
-        reference.append(line)
+        _tail_panel(panels[2], tail, rows, split)
+    reference += _mark_training_steps(panels, chance_until, grokking_step)
     steps = np.concatenate([rows["step"].to_numpy(float), hist["step"].to_numpy(float)])
     for ax in panels:
         set_step_scale(ax, steps)
@@ -293,6 +250,98 @@ def plot_lmap_training(
     panels[-1].set_xlabel("training step (log scale)")
     return fig
 
+
+_BN_MODE_STYLES = {"running": "-", "batch": "--"}
+_BN_MODE_WORDS = {"running": "running statistics", "batch": "batch statistics"}
+
+
+def _lmap_training_rows(
+    lmap: pd.DataFrame,
+    history: pd.DataFrame,
+    layers: Iterable[int] | None,
+    split: str,
+    tail: pd.DataFrame | None,
+    func: str,
+) -> pd.DataFrame:
+    """The checked input of :func:`plot_lmap_training`: the L-map rows of ``split`` and ``layers``."""
+    require_columns(lmap, ["step", *_ACCURACY], func, "lmap")
+    require_columns(history, ["step", "split", "accuracy"], func, "history")
+    rows = filter_values(lmap[lmap["split"] == split], "layer", layers, func)
+    if rows.empty:
+        raise ConfigError(f"{func}: the lmap table has no rows with split={split!r}")
+    require_unique(rows, ["step", "layer"], func, "pass one run's table")
+    if tail is not None:
+        require_columns(tail, ["step", "lmap_effective_from"], func, "tail")
+        require_unique(tail, ["step"], func, "pass one run's tail table")
+    return rows
+
+
+def _by_bn_mode(hist: pd.DataFrame, split: str) -> Iterator[tuple[str, pd.DataFrame, str]]:
+    """``(line style, rows, words)`` of each BN mode's history rows of ``split`` (sorted by step), modes in
+    sorted order."""
+    rows = hist[hist["split"] == split]
+    for bn_mode, part in rows.groupby("bn_mode", sort=True):
+        mode = str(bn_mode)
+        yield _BN_MODE_STYLES.get(mode, ":"), part.sort_values("step"), _BN_MODE_WORDS.get(mode, mode)
+
+
+def _accuracy_references(
+    top: Axes, network: pd.DataFrame | None, hist: pd.DataFrame, split: str, func: str
+) -> list[Artist]:
+    """The network's accuracy on ``split`` over the L-map curves: at the checkpoints (``network``, if given)
+    and in the history, one line per BN mode."""
+    reference: list[Artist] = []
+    if network is not None:
+        require_columns(network, ["step", "split", "accuracy"], func, "network")
+        net = network[network["split"] == split].sort_values("step")
+        require_unique(net, ["step"], func, "pass one run's network table")
+        reference.append(top.plot(net["step"], net["accuracy"], color="black", lw=2.2, alpha=0.35,
+                                  label=f"network {split} accuracy (checkpoints, running statistics)")[0])
+    for style, part, words in _by_bn_mode(hist, split):
+        reference.append(top.plot(part["step"], part["accuracy"], color="black", lw=1.0, ls=style,
+                                  label=f"{split} accuracy ({words})")[0])
+    return reference
+
+
+def _history_panel(ax: Axes, hist: pd.DataFrame) -> None:
+    """The network's test and training accuracy over training, one line per BN mode."""
+    for style, part, words in _by_bn_mode(hist, "test"):
+        ax.plot(part["step"], part["accuracy"], color="C1", lw=1.5, ls=style, marker=".", ms=3,
+                label=f"test accuracy ({words})")
+    for style, part, words in _by_bn_mode(hist, "train"):
+        ax.plot(part["step"], part["accuracy"], color="C0", lw=1.0, ls=style, label=f"train accuracy ({words})")
+
+
+def _tail_panel(ax: Axes, tail: pd.DataFrame, rows: pd.DataFrame, split: str) -> None:
+    """Where the linear tail starts at each checkpoint (the first layer from which L-map pruning is
+    effective)."""
+    part = tail.sort_values("step")
+    ax.plot(part["step"], part["lmap_effective_from"].astype(float), color="C2", marker="o", ms=3,
+            lw=1.4, drawstyle="steps-post", label=f"first layer of the linear tail ({split} set)")
+    top_layer = max(rows["layer"].max(), float(np.nanmax(part["lmap_effective_from"].astype(float))))
+    ax.set_ylim(-0.5, top_layer + 1)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("L-map effective\nfrom layer")
+    ax.set_title(f"Where the linear tail starts (L-map within {EFFECTIVE_TOLERANCE:g} of the network)")
+
+
+def _mark_training_steps(
+    panels: Sequence[Axes], chance_until: float | None, grokking_step: float | None
+) -> list[Artist]:
+    """Shade the steps before ``chance_until`` and mark the grokking point on every panel; the legend
+    entries (one of each)."""
+    marks: list[Artist] = []
+    if chance_until is not None and np.isfinite(chance_until):
+        for ax in panels:
+            shade = ax.axvspan(0, chance_until, color="0.9", lw=0, zorder=0,
+                               label="before the network's rise (running statistics)")
+        marks.append(shade)
+    if grokking_step is not None and np.isfinite(grokking_step):
+        for ax in panels:
+            line = ax.axvline(grokking_step, color="C3", lw=1.2, ls="-.",
+                              label=f"grokking point (step {format_value(grokking_step)})")
+        marks.append(line)
+    return marks
 
 def plot_by_size(
     table: pd.DataFrame,

@@ -86,14 +86,7 @@ def plot_against(
     if not _is_numeric(table[x]):
         raise ConfigError(f"{func}: x column {x!r} must hold numbers")
     panels = sorted(pd.unique(table[panel]).tolist()) if panel else [None]
-    if ax is None:
-        fig = new_figure((5.6 * len(panels) + 0.6, 4.4))
-        axes = list(np.atleast_1d(fig.subplots(1, len(panels), sharey=sharey, squeeze=False)[0]))
-    else:
-        axes = [ax] if isinstance(ax, Axes) else list(ax)
-        if len(axes) != len(panels):
-            raise ConfigError(f"{func}: needs {len(panels)} Axes (one per {panel}), got {len(axes)}")
-        fig = single_axes(axes[0])[0]
+    fig, axes = _panel_axes(ax, panels, panel, sharey, func)
     curves = list(order) if order is not None else sorted(pd.unique(table[by]).tolist()) if by else [None]
     missing = [c for c in curves if by and c not in set(table[by])]
     if missing:
@@ -104,24 +97,9 @@ def plot_against(
         rows = table if panel is None else table[table[panel] == value]
         for curve in curves:
             part = rows if by is None else rows[rows[by] == curve]
-            if part.empty:
-                continue
-            stats = part.groupby(x)[y].agg(["mean", "min", "max", "count"]).sort_index()
-            xs = stats.index.to_numpy(dtype=float)
-            style = styles[curve]
-            axis.plot(xs, stats["mean"].to_numpy(), color=style["color"], ls=style["ls"], marker=style["marker"],
-                      ms=4, lw=style["lw"], label=style["label"])
-            if (stats["count"] > 1).any():
-                axis.fill_between(xs, stats["min"].to_numpy(), stats["max"].to_numpy(), color=style["color"],
-                                  alpha=0.18, lw=0, label="_band")
-        if logx:
-            set_step_scale(axis, rows[x].to_numpy(dtype=float))
-            values = sorted(set(table[x].tolist()))
-            if len(values) <= _MAX_LABELLED:  # a few sizes: tick each one, written out
-                axis.set_xticks(values, [format_value(v) for v in values])
-                axis.xaxis.set_minor_locator(NullLocator())
-        elif pd.api.types.is_integer_dtype(table[x]):
-            integer_layer_axis(axis, table[x])  # depths and layers: whole-number ticks
+            if not part.empty:
+                _mean_and_band(axis, part, x, y, styles[curve])
+        _x_axis(axis, table[x], rows[x], logx)
         axis.set_xlabel(xlabel or x.replace("_", " "))
         axis.grid(alpha=0.3, which="both" if logx else "major")
         if panel is not None:
@@ -136,6 +114,44 @@ def plot_against(
     if by is None:
         axes[0].legend(fontsize="small", loc="best")
     return fig
+
+
+def _panel_axes(
+    ax: Axes | Sequence[Axes] | None, panels: list, panel: str | None, sharey: bool, func: str
+) -> tuple[Figure, list[Axes]]:
+    """The figure and one Axes per panel, side by side: new ones, or those given (as many as panels)."""
+    if ax is None:
+        fig = new_figure((5.6 * len(panels) + 0.6, 4.4))
+        return fig, list(np.atleast_1d(fig.subplots(1, len(panels), sharey=sharey, squeeze=False)[0]))
+    axes = [ax] if isinstance(ax, Axes) else list(ax)
+    if len(axes) != len(panels):
+        raise ConfigError(f"{func}: needs {len(panels)} Axes (one per {panel}), got {len(axes)}")
+    return single_axes(axes[0])[0], axes
+
+
+def _mean_and_band(axis: Axes, part: pd.DataFrame, x: str, y: str, style: dict) -> None:
+    """One curve: the mean of ``y`` over the rows sharing each ``x``, and a band from their minimum to their
+    maximum where there are several."""
+    stats = part.groupby(x)[y].agg(["mean", "min", "max", "count"]).sort_index()
+    xs = stats.index.to_numpy(dtype=float)
+    axis.plot(xs, stats["mean"].to_numpy(), color=style["color"], ls=style["ls"], marker=style["marker"],
+              ms=4, lw=style["lw"], label=style["label"])
+    if (stats["count"] > 1).any():
+        axis.fill_between(xs, stats["min"].to_numpy(), stats["max"].to_numpy(), color=style["color"],
+                          alpha=0.18, lw=0, label="_band")
+
+
+def _x_axis(axis: Axes, values: pd.Series, shown: pd.Series, logx: bool) -> None:
+    """A log x axis over the ``shown`` values, ticked at each of ``values`` when there are few; else whole-number
+    ticks for whole-number values."""
+    if logx:
+        set_step_scale(axis, shown.to_numpy(dtype=float))
+        ticks = sorted(set(values.tolist()))
+        if len(ticks) <= _MAX_LABELLED:  # a few sizes: tick each one, written out
+            axis.set_xticks(ticks, [format_value(v) for v in ticks])
+            axis.xaxis.set_minor_locator(NullLocator())
+    elif pd.api.types.is_integer_dtype(values):
+        integer_layer_axis(axis, values)  # depths and layers: whole-number ticks
 
 
 def plot_census_by(

@@ -11,6 +11,7 @@ from matplotlib.lines import Line2D
 
 from netdyn.errors import ConfigError
 from netdyn.plots._base import (
+    RGBA,
     SequentialPalette,
     filter_values,
     require_columns,
@@ -35,6 +36,46 @@ def _ordered(values: Iterable, first: Sequence[str]) -> list:
     """Unique values, the ones named in ``first`` leading in that order, the rest sorted."""
     unique = pd.unique(pd.Series(list(values))).tolist()
     return [v for v in first if v in unique] + sorted(v for v in unique if v not in first)
+
+
+class _CurveStyles:
+    """How :func:`plot_training` tells its curves apart: colour by split and line style by BN mode, or, with a
+    palette (``by``), colour by run and line style by split."""
+
+    def __init__(self, splits: list, bn_modes: list, palette: SequentialPalette | None) -> None:
+        self.splits, self.bn_modes, self.palette = splits, bn_modes, palette
+        self.color_of: dict[str, str] = {}
+        if palette is None:
+            self.color_of = {s: _SPLIT_COLORS.get(s, f"C{i + 2}") for i, s in enumerate(splits)}
+            self.style_of = {m: _LINESTYLES[i % len(_LINESTYLES)] for i, m in enumerate(bn_modes)}
+        else:
+            self.style_of = {s: ("-" if s == "test" else "--" if s == "train" else ":") for s in splits}
+
+    def line(self, group: tuple) -> tuple[RGBA | str, str, str]:
+        """(colour, line style, label) of the curve of one group: ``(split, bn_mode)`` or ``(value, split,
+        bn_mode)`` with a palette."""
+        if self.palette is None:
+            split, bn_mode = group
+            label = split if len(self.bn_modes) == 1 else f"{split}, BN {bn_mode}"
+            return self.color_of[split], self.style_of[bn_mode], label
+        value, split, _ = group
+        return self.palette.color(value), self.style_of[split], f"{self.palette.label(value)}, {split}"
+
+    def handles(self) -> list[Line2D]:
+        """The legend's entries."""
+        if self.palette is None:
+            handles = [Line2D([], [], color=self.color_of[s], lw=2, label=s) for s in self.splits]
+            if len(self.bn_modes) > 1:
+                handles += [
+                    Line2D([], [], color="0.3", ls=self.style_of[m], lw=1.5, label=f"BN {m} statistics")
+                    for m in self.bn_modes
+                ]
+            return handles
+        handles = [Line2D([], [], color="0.3", ls=self.style_of[s], lw=1.5, label=s) for s in self.splits]
+        if not self.palette.uses_colorbar:
+            palette = self.palette
+            handles += [Line2D([], [], color=palette.color(v), lw=2, label=palette.label(v)) for v in palette.values]
+        return handles
 
 
 def plot_training(
@@ -71,22 +112,11 @@ def plot_training(
     fig, axes = stacked_axes(ax, len(metrics), (6.8, 3.0 * len(metrics) + 0.6), func)
 
     palette = SequentialPalette(table[by], by) if by else None
-    if palette is None:
-        color_of = {s: _SPLIT_COLORS.get(s, f"C{i + 2}") for i, s in enumerate(splits)}
-        style_of = {m: _LINESTYLES[i % len(_LINESTYLES)] for i, m in enumerate(bn_modes)}
-    else:
-        style_of = {s: ("-" if s == "test" else "--" if s == "train" else ":") for s in splits}
+    styles = _CurveStyles(splits, bn_modes, palette)
     for metric, axis in zip(metrics, axes, strict=True):
         for group, rows in table.groupby([*([by] if by else []), "split", "bn_mode"], sort=False):
             rows = rows.sort_values(x)
-            if palette is None:
-                split, bn_mode = group
-                color, style = color_of[split], style_of[bn_mode]
-                label = split if len(bn_modes) == 1 else f"{split}, BN {bn_mode}"
-            else:
-                value, split, _ = group
-                color, style = palette.color(value), style_of[split]
-                label = f"{palette.label(value)}, {split}"
+            color, style, label = styles.line(group)
             axis.plot(
                 rows[x].to_numpy(),
                 rows[metric].to_numpy(),
@@ -105,22 +135,10 @@ def plot_training(
     axes[-1].set_xlabel(_x_label(x, log=True))
     axes[0].set_title("Training curves")
 
-    if palette is None:
-        handles = [Line2D([], [], color=color_of[s], lw=2, label=s) for s in splits]
-        if len(bn_modes) > 1:
-            handles += [
-                Line2D([], [], color="0.3", ls=style_of[m], lw=1.5, label=f"BN {m} statistics")
-                for m in bn_modes
-            ]
-    else:
-        handles = [Line2D([], [], color="0.3", ls=style_of[s], lw=1.5, label=s) for s in splits]
-        if not palette.uses_colorbar:
-            handles += [
-                Line2D([], [], color=palette.color(v), lw=2, label=palette.label(v)) for v in palette.values
-            ]
+    if palette is not None:
         for axis in axes:
             palette.finish(fig, axis)
-    axes[0].legend(handles=handles, fontsize="small", loc="best")
+    axes[0].legend(handles=styles.handles(), fontsize="small", loc="best")
     return fig
 
 
