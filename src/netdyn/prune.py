@@ -127,7 +127,7 @@ def truncated_network(net: MLP, l: int, weight: torch.Tensor, bias: torch.Tensor
                 target.linear.bias.copy_(source.linear.bias)
             else:
                 target.linear.bias.zero_()
-            if source.bn is not None:
+            if source.bn is not None and target.bn is not None:  # the copy has batch norm where the net has
                 target.bn.load_state_dict(source.bn.state_dict())
         out = pruned.block(l + 1).linear
         out.weight.copy_(weight.to(out.weight))
@@ -155,21 +155,21 @@ def prune_network(
             f"a depth-{net.depth} network has nothing to prune: its only hidden layer feeds the output directly"
         )
     candidates = list(range(1, net.depth))
-    reference = float(network_accuracy(net, data).set_index("split").loc["test", "accuracy"])
+    reference = float(network_accuracy(net, data).set_index("split")["accuracy"]["test"])
     measure = lmap_accuracy if method == "lmap" else lambda n, d, layers: lp_accuracy(n, d, layers, ridge=ridge)
     table = measure(net, data, layers=candidates).pivot(index="layer", columns="split", values="accuracy")
     rows, chosen = [], None
     for l in candidates:
         crosses = method == "lmap" and net.block(l + 1).skip is not None
-        replaced = float(table.loc[l, "test"])
+        replaced = float(table["test"].loc[l])
         effective = replaced >= reference - tolerance
         row = {"layer": l, "replacement_test_accuracy": replaced,
-               "replacement_train_accuracy": float(table.loc[l, "train"]), "skip_crosses": crosses,
+               "replacement_train_accuracy": float(table["train"].loc[l]), "skip_crosses": crosses,
                "effective": effective, "pruned_test_accuracy": float("nan"), "chosen": False}
         if chosen is None and effective and not crosses:
             weight, bias = linear_tail(net, data, l, method, ridge)
             candidate = truncated_network(net, l, weight, bias)
-            measured = float(network_accuracy(candidate, data).set_index("split").loc["test", "accuracy"])
+            measured = float(network_accuracy(candidate, data).set_index("split")["accuracy"]["test"])
             row["pruned_test_accuracy"] = measured
             if measured >= reference - tolerance:
                 chosen, row["chosen"] = (l, candidate), True
@@ -177,7 +177,7 @@ def prune_network(
     scan = pd.DataFrame(rows, columns=SCAN_COLUMNS)
     if chosen is None:
         usable = scan[~scan["skip_crosses"]]
-        best = usable.loc[usable["replacement_test_accuracy"].idxmax()] if len(usable) else None
+        best = usable.iloc[usable["replacement_test_accuracy"].argmax()] if len(usable) else None
         detail = (
             f"the best, after layer {int(best['layer'])}, reaches {best['replacement_test_accuracy']:.4f}"
             if best is not None else "every cut is crossed by a residual skip"

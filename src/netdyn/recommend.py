@@ -49,13 +49,16 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from netdyn.analysis.network import EFFECTIVE_TOLERANCE
 from netdyn.errors import ConfigError, RunError
+
+if TYPE_CHECKING:
+    from netdyn.sweeps import SweepPoint
 
 DEFAULT_DEPTHS = (1, 2, 3, 4, 6, 8)
 DEFAULT_WIDTHS = (32, 128, 512)
@@ -143,13 +146,14 @@ def _grid_values(values: Iterable[int], what: str) -> list[int]:
     return sorted(int(v) for v in values)
 
 
-def design_table(points) -> pd.DataFrame:
+def design_table(points: Iterable[SweepPoint]) -> pd.DataFrame:
     """``name, depth, width, seed`` of each sweep point, read from its RunSpec.
 
     ConfigError when the points differ in anything else (a recommendation compares depths and widths, with seeds
     as repeats: the model's, the training's and the data's seeds may all vary, as ``--seed`` varies them).
     """
-    rows, rest = [], {}
+    rows: list[dict[str, Any]] = []
+    rest: dict[str, Any] = {}
     for point in points:
         spec = point.spec
         if not isinstance(spec.model.width, int):
@@ -200,21 +204,22 @@ def evidence_table(points: pd.DataFrame) -> pd.DataFrame:
     sample = _basin_column(points, "sample")
     weight = _basin_column(points, "weight")
     rows = []
-    for (depth, width), group in points.groupby(["depth", "width"], sort=True):
+    for _, group in points.groupby(["depth", "width"], sort=True):
+        depth, width = int(group["depth"].iloc[0]), int(group["width"].iloc[0])
         ok = group[group["status"] == "ok"]
         acc = ok["test_accuracy"].astype(float) if "test_accuracy" in ok else pd.Series(dtype=float)
         lmap, lp = (ok[c].astype(float) if c in ok else None
                     for c in ("analysis_lmap_effective_earliest", "analysis_lp_effective_earliest"))
         row = {
-            "depth": int(depth), "width": int(width), "n_points": len(group), "n_ok": len(ok),
+            "depth": depth, "width": width, "n_points": len(group), "n_ok": len(ok),
             "test_accuracy_mean": acc.mean(), "test_accuracy_std": acc.std(ddof=1) if len(acc) > 1 else math.nan,
             "test_accuracy_min": acc.min(), "test_accuracy_max": acc.max(),
             "lmap_effective_earliest_median": lmap.median() if lmap is not None and lmap.notna().any() else math.nan,
             "lmap_prunable": (lmap < depth).mean() if lmap is not None and lmap.notna().any() else math.nan,
             "lp_effective_earliest_median": lp.median() if lp is not None and lp.notna().any() else math.nan,
         }
-        for space, column in (("sample", sample), ("weight", weight)):
-            values = ok[column].astype(float) if column is not None else pd.Series(dtype=float)
+        for space, basin in (("sample", sample), ("weight", weight)):
+            values = ok[basin].astype(float) if basin is not None else pd.Series(dtype=float)
             row[f"{space}_basin_mean"] = values.mean()
             row[f"{space}_basin_std"] = values.std(ddof=1) if values.notna().sum() > 1 else math.nan
         rows.append(row)

@@ -162,7 +162,7 @@ def accuracy_jump(
     if fit_threshold is not None:
         fitted = fit_step(history, fit_threshold, bn_mode=fit_bn_mode or bn_mode)
     after = acc[acc.index >= (fitted if fitted is not None else acc.index[0])]
-    start_step = int(after.idxmin())
+    start_step = int(after.index.to_numpy()[after.argmin()])
     start_level = float(after.min())
     top_step, top = plateau(history, split, tail=tail, tolerance=tolerance, bn_mode=bn_mode)
     jump = Jump(fitted, start_step, start_level, top_step, top)
@@ -328,7 +328,7 @@ def _grokking(history: pd.DataFrame, min_delay: float, min_rise: float) -> dict[
     test_mode, train_mode = _modes(history)
     train = accuracy_jump(history, "train", fit_threshold=None, bn_mode=train_mode, min_rise=min_rise)
     test = accuracy_jump(history, "test", fit_threshold=None, bn_mode=test_mode, min_rise=min_rise)
-    if not (train.found and test.found):
+    if train.mid_step is None or test.mid_step is None:  # no jump (its steps are all None then)
         return None
     delay = test.mid_step / max(train.mid_step, 1)
     if delay < min_delay:
@@ -388,7 +388,7 @@ def _rpd_rate(tables: dict[str, pd.DataFrame], ratio: float, min_rate: float) ->
         final = network[(network["step"] == last) & (network["split"] == "test")]
         if len(final):
             layers = later_layers(lmap[lmap["step"] == last], float(final["accuracy"].iloc[0]), hidden)
-    gradient = summary[summary["layer"].isin(layers)].groupby("step", as_index=False)["gradient"].mean()
+    gradient = summary[summary["layer"].isin(layers)].groupby("step", as_index=False)[["gradient"]].mean()
     rates = log_rate(gradient, "gradient")
     peak = rate_maximum(rates)
     if peak is None:
@@ -397,7 +397,7 @@ def _rpd_rate(tables: dict[str, pd.DataFrame], ratio: float, min_rate: float) ->
     typical = float(np.median(np.abs(rates["rate"].to_numpy(float))))
     if rate < min_rate or rate < ratio * typical:
         return None
-    row = rates.loc[rates["rate"].idxmax()]
+    row = rates.iloc[rates["rate"].argmax()]
     return {
         "event": "rpd_rate_max",
         "step": int(round(step)),

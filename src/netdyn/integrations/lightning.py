@@ -9,12 +9,19 @@ PyTorch Lightning is an optional extra (``pip install netdyn[lightning]``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import nn
 
 from netdyn.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lightning.pytorch.utilities.types import STEP_OUTPUT
+
+    from netdyn.data.samples import DataLike
 
 try:
     import lightning.pytorch as pl
@@ -35,8 +42,8 @@ class NetdynCallback(pl.Callback):
 
     def __init__(
         self,
-        run_dir: Any,
-        data: Any,
+        run_dir: str | Path,
+        data: DataLike,
         network: str | Callable[[pl.LightningModule], nn.Module] | None = "model",
         **monitor: Any,
     ) -> None:
@@ -65,10 +72,10 @@ class NetdynCallback(pl.Callback):
         self.monitor.step(self._find(pl_module), trainer.global_step)
 
     def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: STEP_OUTPUT, batch: Any, batch_idx: int
     ) -> None:
-        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        value = float(loss.detach()) if hasattr(loss, "detach") else None
+        loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
+        value = float(loss.detach()) if isinstance(loss, torch.Tensor) else None
         if trainer.global_step > (self.monitor.last_step or 0):
             self.monitor.step(self._find(pl_module), trainer.global_step, train_loss=value)
 

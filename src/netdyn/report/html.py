@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -101,7 +102,7 @@ def _column_formatter(values: pd.Series) -> Callable[[object], str]:
     if finite.size == 0:
         return format_cell
     if np.all(finite == np.round(finite)) and finite.max() < 1e15:
-        return lambda v: format_cell(int(v) if _is_finite_float(v) else v)
+        return lambda v: format_cell(int(float(v)) if _is_finite_float(v) else v)
     largest = finite.max()
     decimals = 4 - math.ceil(math.log10(largest))
     smallest = finite[finite > 0].min()
@@ -110,7 +111,7 @@ def _column_formatter(values: pd.Series) -> Callable[[object], str]:
     return lambda v: f"{float(v):.{decimals}f}" if _is_finite_float(v) else format_cell(v)
 
 
-def _is_finite_float(value: object) -> bool:
+def _is_finite_float(value: object) -> TypeGuard[numbers.Real]:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(float(value))
 
 
