@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,11 @@ RESIDUALS = ("none", "pre", "post")
 
 if TYPE_CHECKING:
     from netdyn.models.mlp import MLP
+
+#: How a resolved spec becomes a network: ``MLP.from_spec``, which models/mlp.py registers here when it is imported
+#: (always before a spec can be used: importing this module imports the netdyn.models package first). The network
+#: module imports this one for its spec, so this one may not import it back.
+_NETWORK: dict[str, Callable[[ModelSpec], MLP]] = {}
 
 
 def _is_int(value: Any) -> bool:
@@ -149,12 +155,10 @@ class ModelSpec:
 
     def build(self, data: Any = None) -> MLP:
         """A freshly initialised :class:`~netdyn.models.MLP` of this architecture (sizes from ``data`` if unset)."""
-        from netdyn.models.mlp import MLP
-
         spec = self.resolve(data) if data is not None else self
         if not spec.resolved:
             raise ConfigError("ModelSpec.build needs in_features and num_classes, or data to take them from")
-        return MLP.from_spec(spec)
+        return _NETWORK["build"](spec)
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as plain JSON types (tuples become lists)."""

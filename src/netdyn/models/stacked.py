@@ -38,13 +38,13 @@ def fold_batchnorm(
     mean: torch.Tensor | None = None,
     var: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A Linear ``(weight, bias)`` and the batch norm ``bn`` after it, with fixed statistics, as one affine map:
-    ``BN(W x + b) = W' x + b'``.
+    """A Linear ``(weight, bias)`` and the batch norm ``bn`` after it, with fixed statistics, as one affine map.
 
-    With ``g = gamma / sqrt(var + eps)``: ``W' = g W`` (row i scaled by g_i) and ``b' = g (b - mean) + beta``
-    (b = 0 when None). ``mean`` and ``var`` default to ``bn``'s running statistics (the evaluation-mode layer);
-    pass a batch's to fold the training-mode layer. Computed in ``weight``'s dtype. Since folding scales whole
-    rows, ``weight`` may be any matrix with the Linear's rows (its row norms ``[out, 1]``, say).
+    ``BN(W x + b) = W' x + b'`` where, with ``g = gamma / sqrt(var + eps)``, ``W' = g W`` (row i scaled by g_i)
+    and ``b' = g (b - mean) + beta`` (b = 0 when None). ``mean`` and ``var`` default to ``bn``'s running statistics
+    (the evaluation-mode layer); pass a batch's to fold the training-mode layer. Computed in ``weight``'s dtype.
+    Since folding scales whole rows, ``weight`` may be any matrix with the Linear's rows (its row norms
+    ``[out, 1]``, say).
     """
     dtype = weight.dtype
     mean = _bn_tensor(bn, "running_mean") if mean is None else mean
@@ -62,8 +62,10 @@ def _bn_tensor(bn: nn.BatchNorm1d, name: str) -> torch.Tensor:
 
 
 def fold_block(block: LayerBlock, dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Layer l's map from x^{l-1} to z^l, Linear and batch norm (running statistics) folded, as ``(W', b')`` in
-    ``dtype`` (default: the weight's); b' is zeros for a layer with neither bias nor batch norm."""
+    """Layer l's map from x^{l-1} to z^l as ``(W', b')``: its Linear and batch norm (running statistics) folded.
+
+    Computed in ``dtype`` (default: the weight's); b' is zeros for a layer with neither bias nor batch norm.
+    """
     weight = block.linear.weight.detach().to(dtype=dtype)
     bias = block.linear.bias.detach().to(dtype=dtype) if block.linear.bias is not None else None
     if block.bn is not None:
@@ -72,10 +74,11 @@ def fold_block(block: LayerBlock, dtype: torch.dtype | None = None) -> tuple[tor
 
 
 def stacked_linear(weight: torch.Tensor, bias: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
-    """``a = W x + b`` feature-major: ``x`` is ``[in, n]`` or ``[K, in, n]``, ``weight`` ``[out, in]`` or
-    ``[K, out, in]``, ``bias`` ``[out]``, ``[K, out]`` or None; the result is ``[(K,) out, n]``.
+    """``a = W x + b``, feature-major, for shared or stacked weights and inputs.
 
-    A stacked weight on a shared batch is one GEMM for all copies (``matmul`` folds K into the rows).
+    ``x`` is ``[in, n]`` or ``[K, in, n]``, ``weight`` ``[out, in]`` or ``[K, out, in]``, ``bias`` ``[out]``,
+    ``[K, out]`` or None; the result is ``[(K,) out, n]``. A stacked weight on a shared batch is one GEMM for all
+    copies (``matmul`` folds K into the rows).
     """
     if weight.dim() == 3 and x.dim() == 3:
         return torch.bmm(weight, x) if bias is None else torch.baddbmm(bias.unsqueeze(-1), weight, x)
@@ -84,9 +87,9 @@ def stacked_linear(weight: torch.Tensor, bias: torch.Tensor | None, x: torch.Ten
 
 
 class StackedMLP:
-    """The forward pass of :class:`~netdyn.models.MLP` (layers as in ``MLP.forward``: Linear, batch norm, skip,
-    transfer function) on stacked tensors of the template net's architecture, feature-major.
+    """The forward pass of :class:`~netdyn.models.MLP` on stacked tensors of the template net's architecture.
 
+    Layers are computed as in ``MLP.forward`` (Linear, batch norm, skip, transfer function), feature-major.
     Every call names its tensors (see the module docstring); names left out are the template's own tensors as they
     were when this was built. ``bn_mode`` is "running" (each copy's running statistics), "batch" (each copy's
     statistics over the batch) or "train" (the same, with the statistics appended to ``stats`` as
@@ -130,8 +133,10 @@ class StackedMLP:
     def forward(
         self, tensors: StackedTensors, x: torch.Tensor, bn_mode: str = "running", stats: BatchStats | None = None
     ) -> torch.Tensor:
-        """Logits ``[K, C, n]`` (``[C, n]`` when nothing that reaches them is stacked) of one batch ``x``
-        ``[n, ...]``, shared by every copy, sample-major as a net takes it."""
+        """Logits ``[K, C, n]`` of one batch ``x`` ``[n, ...]`` shared by every copy.
+
+        ``x`` is sample-major, as a net takes it; the logits are ``[C, n]`` when nothing that reaches them is stacked.
+        """
         if bn_mode not in BN_MODES:
             raise ConfigError(f"bn_mode must be one of {', '.join(BN_MODES)}, got {bn_mode!r}")
         return self.forward_from(tensors, self.linear(tensors, 1, x.flatten(1).T), bn_mode, stats)
@@ -139,8 +144,10 @@ class StackedMLP:
     def forward_from(
         self, tensors: StackedTensors, a: torch.Tensor, bn_mode: str = "running", stats: BatchStats | None = None
     ) -> torch.Tensor:
-        """The forward pass from layer 1's local field a^1 on (the input joins no skip, so a^1 is all it needs):
-        a population computes a^1 itself to keep autograd off layer 1's weight gradient."""
+        """The forward pass from layer 1's local field a^1 on (the input joins no skip, so a^1 is all it needs).
+
+        A population computes a^1 itself to keep autograd off layer 1's weight gradient.
+        """
         prev2: torch.Tensor | None = None
         x: torch.Tensor | None = None
         n_layers = len(self.blocks)
@@ -154,8 +161,11 @@ class StackedMLP:
 
 
 def stacked_copies(module: nn.Module, tensors: StackedTensors) -> int:
-    """K, the number of copies ``tensors`` describe (see the module docstring); ModelError if they disagree, name
-    a tensor the module does not have, or stack nothing."""
+    """K, the number of copies ``tensors`` describe (see the module docstring).
+
+    A name the module does not have or a shape that fits neither it nor a stack of it is a ModelError; stacks of
+    different numbers of copies, or none, a ConfigError.
+    """
     own = dict(module.state_dict(keep_vars=True))
     unknown = sorted(set(tensors) - set(own))
     if unknown:

@@ -1,7 +1,8 @@
 """Training that records its dynamics: :class:`TrainConfig`, :func:`train`, schedules and the step."""
 
 from netdyn.training.config import TrainConfig, steps_per_epoch
-from netdyn.training.loop import TrainResult, TrainState, evaluate, train
+from netdyn.training.core import TrainResult
+from netdyn.training.loop import TrainState, evaluate, train
 from netdyn.training.population import train_population
 from netdyn.training.recorder import Recorder, RecordPoint, Schedule
 from netdyn.training.schedule import StepSchedule, parse_schedule

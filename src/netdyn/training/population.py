@@ -13,29 +13,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-import pandas as pd
 import torch
 
-from netdyn._device import resolve_device
-from netdyn._progress import progress_bar
-from netdyn.data.samples import DataLike
+from netdyn.data.samples import DataLike, SampleSet
 from netdyn.errors import ConfigError
 from netdyn.models import MLP
 from netdyn.store import RunFolder
 from netdyn.training.config import TrainConfig
-from netdyn.training.loop import (
+from netdyn.training.core import (
+    CheckpointStates,
+    HistoryMeasure,
     TrainResult,
-    _bn_modes,
-    _check_training_data,
-    _history_frame,
-    _summary,
-    open_run_folder,
+    bn_modes,
+    finish,
+    member_recorder,
+    prepare_data,
     run_record,
+    run_steps,
 )
+from netdyn.training.loop import open_run_folder
 from netdyn.training.population_engine import PopulationEngine
-from netdyn.training.recorder import Recorder, RecordPoint, Schedule
+from netdyn.training.recorder import Schedule
 
 
 class _State:
@@ -60,6 +60,69 @@ def _resume_step(folders: Sequence[RunFolder | None]) -> int:
     return max(common) if common else 0
 
 
+def _members(
+    nets: Sequence[MLP], configs: TrainConfig | Sequence[TrainConfig], run_dirs: Sequence[str | Path | None] | None
+) -> tuple[list[MLP], list[TrainConfig], list[RunFolder | None]]:
+    """The members' nets, configs (one for all or one each) and run folders, checked to pair up."""
+    nets = list(nets)
+    if not nets:
+        raise ConfigError("train_population needs at least one network")
+    configs = [configs] * len(nets) if isinstance(configs, TrainConfig) else list(configs)
+    if len(configs) != len(nets):
+        raise ConfigError(f"train_population: {len(nets)} nets but {len(configs)} configs")
+    dirs = list(run_dirs) if run_dirs is not None else [None] * len(nets)
+    if len(dirs) != len(nets):
+        raise ConfigError(f"train_population: {len(nets)} nets but {len(dirs)} run folders")
+    named = [str(Path(d).resolve()) for d in dirs if d is not None]
+    if len(set(named)) != len(named):
+        raise ConfigError("train_population: two members share a run folder")
+    return nets, configs, [RunFolder(d) if d is not None else None for d in dirs]
+
+
+def _open_folders(
+    folders: Sequence[RunFolder | None],
+    nets: Sequence[MLP],
+    configs: Sequence[TrainConfig],
+    records: Sequence[dict[str, Any] | None] | None,
+    data: SampleSet,
+    resume: bool,
+    device: torch.device,
+) -> None:
+    """Write each member's config.json, or check that a resumed folder holds this member's run."""
+    for i, folder in enumerate(folders):
+        if folder is not None:
+            record = records[i] if records is not None else None
+            open_run_folder(folder, record or run_record(nets[i], data, configs[i]), nets[i], None, resume, device)
+
+
+def _restore_members(
+    engine: PopulationEngine, folders: Sequence[RunFolder | None], start: int, device: torch.device
+) -> dict[int, float]:
+    """Load the members' checkpoints at the common step ``start`` into the engine; each one's wall time there.
+
+    Every member goes on from the common step, not necessarily its own last checkpoint.
+    """
+    restored: dict[int, float] = {}
+    for i, folder in enumerate(folders):
+        if folder is not None and start in folder.checkpoints():
+            ckpt = folder.load_checkpoint(start)
+            engine.load_member(i, {k: v.to(device) for k, v in ckpt["model"].items()}, ckpt["optim"])
+            restored[i] = float(ckpt["meta"].get("wall_time", 0.0))
+    return restored
+
+
+def _member_states(engine: PopulationEngine, i: int) -> CheckpointStates:
+    """Member i's checkpoint contents, in ``train``'s format (a net's and an optimiser's ``state_dict()``)."""
+
+    def states() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        # RunFolder.save_checkpoint reads only their state_dict(): the engine's states stand in for the objects
+        model = _State(engine.member_state_dict(i))
+        optimizer = _State(engine.member_optimizer_state(i))
+        return cast(torch.nn.Module, model), cast(torch.optim.Optimizer, optimizer)
+
+    return states
+
+
 def train_population(
     nets: Sequence[MLP],
     data: DataLike,
@@ -78,121 +141,29 @@ def train_population(
     checkpoint they all hold. ``records`` replaces what each member's ``config.json`` records (``netdyn.run``'s
     population path passes the specs).
     """
-    nets = list(nets)
-    if not nets:
-        raise ConfigError("train_population needs at least one network")
-    configs = [configs] * len(nets) if isinstance(configs, TrainConfig) else list(configs)
-    if len(configs) != len(nets):
-        raise ConfigError(f"train_population: {len(nets)} nets but {len(configs)} configs")
-    dirs = list(run_dirs) if run_dirs is not None else [None] * len(nets)
-    if len(dirs) != len(nets):
-        raise ConfigError(f"train_population: {len(nets)} nets but {len(dirs)} run folders")
-    named = [str(Path(d).resolve()) for d in dirs if d is not None]
-    if len(set(named)) != len(named):
-        raise ConfigError("train_population: two members share a run folder")
-    data = _check_training_data(nets[0], data)
-    first = configs[0]
-    device = resolve_device(first.device)
-    dtype = getattr(torch, first.dtype)
-    for net in nets:
-        net.to(device=device, dtype=dtype)
-    x_train = data.x_train.flatten(1).to(device=device, dtype=dtype)
-    y_train = data.y_train.to(device=device, dtype=torch.long)
-    x_test = data.x_test.flatten(1).to(device=device, dtype=dtype)
-    y_test = data.y_test.to(device=device, dtype=torch.long)
-
-    folders = [RunFolder(d) if d is not None else None for d in dirs]
+    nets, configs, folders = _members(nets, configs, run_dirs)
+    samples, placed = prepare_data(nets, data, configs[0])
     start = _resume_step(folders) if resume else 0
-    for i, folder in enumerate(folders):
-        if folder is not None:  # writes config.json, or checks that a resumed folder holds this member's run
-            record = records[i] if records is not None and records[i] is not None else None
-            open_run_folder(folder, record or run_record(nets[i], data, configs[i]), nets[i], None, resume, device)
-    engine = PopulationEngine(nets, configs, x_train, y_train, start_step=start)  # validates the members
-    total, per_epoch, batch = engine.total_steps, engine.steps_per_epoch, engine.batch_size
-    modes = _bn_modes(nets[0], first.bn_eval)
-    size = len(nets)
-    restored: dict[int, float] = {}
-    for i, folder in enumerate(folders):
-        if resume and folder is not None and start in folder.checkpoints():
-            # every member goes on from the common step, not necessarily its own last checkpoint
-            ckpt = folder.load_checkpoint(start)
-            engine.load_member(i, {k: v.to(device) for k, v in ckpt["model"].items()}, ckpt["optim"])
-            restored[i] = float(ckpt["meta"].get("wall_time", 0.0))
-
-    evaluated: dict[str, Any] = {"step": None, "rows": None}
-
-    def population_rows(point: RecordPoint) -> list[list[dict[str, Any]]]:
-        """Every member's history rows at this step, from one evaluation pass per split and mode."""
-        if evaluated["step"] != point.step:
-            rows: list[list[dict[str, Any]]] = [[] for _ in range(size)]
-            for split, xs, ys in (("train", x_train, y_train), ("test", x_test, y_test)):
-                for mode in modes:
-                    results = engine.evaluate(xs, ys, first.loss, "running" if mode == "none" else mode, batch)
-                    for i, (loss, acc) in enumerate(results):
-                        rows[i].append({"step": point.step, "epoch": point.epoch, "split": split,
-                                        "bn_mode": mode, "loss": loss, "accuracy": acc})
-            evaluated.update(step=point.step, rows=rows)
-        return evaluated["rows"]
-
-    def measure_for(i: int):
-        def measure(point: RecordPoint) -> dict[str, pd.DataFrame]:
-            rows = [dict(r, wall_time=point.wall_time) for r in population_rows(point)[i]]
-            return {"history": _history_frame(rows)}
-
-        return measure
-
-    def save_for(i: int):
-        def save(point: RecordPoint) -> None:
-            folders[i].save_checkpoint(
-                point.step,
-                _State(engine.member_state_dict(i)),
-                _State(engine.member_optimizer_state(i)),
-                {"wall_time": point.wall_time, "epoch": point.epoch},
-            )
-
-        return save
-
-    schedules = [Schedule.of(config, total) for config in configs]
+    _open_folders(folders, nets, configs, records, samples, resume, placed.device)
+    engine = PopulationEngine(nets, configs, placed.x_train, placed.y_train, start_step=start)  # validates the members
+    restored = _restore_members(engine, folders, start, placed.device) if resume else {}
+    loss, batch = configs[0].loss, engine.batch_size
+    modes = bn_modes(nets[0], configs[0].bn_eval)
+    measure = HistoryMeasure(lambda x, y, mode: engine.evaluate(x, y, loss, mode, batch), len(nets), placed, modes)
     recorders = [
-        Recorder(schedules[i], measure_for(i), save_for(i) if folders[i] is not None else None, folders[i], per_epoch)
-        for i in range(size)
-    ]
-    for i, wall in restored.items():
-        recorders[i].restore(start, wall)
-    diverged: list[int | None] = [None] * size
-    bar = progress_bar(total, initial=start) if progress else None
-    try:
-        for recorder in recorders:
-            recorder.record(start)
-        for step in range(start, total):
-            engine.step(engine.batch_indices(step))
-            done = step + 1
-            if any(schedule.due(done) for schedule in schedules):
-                flags = engine.diverged_steps()
-                for i, recorder in enumerate(recorders):
-                    if diverged[i] is None and flags[i] is not None:
-                        diverged[i] = flags[i]
-                    if diverged[i] is None and schedules[i].due(done):
-                        recorder.record(done)
-            if bar is not None:
-                bar.update(1)
-        flags = engine.diverged_steps()
-        diverged = [d if d is not None else f for d, f in zip(diverged, flags, strict=True)]
-    finally:
-        if bar is not None:
-            bar.close()
+        member_recorder(
+            Schedule.of(config, engine.total_steps), measure.member(i), engine.steps_per_epoch, folders[i],
+            _member_states(engine, i), restored=(start, restored[i]) if i in restored else None,
+        )
+        for i, config in enumerate(configs)
+    ]  # fmt: skip
+
+    def step(s: int) -> None:
+        engine.step(engine.batch_indices(s))
+
+    diverged = run_steps(step, engine.diverged_steps, recorders, start, engine.total_steps, progress)
     engine.write_back(nets)
-    results = []
-    for i, recorder in enumerate(recorders):
-        nets[i].eval()
-        table = _history_frame(recorder.table("history"))
-        summary = _summary(table, total, per_epoch, recorder.wall_time(), diverged[i], x_train.shape[0],
-                           x_test.shape[0], modes)
-        summary["population_size"] = size
-        summary = recorder.finish(summary, total if diverged[i] is None else summary["steps"])
-        results.append(TrainResult(history=table, summary=summary, run_dir=folders[i].path if folders[i] else None,
-                                   net=nets[i]))
-    return results
+    return finish(recorders, nets, diverged, engine.total_steps, placed, modes, {"population_size": len(nets)})
 
 
 def population_key(spec: Any) -> str:

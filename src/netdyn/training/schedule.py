@@ -30,8 +30,10 @@ class StepSchedule:
 
     @classmethod
     def parse(cls, spec: str | int, name: str = "schedule") -> StepSchedule:
-        """Read ``"log:N"`` (N >= 1), a whole step interval >= 1 (an int or its digits) or ``"none"``; anything
-        else raises :class:`ConfigError` (its message names the setting ``name``)."""
+        """Read ``"log:N"`` (N >= 1), a whole step interval >= 1 (an int or its digits) or ``"none"``.
+
+        Anything else raises :class:`ConfigError`, its message naming the setting ``name``.
+        """
         if spec == "none":
             return cls("none")
         if isinstance(spec, str) and spec.startswith("log:"):
@@ -63,8 +65,11 @@ class StepSchedule:
         return sorted({0, total, *(p for p in points if 0 < p <= total)})
 
     def due(self, step: int, total: int | None = None) -> bool:
-        """Whether ``step`` is scheduled. With ``total`` None the run is open-ended: an interval goes on forever
-        and "log:N" places N points per decade of steps; step 0 (and ``total``, when given) is always due."""
+        """Whether ``step`` is scheduled; step 0 (and ``total``, when given) always is.
+
+        With ``total`` None the run is open-ended: an interval goes on forever and "log:N" places N points per
+        decade of steps.
+        """
         if self.kind == "none":
             return False
         if step == 0 or (total is not None and step == total):
@@ -89,6 +94,9 @@ def _decade_points(n: int, decade: int) -> frozenset[int]:
 
 
 def parse_schedule(spec: str | int, total: int) -> list[int]:
-    """Steps in 0..total at which something happens: "log:N" or an integer interval, both always holding 0
-    and total; or "none" for never (a pure-speed run: no evaluation, no checkpoint)."""
+    """Steps in 0..total at which something happens.
+
+    "log:N" or an integer interval, both always holding 0 and total; or "none" for never (a pure-speed run: no
+    evaluation, no checkpoint).
+    """
     return StepSchedule.parse(spec).steps(total)
