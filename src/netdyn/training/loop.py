@@ -272,7 +272,7 @@ def same_record(key: str, old: Any, new: Any) -> bool:
     """Whether two config.json entries describe the same run.
 
     The model's seed is not compared: a resumed run takes its weights from the checkpoint (older folders wrote the model
-    as ``net.arch``, without a seed, and the data with the absolute folder it came from).
+    as MLP's keyword arguments, without a seed, and the data with the absolute folder it came from).
     """
     if old is None or new is None:
         return old == new

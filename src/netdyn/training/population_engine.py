@@ -40,6 +40,7 @@ from netdyn.errors import ConfigError, ModelError
 from netdyn.models import MLP, ModelSpec
 from netdyn.models.stacked import BatchStats, StackedMLP
 from netdyn.training.config import TrainConfig, steps_per_epoch
+from netdyn.training.core import minibatch
 from netdyn.training.loop import EVAL_CHUNK, epoch_permutation, make_optimizer
 
 #: ModelSpec fields members may differ in: they change only the initial weights.
@@ -173,12 +174,11 @@ class PopulationEngine:
         """Minibatch indices ``[P, B]`` of global step ``step`` (0-based), one row per member, sliced from each
         member's ``epoch_permutation(seed, epoch)`` exactly as :func:`~netdyn.training.loop.train` slices it:
         the epoch's last batch takes the remainder, so B may differ at that step (for all members alike)."""
-        epoch, pos = divmod(step, self.steps_per_epoch)
+        epoch, rows = minibatch(step, self.steps_per_epoch, self.batch_size, self.n_train)
         if self._perms is None or self._perms[0] != epoch:
             perms = [epoch_permutation(c.seed, epoch, self.n_train, self.device) for c in self.configs]
             self._perms = (epoch, torch.stack(perms))
-        stop = self.n_train if pos == self.steps_per_epoch - 1 else (pos + 1) * self.batch_size
-        return self._perms[1][:, pos * self.batch_size : stop]
+        return self._perms[1][:, rows]
 
     def run(self, n_steps: int | None = None) -> None:
         """Take ``n_steps`` steps (default: up to ``total_steps``) from ``steps_done`` on, on the members' own
