@@ -74,7 +74,9 @@ def parameter_count(net: torch.nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def linear_tail(net: MLP, data: DataLike, l: int, method: str = "lmap", ridge: float = 1e-6):
+def linear_tail(
+    net: MLP, data: DataLike, l: int, method: str = "lmap", ridge: float = 1e-6
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The affine map ``(W [C, N_l], b [C])`` that replaces the layers after l.
 
     It is the L-map's ``(M_l, c_l)`` or the LP's transposed ``(A_l^T, a_l)``. For the L-map, a skip crossing the cut

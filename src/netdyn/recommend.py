@@ -58,7 +58,8 @@ from netdyn.analysis.network import EFFECTIVE_TOLERANCE
 from netdyn.errors import ConfigError, RunError
 
 if TYPE_CHECKING:
-    from netdyn.sweeps import SweepPoint
+    from netdyn.analysis.config import AnalysisConfig
+    from netdyn.sweeps import LocalBackend, RayBackend, SweepPoint, SweepResult
 
 DEFAULT_DEPTHS = (1, 2, 3, 4, 6, 8)
 DEFAULT_WIDTHS = (32, 128, 512)
@@ -99,8 +100,8 @@ def recommend_points(
     seeds: int = DEFAULT_SEEDS,
     fixed: Mapping[str, Any] | None = None,
     basin_samples: int | None = 500,
-    analysis: Any = None,
-):
+    analysis: AnalysisConfig | None = None,
+) -> list[SweepPoint]:
     """The depth x width x seed points of a recommendation.
 
     Each point takes the ``netdyn train`` settings ``fixed`` (default: batch norm on, as in the paper's Figs. 4-5)
@@ -396,7 +397,7 @@ def _notes(summary: dict[str, Any], pairs: dict[tuple[str, str], bool | None]) -
 
 
 # ---------------------------------------------------------------------------------------------- running
-def recommend(sweep, basin_rtol: float = BASIN_RTOL) -> Recommendation:
+def recommend(sweep: SweepResult | str | Path, basin_rtol: float = BASIN_RTOL) -> Recommendation:
     """The recommendation of a sweep (a :class:`~netdyn.sweeps.SweepResult` or a sweep folder's path)."""
     from netdyn.sweeps import load_sweep
 
@@ -458,7 +459,7 @@ def run_recommendation(
     fixed: Mapping[str, Any] | None = None,
     basin_samples: int | None = 500,
     basin_rtol: float = BASIN_RTOL,
-    backend: Any = "local",
+    backend: str | LocalBackend | RayBackend = "local",
     retry_failed: bool = False,
     progress: bool = False,
     root: str | Path | None = None,

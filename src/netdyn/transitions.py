@@ -15,6 +15,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -417,7 +418,7 @@ def _rpd_rate(tables: dict[str, pd.DataFrame], ratio: float, min_rate: float) ->
 
 
 def detect_transitions(
-    run: Any,
+    run: str | Path | RunFolder | dict[str, pd.DataFrame],
     *,
     min_delay: float = 3.0,
     min_rise: float = 0.1,
@@ -459,7 +460,7 @@ def detect_transitions(
     return table.astype({"step": "int64", "confidence": "float64", "start_step": "float64", "end_step": "float64"})
 
 
-def _tables_of(run: Any) -> dict[str, pd.DataFrame]:
+def _tables_of(run: str | Path | RunFolder | dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     if isinstance(run, dict):
         return run
     folder = run if isinstance(run, RunFolder) else RunFolder.open_existing(run)

@@ -249,7 +249,9 @@ def layer_rank_positions(
                 break
 
 
-def _training_subset(net: MLP, data: SampleSet, max_samples: int | None, seed: int | torch.Generator):
+def _training_subset(
+    net: MLP, data: SampleSet, max_samples: int | None, seed: int | torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     x, y = data.x_train, data.y_train
     if x.shape[0] == 0:
         raise ConfigError("the training set is empty: the RPD needs samples")
@@ -258,7 +260,15 @@ def _training_subset(net: MLP, data: SampleSet, max_samples: int | None, seed: i
     return take(x, idx), take(y, idx).to(device)
 
 
-def _rpd_layers(net, data, layers, bins, use, max_samples, seed):
+def _rpd_layers(
+    net: MLP,
+    data: SampleSet,
+    layers: Sequence[int] | None,
+    bins: int,
+    use: str,
+    max_samples: int | None,
+    seed: int | torch.Generator,
+) -> Iterator[tuple[int, RankPositions]]:
     _check_options(bins, use)
     chosen = resolve_layers(net, layers, hidden_only=True)
     x, y = _training_subset(net, data, max_samples, seed)

@@ -105,7 +105,7 @@ def _as_index(index):
     return index if isinstance(index, slice) else torch.from_numpy(index)
 
 
-def check_size(what: str, size) -> int | None:
+def check_size(what: str, size: object) -> int | None:
     if size is None:
         return None
     if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
@@ -113,7 +113,7 @@ def check_size(what: str, size) -> int | None:
     return int(size)
 
 
-def check_seed(seed) -> int:
+def check_seed(seed: object) -> int:
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     return int(seed)

@@ -9,6 +9,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,6 +25,9 @@ from netdyn.data._dataset import (
     stratified_split,
 )
 from netdyn.errors import ConfigError, DatasetError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["load_dataset", "list_datasets"]
 
@@ -155,7 +159,7 @@ def load_dataset(
     return dataset
 
 
-def list_datasets():
+def list_datasets() -> pd.DataFrame:
     """One row per data set: ``name``, ``available``, ``source``, ``size`` and ``how_to_get``.
 
     ``available``: loads here without network; ``size``: train / test by default; ``how_to_get``: empty when
@@ -180,12 +184,12 @@ def list_datasets():
     )
 
 
-def canonical_name(name) -> str:
+def canonical_name(name: str) -> str:
     """The registry's spelling of a data set name (case and ``_``/``-`` do not matter); ConfigError if unknown."""
     return _entry(name).name
 
 
-def _entry(name) -> _Entry:
+def _entry(name: object) -> _Entry:
     key = name.strip().lower().replace("_", "-") if isinstance(name, str) else None
     if key not in _REGISTRY:
         raise ConfigError(f"unknown data set {name!r}; known: {', '.join(_REGISTRY)}")

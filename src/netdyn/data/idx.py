@@ -16,6 +16,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from netdyn._io import atomic_write
 from netdyn.errors import ConfigError, DatasetError
@@ -85,7 +86,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return values.astype(dtype.newbyteorder("="), copy=True).reshape(shape)
 
 
-def write_idx(path: str | os.PathLike, array) -> Path:
+def write_idx(path: str | os.PathLike, array: ArrayLike) -> Path:
     """Write ``array`` as an IDX file (gzip-compressed when ``path`` ends in ``.gz``); returns the path.
 
     Supported dtypes: uint8, int8, int16, int32, float32, float64 (convert others first, e.g. int64 labels

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from netdyn import _config
-from netdyn.data._dataset import NORMALIZATIONS, check_seed, check_size
+from netdyn.data._dataset import NORMALIZATIONS, Dataset, check_seed, check_size
+from netdyn.data.samples import SampleSet
 from netdyn.errors import ConfigError
 
 #: Keys of ``Dataset.spec`` that are fields of their own; every other key is a per-data-set option.
@@ -49,7 +51,7 @@ class DataSpec:
             raise ConfigError(f"options must be a dict, got {self.options!r}")
         object.__setattr__(self, "options", copy.deepcopy(self.options))
 
-    def load(self, root: Any = None, download: bool = False):
+    def load(self, root: str | Path | None = None, download: bool = False) -> Dataset:
         """The :class:`~netdyn.data.Dataset` this spec names; ``root`` is where to look for its files."""
         from netdyn.data._registry import load_dataset
 
@@ -84,7 +86,7 @@ class DataSpec:
         return cls(**fields, options=values)
 
     @classmethod
-    def of(cls, data: Any) -> DataSpec:
+    def of(cls, data: SampleSet) -> DataSpec:
         """The spec of a loaded Dataset (one made by hand, with an empty ``spec``, has none: ConfigError)."""
         spec = getattr(data, "spec", None)
         if not spec:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from netdyn.analysis.config import AnalysisConfig
@@ -21,6 +22,7 @@ from netdyn.models.spec import ModelSpec
 from netdyn.orchestration import RunSpec
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 #: The paper's layer count of a net of ``depth`` hidden layers (input and output included).
@@ -251,9 +253,11 @@ def width_order_fraction(test: pd.DataFrame) -> float:
     return float((steps >= 0).to_numpy().mean())
 
 
-def _paper_axis(ax, depths) -> None:
+def _paper_axis(ax: Axes, depths: pd.Series) -> None:
     """A top axis with the paper's layer count (input and output included) over the depth axis."""
-    top = ax.secondary_xaxis("top", functions=(lambda d: d + PAPER_OFFSET, lambda n: n - PAPER_OFFSET))
+    top = ax.secondary_xaxis(
+        "top", functions=(lambda d: np.asarray(d) + PAPER_OFFSET, lambda n: np.asarray(n) - PAPER_OFFSET)
+    )
     top.set_xticks(sorted({int(d) + PAPER_OFFSET for d in depths}))
     top.set_xlabel("the paper's layer count n = depth + 2", fontsize="small")
 

@@ -15,6 +15,7 @@ the input scale decides whether the tanh units ever leave their linear range.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -77,7 +78,9 @@ class ShallowConfig(ExperimentConfig):
     """Training samples of the RPD and the neuron modes (a seeded subset)."""
 
 
-def _accuracy_and_gap(table: pd.DataFrame, x: str, xlabel: str, title: str, gap_title: str) -> tuple[Any, Any]:
+def _accuracy_and_gap(
+    table: pd.DataFrame, x: str, xlabel: str, title: str, gap_title: str
+) -> tuple[Figure, Figure]:
     """Fig. 2a/2b's pair: the test accuracy of the tanh net and its linearisations against ``x``, and the tanh
     net's lead over each."""
     from netdyn.plots.sizes import plot_against
@@ -339,7 +342,7 @@ def gap_table(curves: pd.DataFrame, x: str) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)[[*keys, "gap_of", "gap"]]
 
 
-def _present(order, values) -> list:
+def _present(order: Sequence[str], values: Iterable[str]) -> list[str]:
     have = set(values)
     return [v for v in order if v in have]
 

@@ -37,7 +37,9 @@ from netdyn.plots.layers import plot_layer_accuracy
 _ACCURACY = ["layer", "split", "accuracy"]
 
 
-def _grid_axes(axes, n_rows: int, n_cols: int, func: str) -> tuple[Figure, np.ndarray]:
+def _grid_axes(
+    axes: Sequence[Axes] | np.ndarray | None, n_rows: int, n_cols: int, func: str
+) -> tuple[Figure, np.ndarray]:
     if axes is None:
         fig = new_figure((2.9 * n_cols + 0.6, 2.3 * n_rows + 0.9))
         return fig, np.asarray(fig.subplots(n_rows, n_cols, squeeze=False, sharex="col"))

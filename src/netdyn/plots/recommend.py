@@ -13,17 +13,27 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from netdyn.plots._base import SequentialPalette, new_figure, require_columns
+from netdyn.plots._base import RGBA, SequentialPalette, new_figure, require_columns
 
 _COLUMNS = ["depth", "width", "test_accuracy_mean", "test_accuracy_std", "lmap_effective_earliest_median",
             "sample_basin_mean", "sample_basin_std", "weight_basin_mean", "weight_basin_std"]
 
 
-def _errorbar(ax, x, mean, std, color, label, linestyle="-", marker="o") -> None:
-    std = np.where(np.isnan(std), 0.0, std)
-    ax.errorbar(x, mean, yerr=std, color=color, label=label, linestyle=linestyle, marker=marker, markersize=4,
+def _errorbar(
+    ax: Axes,
+    x: pd.Series,
+    mean: pd.Series,
+    std: pd.Series,
+    color: RGBA,
+    label: str,
+    linestyle: str = "-",
+    marker: str = "o",
+) -> None:
+    spread = np.where(np.isnan(std), 0.0, std)
+    ax.errorbar(x, mean, yerr=spread, color=color, label=label, linestyle=linestyle, marker=marker, markersize=4,
                 capsize=2, linewidth=1.3)
 
 
@@ -55,7 +65,7 @@ def plot_recommendation(evidence: pd.DataFrame, summary: Mapping[str, Any] | Non
     width_ax.set_xticks(sorted(table["width"].unique()), labels=[str(w) for w in sorted(table["width"].unique())])
     width_ax.minorticks_off()
 
-    def mark(ax, value, text) -> None:
+    def mark(ax: Axes, value: float | None, text: str) -> None:
         if value is not None:
             ax.axvline(value, color="#d62728", linestyle="--", linewidth=1)
             ax.annotate(text, (value, 1), xycoords=("data", "axes fraction"), xytext=(3, -12),
