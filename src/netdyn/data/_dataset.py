@@ -101,7 +101,7 @@ class Dataset:
         )
 
 
-def _as_index(index):
+def _as_index(index: slice | np.ndarray) -> slice | torch.Tensor:
     return index if isinstance(index, slice) else torch.from_numpy(index)
 
 
@@ -169,7 +169,9 @@ def stratified_split(
     return np.sort(np.concatenate(part_a)), np.sort(np.concatenate(part_b))
 
 
-def select_subset(y, size: int | None, seed: int, split: str, num_classes: int, name: str):
+def select_subset(
+    y: torch.Tensor | np.ndarray, size: int | None, seed: int, split: str, num_classes: int, name: str
+) -> slice | np.ndarray:
     """Indices (numpy) of the stratified subset of one split, or ``slice(None)`` for the whole split."""
     labels = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
     if size is None or size == len(labels):

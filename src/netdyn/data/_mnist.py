@@ -114,7 +114,7 @@ def find_files(folder: Path, keys: Sequence[str] = tuple(FILES)) -> dict[str, Pa
     return found
 
 
-def locate(name: str, root: Path | None = None, keys=tuple(FILES)) -> dict[str, Path] | None:
+def locate(name: str, root: Path | None = None, keys: Sequence[str] = tuple(FILES)) -> dict[str, Path] | None:
     """The files of the first searched folder that holds all of ``keys``; None if no folder does."""
     for folder in search_folders(name, root):
         found = find_files(folder, keys)
@@ -189,26 +189,28 @@ def read_all(files: dict[str, Path]) -> tuple[np.ndarray, ...]:
     return x_train, y_train, x_test, y_test
 
 
-def resolve_mirrors(name: str, mirrors) -> tuple[str, ...]:
+def resolve_mirrors(name: str, mirrors: str | Sequence[str] | None) -> tuple[str, ...]:
     """Mirror base URLs: the ``mirrors`` argument, else the environment variable, else the built-in list."""
     if mirrors is None:
         env = os.environ.get(MIRROR_ENV[name], "").strip()
         mirrors = re.split(r"[\s,]+", env) if env else MIRRORS[name]
     elif isinstance(mirrors, str):
         mirrors = [mirrors]
-    mirrors = tuple(str(m) for m in mirrors if str(m))
-    if not mirrors:
+    resolved = tuple(str(m) for m in mirrors if str(m))
+    if not resolved:
         raise ConfigError(f"{name}: no download mirror given")
-    return mirrors
+    return resolved
 
 
-def download(name: str, folder: Path, mirrors=None, checksums: dict[str, str] | None = None) -> None:
+def download(
+    name: str, folder: Path, mirrors: str | Sequence[str] | None = None, checksums: dict[str, str] | None = None
+) -> None:
     """Fetch the ``.gz`` files missing from ``folder``, verify their MD5s, and move them in all at once.
 
     Either every missing file arrives verified or none does: on any failure the partial downloads are
     deleted (and the folder too, if this call created it and it stayed empty).
     """
-    mirrors = resolve_mirrors(name, mirrors)
+    urls = resolve_mirrors(name, mirrors)
     table = MD5[name] if checksums is None else dict(checksums)
     wanted = [FILES[key] + ".gz" for key in FILES if find_file(folder, FILES[key]) is None]
     unknown = [file for file in wanted if file not in table]
@@ -220,7 +222,7 @@ def download(name: str, folder: Path, mirrors=None, checksums: dict[str, str] | 
     fetched: dict[Path, Path] = {}
     try:
         for file in wanted:
-            fetched[folder / file] = _fetch_verified(file, mirrors, table[file], folder)
+            fetched[folder / file] = _fetch_verified(file, urls, table[file], folder)
         for destination, temporary in fetched.items():
             os.replace(temporary, destination)
     except BaseException:

