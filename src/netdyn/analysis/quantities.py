@@ -127,12 +127,13 @@ class Quantity:
 
 # ------------------------------------------------------------------------------------------------- records
 def _network_summary(t: Tables, ctx: AnalysisContext) -> dict[str, Any]:
-    acc = t["network"].set_index("split")["accuracy"]
+    acc = t["network"].set_index("split")["accuracy"].astype(float)
     return {"train_accuracy": float(acc["train"]), "test_accuracy": float(acc["test"])}
 
 
 def _network_test_accuracy(t: Tables) -> float:
-    return float(t["network"].set_index("split").loc["test", "accuracy"])
+    return float(t["network"].set_index("split")["accuracy"].astype(float)["test"])
+
 
 
 
@@ -262,11 +263,7 @@ _RECORDS = [
         name="lmap",
         compute=lambda net, data, ctx: {"lmap": lmap_accuracy(net, data, ctx.layers)},
         tables={"lmap": ("layer", "split", "accuracy")},
-        section="LP and L-map pruning by layer",
         summarize=_effective("lmap"),
-        figures=_lmap_figures,
-        evolution=_evolution("lmap", "accuracy", "L-map test accuracy", "lmap_evolution", split="test"),
-        report_tables=lambda t, s: [("L-map accuracy", t["lmap"])],
         bounded=("accuracy",),
         cheap=True,
     ),
@@ -274,11 +271,7 @@ _RECORDS = [
         name="lp",
         compute=lambda net, data, ctx: {"lp": lp_accuracy(net, data, ctx.layers)},
         tables={"lp": ("layer", "split", "accuracy")},
-        section="LP and L-map pruning by layer",
         summarize=_effective("lp"),
-        figures=_lp_figures,
-        evolution=_evolution("lp", "accuracy", "LP test accuracy", "lp_evolution", split="test"),
-        report_tables=lambda t, s: [("LP accuracy", t["lp"])],
         bounded=("accuracy",),
         cheap=True,
     ),
