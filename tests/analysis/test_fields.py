@@ -105,3 +105,18 @@ def test_bad_arguments_raise(make_blobs):
         local_fields(net, data, neurons=(0, 4))
     with pytest.raises(ConfigError, match="input features"):
         local_fields(MLP(7, 8, 2, 4, seed=0), data)
+
+
+def test_nearest_label_on_ties_does_not_depend_on_order():
+    """Dead units put many training samples on one projection: the majority label among them decides."""
+    import torch
+
+    from netdyn.analysis.fields import _nearest_labels
+
+    train = torch.tensor([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [5.0, 5.0]], dtype=torch.float64)
+    labels = torch.tensor([0, 1, 1, 0])
+    test = torch.tensor([[0.1, 0.0], [5.0, 4.0]], dtype=torch.float64)
+    for order in ([0, 1, 2, 3], [1, 0, 3, 2], [2, 3, 0, 1]):
+        assert _nearest_labels(test, train[order], labels[order]).tolist() == [1, 0]
+    even = torch.tensor([1, 0, 0, 1])[[0, 1]]  # one of each label at the same point: the smaller label
+    assert _nearest_labels(test[:1], train[:2], even).tolist() == [0]

@@ -60,13 +60,19 @@ def _projections(net: MLP, x: torch.Tensor, neurons: tuple[int, int]) -> torch.T
 
 
 def _nearest_labels(test: torch.Tensor, train: torch.Tensor, train_labels: torch.Tensor) -> torch.Tensor:
-    """Label of each test point's nearest training point (first one on ties), via cdist in chunks."""
+    """Label of each test point's nearest training point, via cdist in chunks.
+
+    Where several training points are equally near (dead units project many samples onto one point), the label
+    most of them carry wins, the smallest such label on a tie: the answer does not depend on the samples' order.
+    """
     size = chunk_rows(test.shape[0], 8 * max(1, train.shape[0]))
     parts = [torch.zeros(0, dtype=train_labels.dtype, device=train_labels.device)]
+    one_hot = torch.nn.functional.one_hot(train_labels.long()).to(torch.float64)
     for rows in iter_chunks(test.shape[0], size):
         # direct differences, not the matrix-product shortcut: a test point equal to a training point is at 0
         dist = torch.cdist(test[rows], train, compute_mode="donot_use_mm_for_euclid_dist")
-        parts.append(train_labels[dist.argmin(1)])
+        nearest = (dist == dist.min(1, keepdim=True).values).to(torch.float64)
+        parts.append((nearest @ one_hot).argmax(1).to(train_labels.dtype))
     return torch.cat(parts)
 
 
