@@ -574,12 +574,15 @@ CHEAP = {"eps": [0.0, 1.0], "repeats": 1, "n_samples": 8, "max_samples": 16, "co
 
 
 def analysis_functions() -> dict[str, Any]:
-    """Public functions of netdyn.analysis that take a data set: (net, data, ...), (run, ..., data) or (data)."""
+    """Public functions of netdyn.analysis, and the orchestration's analyze and analyze_checkpoints, that take a
+    data set: (net, data, ...), (run, ..., data) or (data)."""
     import netdyn.analysis as analysis
+    import netdyn.orchestration as orchestration
 
     found = {}
-    for name in analysis.__all__:
-        fn = getattr(analysis, name)
+    candidates = {name: getattr(analysis, name) for name in analysis.__all__}
+    candidates.update(analyze=orchestration.analyze, analyze_checkpoints=orchestration.analyze_checkpoints)
+    for name, fn in candidates.items():
         if inspect.isfunction(fn):
             params = list(inspect.signature(fn).parameters)
             if "data" in params and params[0] in ("net", "run", "data"):
