@@ -33,6 +33,7 @@ from safetensors.torch import load_file, save_file
 from netdyn import _io
 from netdyn._version import __version__
 from netdyn.errors import ConfigError, ModelError, RunError, StorageError
+from netdyn.models import MLP, ModelSpec
 
 _CKPT = re.compile(r"^step_(\d+)\.safetensors$")
 
@@ -419,14 +420,12 @@ class RunFolder(Folder):
             )
         return chosen
 
-    def model(self, step: int | str | None = "last"):
+    def model(self, step: int | str | None = "last") -> MLP:
         """The network at a checkpoint, rebuilt from config.json alone, in evaluation mode on the CPU."""
-        from netdyn.models import ModelSpec
-
         recorded = self.config.get("model")
         if not recorded:
             raise RunError(f"{self.config_path} records no model architecture")
-        net = ModelSpec.from_dict(recorded).build()  # a ModelSpec's dict, or an old folder's legacy model dict
+        net = MLP.from_spec(ModelSpec.from_dict(recorded))  # a ModelSpec's dict, or an old folder's legacy model dict
         ckpt = self.load_checkpoint(step)
         expected = net.state_dict()
         for key, value in ckpt["model"].items():

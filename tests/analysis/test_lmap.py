@@ -26,7 +26,7 @@ def _linear_net(fit_net, data, **arch):
 
 def _linearised(net):
     """The same network with every transfer function the identity: the L-map's definition, run directly."""
-    twin = replace(net.spec, activation="linear").build()
+    twin = MLP.from_spec(replace(net.spec, activation="linear"))
     twin.load_state_dict(net.state_dict())
     return twin.to(dtype=next(net.parameters()).dtype).eval()
 

@@ -178,7 +178,7 @@ def test_from_sequential_copies_parameters():
     assert net.spec.batchnorm == (True, False, False)
     x = torch.randn(8, 6)
     assert torch.allclose(net(x), seq(x), atol=1e-6)
-    rebuilt = net.spec.build()
+    rebuilt = MLP.from_spec(net.spec)
     rebuilt.load_state_dict(net.state_dict())
     assert torch.allclose(rebuilt.eval()(x), seq(x), atol=1e-6)
 

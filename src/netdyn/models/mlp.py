@@ -23,7 +23,7 @@ from torch import nn
 
 from netdyn.errors import ConfigError, ModelError
 from netdyn.models.activations import MODULE_ACTIVATIONS, get_activation
-from netdyn.models.spec import _NETWORK, ModelSpec, residual_mode
+from netdyn.models.spec import ModelSpec, residual_mode
 
 BN_MODES = ("train", "running", "batch")
 DEFAULT_TRACE_BUDGET = 1 << 30  # bytes a trace may hold per chunk of samples
@@ -501,6 +501,3 @@ class MLP(nn.Module):
             f"in={s.in_features}, width={s.width}, depth={s.depth}, classes={s.num_classes}, "
             f"activation={s.activation}, residual={s.residual}, batchnorm={s.batchnorm}"
         )
-
-
-_NETWORK["build"] = MLP.from_spec  # ModelSpec.build's network (see models/spec.py)

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from netdyn import _config
 from netdyn.errors import ConfigError
@@ -19,15 +18,6 @@ from netdyn.models.activations import ACTIVATIONS
 
 INITS = ("default", "orthogonal", "kaiming", "xavier")
 RESIDUALS = ("none", "pre", "post")
-
-if TYPE_CHECKING:
-    from netdyn.models.mlp import MLP
-
-#: How a resolved spec becomes a network: ``MLP.from_spec``, which models/mlp.py registers here when it is imported
-#: (always before a spec can be used: importing this module imports the netdyn.models package first). The network
-#: module imports this one for its spec, so this one may not import it back.
-_NETWORK: dict[str, Callable[[ModelSpec], MLP]] = {}
-
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
@@ -152,13 +142,6 @@ class ModelSpec:
             in_features=self.in_features if self.in_features is not None else int(data.x_train.flatten(1).shape[1]),
             num_classes=self.num_classes if self.num_classes is not None else int(data.num_classes),
         )
-
-    def build(self, data: Any = None) -> MLP:
-        """A freshly initialised :class:`~netdyn.models.MLP` of this architecture (sizes from ``data`` if unset)."""
-        spec = self.resolve(data) if data is not None else self
-        if not spec.resolved:
-            raise ConfigError("ModelSpec.build needs in_features and num_classes, or data to take them from")
-        return _NETWORK["build"](spec)
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as plain JSON types (tuples become lists)."""

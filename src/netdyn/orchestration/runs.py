@@ -20,6 +20,7 @@ from netdyn.analysis.config import AnalysisConfig
 from netdyn.data import Dataset
 from netdyn.data.spec import DataSpec
 from netdyn.errors import ConfigError
+from netdyn.models import MLP
 from netdyn.models.spec import ModelSpec
 from netdyn.orchestration.analyses import Analysis, analyze, load_analysis
 from netdyn.orchestration.reports import write_run_report
@@ -138,7 +139,7 @@ def run(
     # the record holds the data set's options as loaded (defaults filled in), so that the same data loaded
     # again (``load_run(...).dataset()``) is recognised as this run's on resume
     resolved = replace(spec, model=spec.model.resolve(data), data=DataSpec.of(data))
-    net = resolved.model.build()
+    net = MLP.from_spec(resolved.model)
     if progress:
         print(f"training {net.extra_repr()} on {data.name} ({len(data.y_train)} train / {len(data.y_test)} test)")
     record = {"netdyn_version": __version__, **resolved.to_dict()}
@@ -190,7 +191,7 @@ def run_population(
     resolved = [replace(s, model=s.model.resolve(data), data=DataSpec.of(data)) for s in specs]
     records = [{"netdyn_version": __version__, **r.to_dict()} for r in resolved]
     results = train_population(
-        [r.model.build() for r in resolved], data, [r.train for r in resolved], dirs, resume=resume,
+        [MLP.from_spec(r.model) for r in resolved], data, [r.train for r in resolved], dirs, resume=resume,
         progress=progress, records=records,
     )
     return [_finish(r, result, data, d, progress) for r, result, d in zip(resolved, results, dirs, strict=True)]
