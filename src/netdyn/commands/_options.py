@@ -424,10 +424,11 @@ def print_analysis(summary: dict[str, Any]) -> None:
     def fmt(v: Any) -> str:
         return "not reached" if v is None else (f"{v:.3g}" if isinstance(v, float) else str(v))
 
-    print(
-        f"L-map pruning effective from layer {fmt(summary.get('lmap_effective_earliest'))}, "
-        f"LP from layer {fmt(summary.get('lp_effective_earliest'))}"
-    )
+    for name, label in (("lmap", "L-map"), ("lp", "LP")):
+        print(
+            f"{label} pruning effective first at layer {fmt(summary.get(f'{name}_effective_earliest'))}, "
+            f"at every layer from {fmt(summary.get(f'{name}_effective_from'))}"
+        )
     if "rpd_gradient_first" in summary:
         print(
             f"RPD gradient {fmt(summary['rpd_gradient_first'])} (first hidden layer) -> "
