@@ -5,7 +5,9 @@ Ray is an optional extra (``pip install 'netdyn[ray]'``), imported only here. A 
 A cluster's workers need netdyn installed (the same version as the driver) and, where they do not share the
 sweep folder's file system, ship each run folder back to the driver, which writes it.
 
-Connecting to an address is bounded: a TCP probe of HOST:PORT first, then ``ray.init`` in a helper thread that
+Without an address netdyn always starts its own local instance (``ray.init(address="local")``), never the
+cluster a previous ``ray start`` recorded on this machine, which may have died since. Connecting to an address
+is bounded: a TCP probe of HOST:PORT first, then ``ray.init`` in a helper thread that
 is given up after ``connect_timeout`` seconds (``ray.init`` itself retries an unreachable head for minutes).
 """
 
@@ -114,7 +116,9 @@ class RayBackend:
                 probe(self.address, self.connect_timeout)
                 _init_bounded(ray, self.address, self.connect_timeout)
             else:
-                ray.init(num_cpus=self.num_cpus, include_dashboard=False, log_to_driver=False,
+                # address="local": without it, ray.init joins the cluster recorded in Ray's temp folder
+                # (ray_current_cluster), and retries for minutes when that cluster has died
+                ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False, log_to_driver=False,
                          configure_logging=False)
                 started = True
         return RaySession(self, ray, started)
