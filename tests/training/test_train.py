@@ -169,6 +169,20 @@ def test_bn_eval_both_records_both_modes(tiny_data):
     assert "test_accuracy_batch" in result.summary
 
 
+def test_bn_eval_auto_is_the_default_and_records_both_modes_for_batch_norm_only(tiny_data):
+    """SPEC 4: bn_eval="auto" = both for a BN net (the running statistics' lag shows beside the batch-statistics
+    curve), running otherwise (a net without batch norm has one mode, "none")."""
+    assert TrainConfig().bn_eval == "auto"
+    bn = train(MLP(12, 16, 2, 3, batchnorm=True, seed=0), tiny_data, TrainConfig(steps=6, batch_size=40, eval_every=6))
+    assert set(bn.history["bn_mode"]) == {"running", "batch"} and bn.summary["bn_modes"] == ["running", "batch"]
+    assert "test_accuracy_batch" in bn.summary
+    plain = train(MLP(12, 16, 2, 3, seed=0), tiny_data, TrainConfig(steps=6, batch_size=40, eval_every=6))
+    assert set(plain.history["bn_mode"]) == {"none"} and "test_accuracy_batch" not in plain.summary
+    running = train(MLP(12, 16, 2, 3, batchnorm=True, seed=0), tiny_data,
+                    TrainConfig(steps=6, batch_size=40, eval_every=6, bn_eval="running"))
+    assert set(running.history["bn_mode"]) == {"running"}
+
+
 def test_float64_and_input_size_errors(tiny_data):
     net = MLP(12, 8, 1, 3, seed=0)
     r = train(net, tiny_data, TrainConfig(steps=3, dtype="float64"))

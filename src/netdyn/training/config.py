@@ -14,7 +14,7 @@ from netdyn.training.schedule import StepSchedule
 OPTIMIZERS = ("sgd", "adam", "adamw")
 LOSSES = ("ce", "mse")
 DTYPES = ("float32", "float64")
-BN_EVALS = ("running", "batch", "both")
+BN_EVALS = ("auto", "running", "batch", "both")
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,9 @@ class TrainConfig:
     """Evaluation points: "log:N" = N log-spaced steps over the run, an integer step interval, or "none"."""
     checkpoint_every: str | int = "log:10"
     """Checkpoint points, same syntax as eval_every (the first and last step are always saved)."""
-    bn_eval: str = "running"
-    """Batch-norm evaluation: running statistics, batch statistics (batches of batch_size), or both."""
+    bn_eval: str = "auto"
+    """Batch-norm evaluation: running statistics, batch statistics (batches of batch_size), both, or auto (both
+    for a net with batch norm, so the history shows the running statistics' lag; running otherwise)."""
 
     def __post_init__(self) -> None:
         self._check_choices()

@@ -139,10 +139,11 @@ def run_record(net: MLP, data: SampleSet, config: TrainConfig) -> dict[str, Any]
 
 # --------------------------------------------------------------------------------------------- recording
 def bn_modes(net: MLP, bn_eval: str) -> list[str]:
-    """The ``bn_mode`` values of the history rows: "none" for a net without batch norm, else ``bn_eval``'s."""
+    """The ``bn_mode`` values of the history rows: "none" for a net without batch norm, else ``bn_eval``'s
+    ("auto" and "both": running and batch statistics)."""
     if not net.has_batchnorm:
         return ["none"]
-    return ["running", "batch"] if bn_eval == "both" else [bn_eval]
+    return ["running", "batch"] if bn_eval in ("both", "auto") else [bn_eval]
 
 
 def history_frame(history: list[dict[str, Any]] | pd.DataFrame | None) -> pd.DataFrame:
