@@ -7,16 +7,22 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.overrides import handle_torch_function, has_torch_function_unary
 
 from netdyn.errors import ConfigError
 
 
 def gauss(h: torch.Tensor) -> torch.Tensor:
     """The paper's Gauss transfer function f(h) = exp(-h^2 / 2): non-monotone, so one neuron can reorder."""
+    # one op to torch.fx (as F.relu is), so that the network adapter sees a transfer function, not exp and muls
+    if has_torch_function_unary(h):
+        return handle_torch_function(gauss, (h,), h)
     return torch.exp(-0.5 * h * h)
 
 
 def _identity(h: torch.Tensor) -> torch.Tensor:
+    if has_torch_function_unary(h):
+        return handle_torch_function(_identity, (h,), h)
     return h
 
 
