@@ -12,10 +12,15 @@ chosen quantities of ``netdyn.analysis.QUANTITIES`` through the same :class:`~ne
 ``metrics/history.parquet`` and one table per quantity with a ``step`` column, as ``analyze_checkpoints``
 stacks them), so ``netdyn analyze``, ``load_run`` and every figure work on it.
 
+The training history (loss and accuracy per split, under running and batch statistics for a net with batch
+norm) is recorded at every scheduled step; its rows are buffered and written with the next full record and at
+:meth:`Monitor.close`. ``budget`` x the training wall time bounds only the costly part, the quantities and the
+checkpoint: a scheduled step whose quantities would exceed it records the history alone, and the ``monitor``
+table says so (``skipped_budget``). :meth:`Monitor.close` records the last step the loop reported in full.
+Each record's scalars also go to the ``loggers`` (TensorBoard, a Lightning logger, ``wandb.log``, ...).
+
 It never touches the user's model, optimiser or random number generators (it works on a copy, draws its
-subsets from its own generator, and restores the CPU and CUDA RNG states after each record), and it keeps its
-own cost under ``budget`` x the training wall time: a scheduled point that would exceed the budget is skipped
-and the ``monitor`` table says so.
+subsets from its own generator, and restores the CPU and CUDA RNG states after each record).
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import json
 import logging
 import math
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -40,7 +47,7 @@ from netdyn.data.spec import DataSpec
 from netdyn.errors import ConfigError, ModelError, RunError
 from netdyn.models import MLP
 from netdyn.store import RunFolder
-from netdyn.training.loop import HISTORY_COLUMNS, compute_loss
+from netdyn.training.loop import HISTORY_COLUMNS, evaluate
 from netdyn.training.recorder import Recorder, RecordPoint, Schedule
 from netdyn.training.schedule import StepSchedule
 
@@ -49,6 +56,54 @@ logger = logging.getLogger("netdyn.monitor")
 #: The quantities recorded by default: those cheap enough for a training loop (``Quantity.cheap``).
 DEFAULT_QUANTITIES = tuple(name for name, q in QUANTITIES.items() if q.cheap)
 MONITOR_COLUMNS = ["step", "status", "train_loss", "monitor_time", "train_time"]
+#: The prefix of the scalars the monitor hands to its loggers (``netdyn/test_accuracy``, ...).
+SCALAR_PREFIX = "netdyn/"
+LOGGERS_TAKE = (
+    "loggers takes TensorBoard SummaryWriters (add_scalar), Lightning loggers (log_metrics) or callables "
+    "(scalars: dict, step)"
+)
+
+
+def send_scalars(target: Any, scalars: dict[str, float], step: int) -> None:
+    """Hand one record's scalars to a logger.
+
+    A TensorBoard ``SummaryWriter`` gets ``add_scalar`` per scalar, a Lightning logger ``log_metrics``, and any
+    other callable is called as ``target(scalars, step)`` (``wandb.log``, MLflow's ``log_metrics``).
+    """
+    if callable(getattr(target, "add_scalar", None)):
+        for tag, value in scalars.items():
+            target.add_scalar(tag, value, step)
+    elif callable(getattr(target, "log_metrics", None)):
+        target.log_metrics(scalars, step)
+    else:
+        target(scalars, step)
+
+
+def _accepts_scalars(target: Any) -> bool:
+    return any(callable(getattr(target, name, None)) for name in ("add_scalar", "log_metrics")) or callable(target)
+
+
+def _flush(target: Any) -> None:
+    """Write out what a logger buffers (a SummaryWriter's ``flush``, a Lightning logger's ``save``)."""
+    for name in ("flush", "save"):
+        method = getattr(target, name, None)
+        if callable(method):
+            method()
+            return
+
+
+def history_scalars(history: pd.DataFrame) -> dict[str, float]:
+    """The loggers' scalars of history rows.
+
+    They are named ``netdyn/{split}_{loss|accuracy}``, with ``_batch`` appended under batch statistics (as in
+    ``summary.json``).
+    """
+    scalars = {}
+    for row in history.to_dict("records"):
+        suffix = "_batch" if row["bn_mode"] == "batch" else ""
+        for metric in ("loss", "accuracy"):
+            scalars[f"{SCALAR_PREFIX}{row['split']}_{metric}{suffix}"] = float(row[metric])
+    return scalars
 
 
 def monitor_steps(every: str | int, total_steps: int | None, step: int) -> bool:
@@ -69,10 +124,11 @@ class Monitor:
         every: the schedule: ``"log:N"`` or an integer step interval (see :func:`monitor_steps`).
         quantities: names of ``QUANTITIES`` to record (default: the cheap ones: the network's accuracy, L-map,
             LP, RPD and class geometry); basins and neuron modes on request.
-        budget: the monitor's time may not exceed this fraction of the training wall time; a scheduled point that
-            would exceed it is skipped. Two points are always recorded, so that a short run still shows where it
+        budget: the monitor's time may not exceed this fraction of the training wall time. It bounds the costly
+            part of a record (the quantities and the checkpoint): a scheduled point that would exceed it records
+            the history alone. Two points are always recorded in full, so that a short run still shows where it
             started and where it ended: the first (there is no training time yet to compare it with) and the last
-            (``total_steps``, when given).
+            (``total_steps``, or the last step seen at :meth:`close`).
         max_samples: size of the fixed seeded subsets of each split that every record evaluates.
         total_steps: the run's length, when known (places the log-spaced points).
         loss: the loss of the history table's rows, ``ce`` or ``mse`` (the user's own training loss goes in the
@@ -83,6 +139,10 @@ class Monitor:
         detect: after each record, look for transitions (grokking, double descent, the RPD gradient's fastest
             change) in what is recorded so far; a newly found one is logged (logger ``netdyn.monitor``, level
             WARNING, so it shows by default) and added to the ``events`` table.
+        loggers: where each record's scalars go too (``netdyn/test_accuracy``, ``netdyn/test_accuracy_batch``,
+            the quantities' summary numbers at a full record, ...): TensorBoard ``SummaryWriter`` objects, Lightning
+            loggers, or callables ``(scalars: dict, step)`` such as ``wandb.log``.
+        batch_size: the batch of the batch-statistics evaluation of a net with batch norm (your training batch).
     """
 
     def __init__(
@@ -99,6 +159,8 @@ class Monitor:
         seed: int = 0,
         analysis: AnalysisConfig | None = None,
         detect: bool = True,
+        loggers: Sequence[Any] = (),
+        batch_size: int = 100,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.data = as_samples(data)
@@ -112,6 +174,8 @@ class Monitor:
         self.seed = seed
         self.analysis = analysis or AnalysisConfig()
         self.detect = detect
+        self.loggers = list(loggers)
+        self.batch_size = batch_size
         self.events: list[dict[str, Any]] = []
         """Transitions detected so far (``netdyn.transitions.detect_transitions``), one per kind, as first seen."""
         self._validate()
@@ -126,6 +190,9 @@ class Monitor:
         self._estimate: float | None = None
         self._train_loss: float | None = None
         self._closed = False
+        self._model: nn.Module | None = None
+        self._history_step: int | None = None
+        self._scalars: dict[str, float] = {}
 
     # ---------------------------------------------------------------- checks
     def _validate(self) -> None:
@@ -144,6 +211,11 @@ class Monitor:
             raise ConfigError(f"total_steps must be a whole number >= 1 or None, got {self.total_steps!r}")
         if self.loss not in ("ce", "mse"):
             raise ConfigError(f"loss must be ce or mse, got {self.loss!r}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 2:
+            raise ConfigError(f"batch_size must be a whole number >= 2, got {self.batch_size!r}")
+        refused = [type(target).__name__ for target in self.loggers if not _accepts_scalars(target)]
+        if refused:
+            raise ConfigError(f"{LOGGERS_TAKE}; got {', '.join(refused)}")
 
     def _subset(self, x: torch.Tensor, y: torch.Tensor, stream: int) -> tuple[torch.Tensor, torch.Tensor]:
         n = x.shape[0]
@@ -179,6 +251,7 @@ class Monitor:
                 "max_samples": self.max_samples,
                 "total_steps": self.total_steps,
                 "loss": self.loss,
+                "batch_size": self.batch_size,
                 "seed": self.seed,
             },
         }
@@ -205,20 +278,27 @@ class Monitor:
             raise RuntimeError("the monitor's folder is not open yet")
         return self._recorder
 
+    def _history(self, step: int) -> pd.DataFrame:
+        """The history rows of ``step``: each split under each BN evaluation (both for a net with batch norm)."""
+        net, samples = self._live
+        dtype = next(net.parameters()).dtype
+        rows = []
+        for split in ("train", "test"):
+            x, y = getattr(samples, f"x_{split}").to(dtype), getattr(samples, f"y_{split}")
+            for mode in ("running", "batch") if net.has_batchnorm else ("none",):
+                loss, accuracy = evaluate(net, x, y, self.loss, "batch" if mode == "batch" else "running",
+                                          self.batch_size)
+                rows.append({"step": step, "epoch": float("nan"), "wall_time": self._train_time, "split": split,
+                             "bn_mode": mode, "loss": loss, "accuracy": accuracy})
+        self._history_step = step
+        return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+
     def _measure(self, point: RecordPoint) -> dict[str, pd.DataFrame]:
         net, samples = self._live
-        rows = []
-        with torch.no_grad():
-            for split in ("train", "test"):
-                x, y = getattr(samples, f"x_{split}"), getattr(samples, f"y_{split}")
-                logits = net(x.to(next(net.parameters()).dtype), bn_mode="running")
-                rows.append({
-                    "step": point.step, "epoch": float("nan"), "wall_time": self._train_time, "split": split,
-                    "bn_mode": "running" if net.has_batchnorm else "none",
-                    "loss": float(compute_loss(logits, y, self.loss)),
-                    "accuracy": float((logits.argmax(1) == y).double().mean()),
-                })
-        tables = {"history": pd.DataFrame(rows, columns=HISTORY_COLUMNS)}
+        tables = {}
+        if self._history_step != point.step:  # close() may record in full a step whose history is buffered
+            tables["history"] = self._history(point.step)
+            self._scalars.update(history_scalars(tables["history"]))
         config = self._analysis_config()
         ctx = AnalysisContext.build(net, samples, config)
         computed: dict[str, pd.DataFrame] = {}
@@ -227,9 +307,26 @@ class Monitor:
             if record.switch is not None and not getattr(config, record.switch):
                 continue
             computed.update(record.compute(net, samples, ctx))
+        self._scalars.update(self._quantity_scalars(computed, ctx))
         for name, table in computed.items():
             tables[name] = table.assign(step=point.step)
         return tables
+
+    def _quantity_scalars(self, computed: dict[str, pd.DataFrame], ctx: AnalysisContext) -> dict[str, float]:
+        """The quantities' summary numbers (effective layers, RPD gradient, ...) as the loggers' scalars.
+
+        The network's own accuracies are left out: the history's scalars hold them already.
+        """
+        scalars: dict[str, float] = {}
+        if "network" not in computed:  # every summary reads the network's own accuracy
+            return scalars
+        for name in self.quantities:
+            if name == "network" or not all(table in computed for table in QUANTITIES[name].tables):
+                continue
+            for key, value in QUANTITIES[name].summarize(computed, ctx).items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                    scalars[f"{SCALAR_PREFIX}{key}"] = float(value)
+        return scalars
 
     def _analysis_config(self) -> AnalysisConfig:
         parameter = next(self._live[0].parameters())
@@ -240,9 +337,10 @@ class Monitor:
         self._folder.save_checkpoint(point.step, self._live[0], None, {"wall_time": self._train_time})
 
     def step(self, model: nn.Module, step: int, train_loss: float | None = None) -> bool:
-        """The user's loop has finished step ``step``: record it if it is scheduled and the budget allows.
+        """The user's loop has finished step ``step``: record it if it is scheduled.
 
-        Returns whether it was recorded.
+        The history is recorded at every scheduled step; the quantities and the checkpoint where the budget allows.
+        Returns whether it was recorded in full.
         """
         now = time.perf_counter()
         if self._closed:
@@ -255,42 +353,76 @@ class Monitor:
             self._train_time += now - self._last_call
         self._last_step = step
         self._train_loss = train_loss
+        self._model = model
         recorded = False
         if monitor_steps(self.every, self.total_steps, step):
-            recorded = self._record(model, step)
+            try:
+                recorded = self._record(model, step)
+            except BaseException:
+                self._model = None  # a model the monitor cannot read is not recorded again at close()
+                raise
         self._last_call = time.perf_counter()
         return recorded
 
-    def _record(self, model: nn.Module, step: int) -> bool:
+    def _record(self, model: nn.Module, step: int, force: bool = False) -> bool:
+        """Record ``step``: the history always; the quantities and checkpoint too when within the budget.
+
+        The first and last points, and a ``force``d one, are recorded in full. Returns whether it recorded in full.
+        """
         start = time.perf_counter()
-        final = self.total_steps is not None and step == self.total_steps
-        if self._recorder is not None and self._estimate is not None and not final:
-            if self._monitor_time + self._estimate > self.budget * self._train_time:
-                self._log(step, "skipped_budget", 0.0, write=False)  # written with the next record
-                self._monitor_time += time.perf_counter() - start
-                return False
+        with self._rng_kept():
+            self._net = self._as_mlp(model).eval()
+            try:
+                if self._recorder is None:
+                    self._open(self._net)
+                full = force or self._full_due(step)
+                if full:
+                    self._record_full(step)
+                else:
+                    rows = self._history(step)
+                    self._opened.add("history", rows, write=False)  # written with the next full record
+                    self._scalars.update(history_scalars(rows))
+            finally:
+                self._net = None
+        self._send(step)
+        cost = time.perf_counter() - start
+        self._log(step, "recorded" if full else "skipped_budget", cost, write=full)
+        if full:  # the record and its log line: what the next one will cost
+            self._estimate = time.perf_counter() - start
+        self._monitor_time += time.perf_counter() - start
+        return full
+
+    def _full_due(self, step: int) -> bool:
+        """Whether the quantities fit the budget at ``step`` (always at the first record and at ``total_steps``)."""
+        if self._estimate is None or (self.total_steps is not None and step == self.total_steps):
+            return True
+        return self._monitor_time + self._estimate <= self.budget * self._train_time
+
+    def _record_full(self, step: int) -> None:
+        self._opened.schedule = Schedule(
+            max(step, self.total_steps or 0), frozenset({step}), frozenset({step} if self.checkpoints else ())
+        )
+        if self._opened.record(step) and self.detect:
+            self._detect(step)
+
+    @contextmanager
+    def _rng_kept(self) -> Iterator[None]:
+        """The CPU and CUDA random number generators as they were, whatever the record draws."""
         cpu_state = torch.get_rng_state()
         cuda_state = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
         try:
-            self._net = self._as_mlp(model).eval()
-            if self._recorder is None:
-                self._open(self._net)
-            self._opened.schedule = Schedule(
-                max(step, self.total_steps or 0), frozenset({step}), frozenset({step} if self.checkpoints else ())
-            )
-            measured = self._opened.record(step)
+            yield
         finally:
             torch.set_rng_state(cpu_state)
             if cuda_state is not None:
                 torch.cuda.set_rng_state_all(cuda_state)
-            self._net = None
-        if measured and self.detect:
-            self._detect(step)
-        cost = time.perf_counter() - start
-        self._log(step, "recorded" if measured else "already_recorded", cost)
-        self._estimate = time.perf_counter() - start  # the record and its log line: what the next one will cost
-        self._monitor_time += self._estimate
-        return measured
+
+    def _send(self, step: int) -> None:
+        """Hand the scalars gathered by this record to the loggers."""
+        scalars, self._scalars = self._scalars, {}
+        if scalars:
+            for target in self.loggers:
+                send_scalars(target, scalars, step)
 
     def _detect(self, step: int) -> None:
         from netdyn.transitions import detect_transitions
@@ -331,29 +463,56 @@ class Monitor:
         return self._monitor_time / self._train_time if self._train_time > 0 else float("nan")
 
     def close(self) -> dict[str, Any]:
-        """Write the summary (last accuracies, records, skipped points, overhead). Returns it."""
-        if self._closed or self._recorder is None:
-            self._closed = True
+        """Record the last step the loop reported, in full, and write the buffered history and the summary.
+
+        The last step is recorded on the model as it is now (the one last passed to :meth:`step`). The summary
+        holds the last accuracies, the records, the skipped points and the overhead; it is returned.
+        """
+        if self._closed:
             return {}
         self._closed = True
-        history = self._recorder.table("history")
-        monitor = self._recorder.table("monitor")
+        if self._model is not None and self._last_step is not None and (
+            self._recorder is None or self._recorder.last_measured < self._last_step
+        ):
+            self._record(self._model, self._last_step, force=True)
+        self._model = None
+        if self._recorder is None:
+            return {}
+        summary = self._summary(self._recorder)
+        for target in self.loggers:
+            _flush(target)
+        return self._recorder.finish(summary, self._last_step or 0)
+
+    def _summary(self, recorder: Recorder) -> dict[str, Any]:
+        monitor = recorder.table("monitor")
         summary: dict[str, Any] = {
             "steps": self._last_step,
             "records": int((monitor["status"] == "recorded").sum()) if monitor is not None else 0,
             "skipped": [int(s) for s in monitor.loc[monitor["status"] == "skipped_budget", "step"]]
             if monitor is not None else [],
+            "history_points": int(monitor["step"].nunique()) if monitor is not None else 0,
             "train_time": self._train_time,
             "monitor_time": self._monitor_time,
             "overhead": self.overhead if math.isfinite(self.overhead) else None,
             "budget": self.budget,
             "events": [{k: e[k] for k in ("event", "step", "confidence", "detected_at")} for e in self.events],
         }
-        if history is not None and len(history):
-            last = history[history["step"] == history["step"].max()]
-            for row in last.itertuples():
-                summary[f"{row.split}_accuracy"] = float(row.accuracy)
-        return self._recorder.finish(summary, self._last_step or 0)
+        history = recorder.table("history")
+        if history is None or not len(history):
+            return summary
+        last_step = int(history["step"].max())
+        if last_step == 0:
+            summary["warning"] = (
+                "only step 0 (the untrained network) was recorded: the training loop reported no step after it, "
+                "so this folder holds no result of training"
+            )
+            logger.warning("netdyn monitor: %s (%s)", summary["warning"], self.run_dir)
+            return summary
+        for row in history[history["step"] == last_step].to_dict("records"):
+            suffix = "_batch" if row["bn_mode"] == "batch" else ""
+            summary[f"{row['split']}_accuracy{suffix}"] = float(row["accuracy"])
+            summary[f"{row['split']}_loss{suffix}"] = float(row["loss"])
+        return summary
 
     def __enter__(self) -> Monitor:
         return self

@@ -61,6 +61,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     check_config_fits(config, run.model(chosen[-1]), int(data.num_classes))
     if note is not None:
         print(f"netdyn analyze: note: {note}", file=sys.stderr)
+    if run.summary.get("warning"):  # e.g. a monitor that saw no training step: its checkpoint is the untrained net
+        print(f"netdyn analyze: warning: {run.summary['warning']}", file=sys.stderr)
     analysis = analyze_checkpoints(run, chosen, config, data=data, progress=not args.quiet)
     report = write_run_report(run, analysis)
     print_analysis(analysis.summary)

@@ -1,14 +1,18 @@
 """``NetdynCallback``: a :class:`netdyn.Monitor` inside a PyTorch Lightning ``Trainer``.
 
-    trainer = lightning.Trainer(callbacks=[NetdynCallback("runs/mine", data)], max_steps=5000)
+    trainer = lightning.Trainer(callbacks=[NetdynCallback("runs/mine", data)], max_epochs=5)
 
 After every optimiser step (``trainer.global_step``) the callback hands the module's network to the monitor,
-with the step's training loss when ``training_step`` returned one; the run folder closes when training ends.
+with the step's training loss when ``training_step`` returned one; when training ends the monitor records the
+last step in full and closes the run folder. The run's length comes from the trainer (``max_steps``, else
+``estimated_stepping_batches``: ``max_epochs`` x the batches of an epoch), so the log-spaced points span it; the
+monitor's scalars go through the trainer's loggers (TensorBoard, CSV, W&B, MLflow, ...) beside the module's own.
 PyTorch Lightning is an optional extra (``pip install netdyn[lightning]``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,7 +41,8 @@ class NetdynCallback(pl.Callback):
 
     ``network`` finds the ``nn.Sequential`` (or netdyn ``MLP``) inside the LightningModule: an attribute name
     (default ``"model"``), or a function of the module. When None, the module's only ``nn.Sequential`` child is
-    used.
+    used. Unless given, ``total_steps`` is read from the trainer, ``batch_size`` from its training loader, and the
+    trainer's loggers join ``loggers``.
     """
 
     def __init__(
@@ -52,6 +57,7 @@ class NetdynCallback(pl.Callback):
 
         self.network = network
         self.monitor = Monitor(run_dir, data, **monitor)
+        self._given = set(monitor)
 
     def _find(self, module: pl.LightningModule) -> nn.Module:
         if callable(self.network):
@@ -67,8 +73,13 @@ class NetdynCallback(pl.Callback):
         return sequential[0]
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.monitor.total_steps is None and trainer.max_steps and trainer.max_steps > 0:
-            self.monitor.total_steps = int(trainer.max_steps)
+        if self.monitor.total_steps is None:
+            self.monitor.total_steps = run_length(trainer)
+        if "batch_size" not in self._given:
+            batch_size = getattr(trainer.train_dataloader, "batch_size", None)
+            if isinstance(batch_size, int) and batch_size >= 2:
+                self.monitor.batch_size = batch_size
+        self.monitor.loggers += [lg for lg in trainer.loggers if lg not in self.monitor.loggers]
         self.monitor.step(self._find(pl_module), trainer.global_step)
 
     def on_train_batch_end(
@@ -80,4 +91,20 @@ class NetdynCallback(pl.Callback):
             self.monitor.step(self._find(pl_module), trainer.global_step, train_loss=value)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.global_step > (self.monitor.last_step or 0):  # a step that ended without a batch-end hook
+            self.monitor.step(self._find(pl_module), trainer.global_step)
         self.monitor.close()
+
+
+def run_length(trainer: pl.Trainer) -> int | None:
+    """The optimiser steps a trainer will take (None when unbounded).
+
+    That is ``max_steps`` when set, else ``estimated_stepping_batches``: ``max_epochs`` x the batches of an epoch,
+    over gradient accumulation and devices.
+    """
+    if trainer.max_steps is not None and trainer.max_steps > 0:
+        return int(trainer.max_steps)
+    estimated = trainer.estimated_stepping_batches
+    if isinstance(estimated, (int, float)) and math.isfinite(estimated) and estimated >= 1:
+        return int(estimated)
+    return None
