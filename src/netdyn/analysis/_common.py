@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 from collections.abc import Generator, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from contextlib import closing
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 import torch
+from torch import nn
 
 from netdyn.data.samples import DataLike, SampleSet, as_samples, check_fits
 from netdyn.errors import ConfigError, ModelError
 from netdyn.models import MLP
+from netdyn.models.adapter import Network, evaluating, read_network
 
 if TYPE_CHECKING:
     from netdyn.analysis.config import AnalysisConfig
@@ -19,7 +23,12 @@ if TYPE_CHECKING:
 SPLITS = ("train", "test")
 
 
-def resolve_layers(net: MLP, layers: Sequence[int] | None, *, hidden_only: bool = False) -> list[int]:
+class HasLayers(Protocol):
+    @property
+    def n_layers(self) -> int: ...
+
+
+def resolve_layers(net: HasLayers, layers: Sequence[int] | None, *, hidden_only: bool = False) -> list[int]:
     """The layers a function reports on: default 0..L-1 (1..L-1 with ``hidden_only``), validated."""
     low = 1 if hidden_only else 0
     valid = range(low, net.n_layers)
@@ -135,3 +144,158 @@ def iter_chunks(n: int, size: int) -> Iterator[slice]:
     """Consecutive slices of ``size`` rows covering 0..n."""
     for start in range(0, n, size):
         yield slice(start, min(start + size, n))
+
+
+# ------------------------------------------------------------------ any network (SPEC 10)
+class LayerReader(Protocol):
+    """How a streaming analysis reads a network's layers: a netdyn MLP's walk, or the adapter's cuts."""
+
+    @property
+    def n_layers(self) -> int: ...
+
+    @property
+    def widths(self) -> list[int]: ...
+
+    @property
+    def device(self) -> torch.device: ...
+
+    @property
+    def dtype(self) -> torch.dtype: ...
+
+    @property
+    def names(self) -> list[str] | None: ...
+
+    def walk(self, x: torch.Tensor) -> Generator[tuple[int, torch.Tensor], None, None]: ...
+
+
+@dataclasses.dataclass
+class MLPLayers:
+    """A netdyn MLP's layers, read by its own walk (every layer 0..L, the logits last)."""
+
+    net: MLP
+
+    @property
+    def n_layers(self) -> int:
+        return self.net.n_layers
+
+    @property
+    def widths(self) -> list[int]:
+        return self.net.widths
+
+    @property
+    def device(self) -> torch.device:
+        return net_device(self.net)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return net_dtype(self.net)
+
+    @property
+    def names(self) -> list[str] | None:
+        return None
+
+    def walk(self, x: torch.Tensor) -> Generator[tuple[int, torch.Tensor], None, None]:
+        with closing(walk(self.net, x)) as layers:
+            for l, x_l, _ in layers:
+                yield l, x_l
+
+
+@dataclasses.dataclass
+class CutLayers:
+    """Any model's cuts, read through the network adapter: one pass per chunk yields the chosen cuts'
+    flattened activations in layer order, then the logits (layer L)."""
+
+    network: Network
+    widths: list[int]
+    chosen: list[int]
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def n_layers(self) -> int:
+        return self.network.n_layers
+
+    @property
+    def names(self) -> list[str] | None:
+        return [c.name for c in self.network.cuts]
+
+    def walk(self, x: torch.Tensor) -> Generator[tuple[int, torch.Tensor], None, None]:
+        cuts = self.network.cuts
+        values = self.network.capture(x, [cuts[l].node for l in self.chosen])
+        for l in sorted(self.chosen):
+            yield l, values.pop(cuts[l].node).flatten(1)
+        yield self.n_layers, values["logits"]
+
+
+def is_own_network(
+    net: Any, input_shape: Sequence[int] | None = None, cuts: Sequence[str] | None = None
+) -> TypeGuard[MLP]:
+    """Whether ``net`` takes netdyn's own MLP code path (an :class:`MLP` with no ``input_shape`` or ``cuts``)."""
+    return isinstance(net, MLP) and input_shape is None and cuts is None
+
+
+def _model_reference(model: nn.Module) -> torch.Tensor | None:
+    return next(iter(model.parameters()), next(iter(model.buffers()), None))
+
+
+def model_logits(model: nn.Module, x: torch.Tensor, input_shape: Sequence[int]) -> torch.Tensor:
+    """Any model's own output on samples [P, d], fed as ``x.reshape(-1, *input_shape)``, in evaluation mode."""
+    ref = _model_reference(model)
+    x = x.reshape(-1, *input_shape)
+    if ref is not None:
+        x = x.to(device=ref.device, dtype=ref.dtype)
+    with torch.no_grad(), evaluating(model):
+        out = model(x)
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != x.shape[0]:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ModelError(f"netdyn reads models whose output is logits [samples, classes]; {type(model).__name__} "
+                         f"returns {shape}")
+    return out
+
+
+def model_samples(
+    model: nn.Module, data: DataLike, input_shape: Sequence[int] | None
+) -> tuple[SampleSet, tuple[int, ...]]:
+    """``data`` as a sample set that fits any model, and the shape one sample is fed in: ``input_shape``, else the
+    data's own ``input_shape``. One sample runs through the model to learn its number of classes."""
+    if not isinstance(model, nn.Module):
+        raise ModelError(f"the analysis takes a torch.nn.Module, got {type(model).__name__}")
+    samples = as_samples(data)
+    if input_shape is not None:
+        shape = tuple(int(s) for s in input_shape)
+    else:
+        shape = tuple(getattr(samples, "input_shape", None) or samples.x_train.shape[1:])
+    d = samples.x_train.flatten(1).shape[1]
+    if math.prod(shape) != d:
+        raise ConfigError(f"input_shape {shape} holds {math.prod(shape)} values but the samples have {d} features")
+    probe = samples.x_train[:1] if samples.x_train.shape[0] else samples.x_test[:1]
+    num_classes = model_logits(model, probe, shape).shape[1] if probe.shape[0] else int(samples.num_classes)
+    check_fits(samples, d, num_classes)
+    return samples, shape
+
+
+def cut_layers(
+    model: nn.Module,
+    data: DataLike,
+    layers: Sequence[int] | None,
+    input_shape: Sequence[int] | None,
+    cuts: Sequence[str] | None,
+) -> tuple[CutLayers, SampleSet, list[int]]:
+    """Any model read through the adapter: its reader, the data as a fitting sample set, and the chosen layers."""
+    samples, shape = model_samples(model, data, input_shape)
+    network = read_network(model, shape, cuts)
+    chosen = resolve_layers(network, layers)
+    probe = samples.x_train[:1] if samples.x_train.shape[0] else samples.x_test[:1]
+    values = network.capture(probe, [c.node for c in network.cuts])
+    widths = [math.prod(values[c.node].shape[1:]) for c in network.cuts] + [values["logits"].shape[1]]
+    ref = values["logits"]
+    return CutLayers(network, widths, chosen, ref.device, ref.dtype), samples, chosen
+
+
+def with_cuts(table: Any, reader: LayerReader) -> Any:
+    """A table with the ``cut`` column after ``layer`` (the cut's name) when the reader names its layers."""
+    names = reader.names
+    if names is None:
+        return table
+    table.insert(list(table.columns).index("layer") + 1, "cut", [names[int(l)] for l in table["layer"]])
+    return table

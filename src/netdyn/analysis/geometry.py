@@ -14,18 +14,21 @@ from contextlib import closing
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from netdyn.analysis._common import (
+    LayerReader,
+    MLPLayers,
     chunk_rows,
+    cut_layers,
+    is_own_network,
     iter_chunks,
-    net_device,
-    net_dtype,
     resolve_layers,
     samples_for,
     split_tensors,
-    walk,
+    with_cuts,
 )
-from netdyn.data.samples import DataLike
+from netdyn.data.samples import DataLike, SampleSet
 from netdyn.errors import ConfigError
 from netdyn.models import MLP
 
@@ -34,23 +37,23 @@ SUMMARY_COLUMNS = ["layer", "cos_dist_mean", "cos_dist_q25", "cos_dist_median", 
 PER_SAMPLE_COLUMNS = ["layer", "sample", "label", "cos_dist"]
 
 
-def _per_row_bytes(net: MLP) -> int:
+def _per_row_bytes(net: LayerReader) -> int:
     # the walk's one or two layers, plus a few float64 working copies of the widest layer
     widest = max(net.widths)
-    return net_dtype(net).itemsize * 2 * widest + 8 * 4 * widest
+    return net.dtype.itemsize * 2 * widest + 8 * 4 * widest
 
 
 def _class_centres(
-    net: MLP, x: torch.Tensor, y: torch.Tensor, layers: list[int], num_classes: int
+    net: LayerReader, x: torch.Tensor, y: torch.Tensor, layers: list[int], num_classes: int
 ) -> dict[int, torch.Tensor]:
     """Per layer, the float64 class sums [num_classes, N_l] of x^l over (x, y)."""
-    device = net_device(net)
+    device = net.device
     last = max(layers)
     sums = {l: torch.zeros(num_classes, net.widths[l], dtype=torch.float64, device=device) for l in layers}
     for rows in iter_chunks(x.shape[0], chunk_rows(x.shape[0], _per_row_bytes(net))):
         labels = y[rows].to(device)
-        with closing(walk(net, x[rows])) as trace:
-            for l, x_l, _ in trace:
+        with closing(net.walk(x[rows])) as trace:
+            for l, x_l in trace:
                 if l in sums:
                     sums[l].index_add_(0, labels, x_l.double())
                 if l >= last:
@@ -123,12 +126,15 @@ def _check_labels(y: torch.Tensor, num_classes: int) -> None:
 
 @torch.no_grad()
 def class_geometry(
-    net: MLP,
+    net: MLP | nn.Module,
     data: DataLike,
     layers: Sequence[int] | None = None,
     per_sample: bool = False,
     classes: Sequence[int] | None = None,
     limit: int | None = None,
+    *,
+    input_shape: Sequence[int] | None = None,
+    cuts: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Class geometry of the training set at each layer l = 0..L-1 (SPEC 5.5).
 
@@ -140,9 +146,28 @@ def class_geometry(
 
     With ``per_sample=True`` returns ``layer, sample, label, cos_dist`` instead, for the training samples of
     ``classes`` (None: all), the first ``limit`` of each class in dataset order (``sample`` = training index).
+
+    Any other ``nn.Module`` than a netdyn :class:`MLP` is read through the network adapter (SPEC 10): the
+    layers are its cuts, measured on their flattened activations, and the table adds ``cut``.
     """
-    data = samples_for(net, data)
-    chosen = resolve_layers(net, layers)
+    reader: LayerReader
+    if is_own_network(net, input_shape, cuts):
+        data = samples_for(net, data)
+        chosen = resolve_layers(net, layers)
+        reader = MLPLayers(net)
+    else:
+        reader, data, chosen = cut_layers(net, data, layers, input_shape, cuts)
+    return with_cuts(_geometry(reader, data, chosen, per_sample, classes, limit), reader)
+
+
+def _geometry(
+    net: LayerReader,
+    data: SampleSet,
+    chosen: list[int],
+    per_sample: bool,
+    classes: Sequence[int] | None,
+    limit: int | None,
+) -> pd.DataFrame:
     x, y = split_tensors(data, "train")
     num_classes = int(data.num_classes)
     _check_labels(y, num_classes)
@@ -154,7 +179,7 @@ def class_geometry(
     if x.shape[0] == 0:
         raise ConfigError("class geometry is measured on the training set, which is empty")
 
-    device = net_device(net)
+    device = net.device
     counts = torch.bincount(y, minlength=num_classes).to(device)
     sums = _class_centres(net, x, y, chosen, num_classes)
     centres = {l: s / counts.clamp_min(1)[:, None].double() for l, s in sums.items()}
@@ -168,8 +193,8 @@ def class_geometry(
     scatter = {l: torch.zeros(bases[l][1].shape[0], dtype=torch.float64, device=device) for l in chosen}
     for rows in iter_chunks(x.shape[0], chunk_rows(x.shape[0], _per_row_bytes(net))):
         labels = y[rows].to(device)
-        with closing(walk(net, x[rows])) as trace:
-            for l, x_l, _ in trace:
+        with closing(net.walk(x[rows])) as trace:
+            for l, x_l in trace:
                 if l in distances:
                     xd = x_l.double()
                     own = centres[l][labels]
@@ -200,7 +225,7 @@ def class_geometry(
 
 
 def _per_sample(
-    net: MLP,
+    net: LayerReader,
     x: torch.Tensor,
     y: torch.Tensor,
     layers: list[int],
@@ -214,14 +239,14 @@ def _per_sample(
         index = torch.nonzero(y == k).flatten()
         picked.append(index if limit is None else index[:limit])
     index = torch.sort(torch.cat(picked)).values if picked else torch.zeros(0, dtype=torch.int64)
-    device = net_device(net)
+    device = net.device
     last = max(layers)
     distances: dict[int, list[torch.Tensor]] = {l: [] for l in layers}
     for rows in iter_chunks(index.shape[0], chunk_rows(index.shape[0], _per_row_bytes(net))):
         sub = index[rows]
         labels = y[sub].to(device)
-        with closing(walk(net, x[sub])) as trace:
-            for l, x_l, _ in trace:
+        with closing(net.walk(x[sub])) as trace:
+            for l, x_l in trace:
                 if l in distances:
                     distances[l].append(_cosine_distance(x_l.double(), centres[l][labels]))
                 if l >= last:

@@ -6,20 +6,27 @@ becomes the affine map of its running statistics; skips stay.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
 
 import pandas as pd
 import torch
+from torch import nn
 
 from netdyn.analysis._common import (
     SPLITS,
     accuracy,
     check_network,
+    chunk_rows,
+    cut_layers,
+    is_own_network,
+    iter_chunks,
     resolve_layers,
     samples_for,
     split_tensors,
     walk,
+    with_cuts,
 )
 from netdyn.data.samples import DataLike
 from netdyn.errors import ConfigError
@@ -63,8 +70,22 @@ def lmap_matrix(net: MLP, l: int, with_skip: bool = False):
     return (m, const, s) if with_skip else (m, const)
 
 
-def lmap_accuracy(net: MLP, data: DataLike, layers: Sequence[int] | None = None) -> pd.DataFrame:
-    """Accuracy of the L-map at each layer l = 0..L-1 on train and test: columns ``layer, split, accuracy``."""
+def lmap_accuracy(
+    net: MLP | nn.Module,
+    data: DataLike,
+    layers: Sequence[int] | None = None,
+    *,
+    input_shape: Sequence[int] | None = None,
+    cuts: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Accuracy of the L-map at each layer l = 0..L-1 on train and test: columns ``layer, split, accuracy``.
+
+    Any other ``nn.Module`` than a netdyn :class:`MLP` is read through the network adapter (SPEC 10: layers are
+    its cuts, ``cuts`` names them, ``input_shape`` is how a sample is fed); its table adds ``cut`` (the cut's
+    name) and ``tail`` (``affine``, ``piecewise_linear`` or ``nonlinear``, checked on the training set).
+    """
+    if not is_own_network(net, input_shape, cuts):
+        return _any_lmap_accuracy(net, data, layers, input_shape, cuts)
     data = samples_for(net, data)
     chosen = resolve_layers(net, layers)
     maps = {l: lmap_matrix(net, l, with_skip=True) for l in chosen}
@@ -85,3 +106,35 @@ def lmap_accuracy(net: MLP, data: DataLike, layers: Sequence[int] | None = None)
     return pd.DataFrame(rows, columns=["layer", "split", "accuracy"]).sort_values(
         ["split", "layer"], ignore_index=True
     )
+
+
+def _any_lmap_accuracy(
+    model: nn.Module,
+    data: DataLike,
+    layers: Sequence[int] | None,
+    input_shape: Sequence[int] | None,
+    cuts: Sequence[str] | None,
+) -> pd.DataFrame:
+    """The L-map of any model: per chunk one pass captures every chosen cut's tail inputs, then each tail runs."""
+    reader, samples, chosen = cut_layers(model, data, layers, input_shape, cuts)
+    network = reader.network
+    wanted = {l: network.tail_inputs(l) for l in chosen}
+    per_row = reader.dtype.itemsize * (sum(reader.widths[l] for l in chosen) * 2 + max(reader.widths))
+    rows = []
+    for split in SPLITS:
+        x, y = split_tensors(samples, split)
+        correct = dict.fromkeys(chosen, 0)
+        for part in iter_chunks(x.shape[0], chunk_rows(x.shape[0], per_row)):
+            values = network.capture(x[part], {n for names in wanted.values() for n in names}, logits=False)
+            labels = y[part].to(reader.device)
+            for l in chosen:
+                logits = network.run_tail(l, [values[n] for n in wanted[l]])
+                correct[l] += int((logits.argmax(1) == labels).sum())
+        for l in chosen:
+            rows.append({"layer": l, "split": split, "accuracy": correct[l] / x.shape[0] if x.shape[0] else math.nan})
+    table = pd.DataFrame(rows, columns=["layer", "split", "accuracy"]).sort_values(["split", "layer"],
+                                                                                  ignore_index=True)
+    x_train, _ = split_tensors(samples, "train")
+    kinds = {l: network.tail_kind(l, x_train) for l in chosen}
+    table["tail"] = [kinds[int(l)] for l in table["layer"]]
+    return with_cuts(table, reader)

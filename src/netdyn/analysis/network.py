@@ -7,8 +7,20 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+from torch import nn
 
-from netdyn.analysis._common import SPLITS, accuracy, samples_for, split_tensors, walk
+from netdyn.analysis._common import (
+    SPLITS,
+    accuracy,
+    chunk_rows,
+    is_own_network,
+    iter_chunks,
+    model_logits,
+    model_samples,
+    samples_for,
+    split_tensors,
+    walk,
+)
 from netdyn.data.samples import DataLike
 from netdyn.errors import ConfigError
 from netdyn.models import MLP
@@ -23,8 +35,14 @@ EffectiveRule = Literal["earliest", "from"]
 EFFECTIVE_RULES: tuple[EffectiveRule, ...] = ("earliest", "from")
 
 
-def network_accuracy(net: MLP, data: DataLike) -> pd.DataFrame:
-    """The network's own accuracy on each split (BN running statistics): columns ``split, accuracy``."""
+def network_accuracy(net: MLP | nn.Module, data: DataLike, *, input_shape: Sequence[int] | None = None) -> pd.DataFrame:
+    """The network's own accuracy on each split (BN running statistics): columns ``split, accuracy``.
+
+    ``net`` is a netdyn :class:`MLP` or any ``nn.Module`` returning logits, fed ``x.reshape(-1, *input_shape)``
+    (default: the data's own ``input_shape``) in evaluation mode.
+    """
+    if not is_own_network(net, input_shape):
+        return _any_network_accuracy(net, data, input_shape)
     data = samples_for(net, data)
     rows = []
     for split in SPLITS:
@@ -35,6 +53,19 @@ def network_accuracy(net: MLP, data: DataLike) -> pd.DataFrame:
                 logits = x_l
         assert logits is not None, "the walk ends at layer L"
         rows.append({"split": split, "accuracy": accuracy(logits, y)})
+    return pd.DataFrame(rows, columns=["split", "accuracy"])
+
+
+def _any_network_accuracy(model: nn.Module, data: DataLike, input_shape: Sequence[int] | None) -> pd.DataFrame:
+    samples, shape = model_samples(model, data, input_shape)
+    rows = []
+    for split in SPLITS:
+        x, y = split_tensors(samples, split)
+        correct = 0
+        for rows_ in iter_chunks(x.shape[0], chunk_rows(x.shape[0], 8 * x.shape[1] * 4)):
+            logits = model_logits(model, x[rows_], shape)
+            correct += int((logits.argmax(1) == y[rows_].to(logits.device)).sum())
+        rows.append({"split": split, "accuracy": correct / x.shape[0] if x.shape[0] else float("nan")})
     return pd.DataFrame(rows, columns=["split", "accuracy"])
 
 

@@ -17,17 +17,21 @@ from dataclasses import dataclass
 
 import pandas as pd
 import torch
+from torch import nn
 
 from netdyn.analysis._common import (
     SPLITS,
+    LayerReader,
+    MLPLayers,
     chunk_rows,
+    cut_layers,
+    is_own_network,
     iter_chunks,
-    net_device,
     net_dtype,
     resolve_layers,
     samples_for,
     split_tensors,
-    walk,
+    with_cuts,
 )
 from netdyn.data.samples import DataLike, SampleSet
 from netdyn.errors import ConfigError
@@ -37,6 +41,8 @@ Probe = tuple[torch.Tensor, torch.Tensor]
 
 #: Eigenvalues of an unregularised (singular) system below this fraction of the largest are dropped.
 PINV_RCOND = 1e-10
+#: Up to this many features a layer's LP is the primal ridge; beyond, the same ridge in dual form (SPEC 10).
+PRIMAL_MAX_FEATURES = 8192
 
 
 @dataclass
@@ -77,19 +83,19 @@ def _check_ridge(ridge: float) -> float:
     return ridge
 
 
-def _accumulate(net: MLP, x: torch.Tensor, layers: Sequence[int]) -> dict[int, _Moments]:
+def _accumulate(reader: LayerReader, x: torch.Tensor, layers: Sequence[int]) -> dict[int, _Moments]:
     """One pass over the training inputs: the moments of every chosen layer against the logits."""
-    L = net.n_layers
+    L = reader.n_layers
     chosen = set(layers)
-    widths = net.widths
+    widths = reader.widths
     # per sample: the kept layers of the chunk, the walk's own one or two layers, one float64 copy, the logits
-    per_row = net_dtype(net).itemsize * (sum(widths[l] for l in chosen) + 2 * max(widths)) + 8 * (
+    per_row = reader.dtype.itemsize * (sum(widths[l] for l in chosen) + 2 * max(widths)) + 8 * (
         max(widths) + widths[L]
     )
     moments: dict[int, _Moments] = {}
     for rows in iter_chunks(x.shape[0], chunk_rows(x.shape[0], per_row)):
         kept: dict[int, torch.Tensor] = {}
-        for l, x_l, _ in walk(net, x[rows]):
+        for l, x_l in reader.walk(x[rows]):
             if l in chosen:
                 kept[l] = x_l
         h = x_l.double()  # the walk ends at layer L: its output is the logits
@@ -134,12 +140,72 @@ def _pinv_solve(system: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
     return evecs @ (inv[:, None] * (evecs.T @ rhs))
 
 
-def _fit(net: MLP, data: SampleSet, layers: Sequence[int], ridge: float) -> dict[int, Probe]:
+def _fit(reader: LayerReader, data: SampleSet, layers: Sequence[int], ridge: float) -> dict[int, Probe]:
+    """The LP of each layer: the primal ridge up to ``PRIMAL_MAX_FEATURES`` features, the dual one beyond."""
     x, _ = split_tensors(data, "train")
     if x.shape[0] == 0:
         raise ConfigError("the LP is fitted on the training set, which is empty")
-    moments = _accumulate(net, x, layers)
-    return {l: _solve(moments[l], ridge) for l in layers}
+    primal = [l for l in layers if not _dual(reader, l)]
+    probes = {}
+    if primal:
+        moments = _accumulate(reader, x, primal)
+        probes = {l: _solve(moments[l], ridge) for l in primal}
+    for l in layers:
+        if l not in probes:
+            probes[l] = _solve_dual(*_gather(reader, x, l), ridge)
+    return probes
+
+
+def _dual(reader: LayerReader, l: int) -> bool:
+    """Whether layer l's LP is solved in dual form.
+
+    Yes for a cut of any model wider than ``PRIMAL_MAX_FEATURES``; a netdyn MLP keeps the primal form at every width.
+    """
+    return reader.names is not None and reader.widths[l] > PRIMAL_MAX_FEATURES
+
+
+def _gather(reader: LayerReader, x: torch.Tensor, l: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Layer l's training outputs [n, D] (the network's dtype) and the logits [n, C] (float64), whole."""
+    outputs, logits = [], []
+    per_row = reader.dtype.itemsize * 2 * max(reader.widths) + 8 * reader.widths[-1]
+    for rows in iter_chunks(x.shape[0], chunk_rows(x.shape[0], per_row)):
+        for j, x_j in reader.walk(x[rows]):
+            if j == l:
+                outputs.append(x_j)
+        logits.append(x_j.double())  # the walk ends at layer L: its output is the logits
+    return torch.cat(outputs), torch.cat(logits)
+
+
+def _solve_dual(x: torch.Tensor, h: torch.Tensor, ridge: float) -> Probe:
+    """:func:`_solve`'s ridge in its dual form: exact, and cheaper where a layer has more features than samples.
+
+    With X, H centred, A = X^T (X X^T + lambda I)^-1 H with the same lambda = ridge * trace(X^T X) / D
+    (trace(X X^T) is the same number). The n x n kernel is built in float64 from chunks of rows.
+    """
+    n, d = x.shape
+    mean_x = x.double().mean(0)
+    mean_h = h.mean(0)
+    hc = h - mean_h
+    step = chunk_rows(n, 8 * d)
+    kernel = torch.empty(n, n, dtype=torch.float64, device=x.device)
+    for i in iter_chunks(n, step):
+        xi = x[i].double() - mean_x
+        for j in iter_chunks(n, step):
+            kernel[i, j] = xi @ (x[j].double() - mean_x).T
+    kernel = (kernel + kernel.T) / 2
+    lam = ridge * torch.trace(kernel).item() / d
+    system = kernel + lam * torch.eye(n, dtype=torch.float64, device=x.device)
+    alpha = None
+    if lam > 0:
+        chol, info = torch.linalg.cholesky_ex(system)
+        if info.item() == 0:
+            alpha = torch.cholesky_solve(hc, chol)
+    if alpha is None:  # no ridge, or an all-zero layer: the minimum-norm solution, as in the primal form
+        alpha = _pinv_solve(system, hc)
+    a_mat = torch.zeros(d, h.shape[1], dtype=torch.float64, device=x.device)
+    for i in iter_chunks(n, step):
+        a_mat += (x[i].double() - mean_x).T @ alpha[i]
+    return a_mat, mean_h - mean_x @ a_mat
 
 
 @torch.no_grad()
@@ -153,24 +219,24 @@ def fit_probe(net: MLP, data: DataLike, l: int, ridge: float = 1e-6) -> Probe:
     """
     data = samples_for(net, data)
     (layer,) = resolve_layers(net, [l])
-    a_mat, intercept = _fit(net, data, [layer], _check_ridge(ridge))[layer]
+    a_mat, intercept = _fit(MLPLayers(net), data, [layer], _check_ridge(ridge))[layer]
     dtype = net_dtype(net)
     return a_mat.to(dtype), intercept.to(dtype)
 
 
-def _score(net: MLP, x: torch.Tensor, y: torch.Tensor, probes: dict[int, Probe]) -> dict[int, float]:
+def _score(reader: LayerReader, x: torch.Tensor, y: torch.Tensor, probes: dict[int, Probe]) -> dict[int, float]:
     """Accuracy of each layer's probe on (x, y), streaming chunks of samples."""
     if x.shape[0] == 0:
         return {l: float("nan") for l in probes}
-    device = net_device(net)
+    device = reader.device
     last = max(probes)
-    widths = net.widths
-    per_row = net_dtype(net).itemsize * 2 * max(widths) + 8 * (max(widths) + widths[-1])
+    widths = reader.widths
+    per_row = reader.dtype.itemsize * 2 * max(widths) + 8 * (max(widths) + widths[-1])
     correct = {l: torch.zeros((), dtype=torch.int64, device=device) for l in probes}
     for rows in iter_chunks(x.shape[0], chunk_rows(x.shape[0], per_row)):
         labels = y[rows].to(device)
-        with closing(walk(net, x[rows])) as layers:
-            for l, x_l, _ in layers:
+        with closing(reader.walk(x[rows])) as layers:
+            for l, x_l in layers:
                 if l in probes:
                     a_mat, intercept = probes[l]
                     logits = torch.addmm(intercept, x_l.double(), a_mat)
@@ -182,20 +248,38 @@ def _score(net: MLP, x: torch.Tensor, y: torch.Tensor, probes: dict[int, Probe])
 
 @torch.no_grad()
 def lp_accuracy(
-    net: MLP, data: DataLike, layers: Sequence[int] | None = None, ridge: float = 1e-6
+    net: MLP | nn.Module,
+    data: DataLike,
+    layers: Sequence[int] | None = None,
+    ridge: float = 1e-6,
+    *,
+    input_shape: Sequence[int] | None = None,
+    cuts: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Accuracy of the LP (SPEC 5.2) at each layer l = 0..L-1 on train and test: ``layer, split, accuracy``.
 
     The LP of layer l is the ridge map of :func:`fit_probe` from x^l to the network's logits; its accuracy is
-    the argmax of its output against the labels.
+    the argmax of its output against the labels. Any other ``nn.Module`` than a netdyn :class:`MLP` is read
+    through the network adapter (SPEC 10) on its cuts' flattened activations; its table adds ``cut`` and
+    ``features``: ``full`` (the primal ridge, up to ``PRIMAL_MAX_FEATURES`` features) or ``dual`` (the same
+    ridge in dual form, on the kernel of the training samples, beyond).
     """
-    data = samples_for(net, data)
-    chosen = resolve_layers(net, layers)
-    probes = _fit(net, data, chosen, _check_ridge(ridge))
+    ridge = _check_ridge(ridge)
+    if is_own_network(net, input_shape, cuts):
+        data = samples_for(net, data)
+        chosen = resolve_layers(net, layers)
+        reader: LayerReader = MLPLayers(net)
+    else:
+        reader, data, chosen = cut_layers(net, data, layers, input_shape, cuts)
+    probes = _fit(reader, data, chosen, ridge)
     rows = []
     for split in SPLITS:
         x, y = split_tensors(data, split)
-        for l, acc in _score(net, x, y, probes).items():
+        for l, acc in _score(reader, x, y, probes).items():
             rows.append({"layer": l, "split": split, "accuracy": acc})
     table = pd.DataFrame(rows, columns=["layer", "split", "accuracy"])
-    return table.sort_values(["split", "layer"], ignore_index=True)
+    table = table.sort_values(["split", "layer"], ignore_index=True)
+    if reader.names is None:
+        return table
+    table["features"] = ["dual" if _dual(reader, int(l)) else "full" for l in table["layer"]]
+    return with_cuts(table, reader)

@@ -1,0 +1,157 @@
+"""The quantities on any traceable model (SPEC 10): known answers against netdyn's own MLP and hand-built nets."""
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from netdyn import MLP
+from netdyn.analysis import probes
+from netdyn.analysis.geometry import class_geometry
+from netdyn.analysis.lmap import lmap_accuracy
+from netdyn.analysis.network import network_accuracy
+from netdyn.analysis.probes import lp_accuracy
+from netdyn.errors import ModelError
+
+QUANTITIES = [lmap_accuracy, lp_accuracy, class_geometry]
+
+
+class Functional(nn.Module):
+    """Sequential(Linear, ReLU, Linear, Tanh, Linear) written with attributes and functional calls."""
+
+    def __init__(self, seq):
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = seq[0], seq[2], seq[4]
+
+    def forward(self, x):
+        return self.fc3(torch.tanh(self.fc2(F.relu(self.fc1(x)))))
+
+
+@pytest.fixture(scope="module")
+def data(make_blobs):
+    return make_blobs(n_train=240, n_test=120, spread=2.0, seed=3)
+
+
+@pytest.fixture(scope="module")
+def seq(data):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 12), nn.Tanh(), nn.Linear(12, 4))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(60):
+        opt.zero_grad()
+        F.cross_entropy(model(data.x_train), data.y_train).backward()
+        opt.step()
+    return model.eval()
+
+
+def shared(table, reference):
+    """The columns the netdyn MLP's table has, from a table of the adapter (which adds cut, tail, features)."""
+    return table[list(reference.columns)]
+
+
+@pytest.mark.parametrize("quantity", QUANTITIES, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("form", ["sequential", "functional"])
+def test_an_nn_module_mlp_gives_the_netdyn_mlps_tables(seq, data, quantity, form):
+    model = seq if form == "sequential" else Functional(seq)
+    reference = quantity(MLP.from_sequential(seq), data)
+    table = quantity(model, data)
+    assert list(table["cut"].unique()) == (["input", "1", "3"] if form == "sequential" else ["x", "relu", "tanh"])
+    pd.testing.assert_frame_equal(shared(table, reference), reference, rtol=1e-5)
+    if "accuracy" in reference:
+        assert 0.3 < reference["accuracy"].min() < 1  # a task where linear replacements can differ
+
+
+def test_network_accuracy_of_any_module(seq, data):
+    pd.testing.assert_frame_equal(network_accuracy(seq, data), network_accuracy(MLP.from_sequential(seq), data))
+
+
+def test_per_sample_geometry_of_any_module(seq, data):
+    reference = class_geometry(MLP.from_sequential(seq), data, per_sample=True, classes=[1], limit=5)
+    table = class_geometry(seq, data, per_sample=True, classes=[1], limit=5)
+    pd.testing.assert_frame_equal(shared(table, reference), reference, rtol=1e-5)
+
+
+def conv_net(activation):
+    torch.manual_seed(1)
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), activation(), nn.AvgPool2d(2),
+        nn.Conv2d(4, 6, 3, padding=1), activation(), nn.AvgPool2d(2),
+        nn.Flatten(), nn.Linear(6 * 2 * 2, 5), activation(), nn.Linear(5, 3),
+    )
+
+
+@pytest.fixture(scope="module")
+def images():
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(180, 64, generator=gen)
+    y = (x[:, :20].sum(1) > 0).long() + (x[:, 40:].sum(1) > 2).long()
+    return x[:120], y[:120], x[120:], y[120:]
+
+
+def test_conv_net_with_identity_activations_has_l_map_equal_to_network_and_affine_tails(images):
+    model = conv_net(nn.Identity)
+    model.train()
+    with torch.no_grad():
+        model(images[0].reshape(-1, 1, 8, 8))  # running statistics of its own
+    table = lmap_accuracy(model, images, input_shape=(1, 8, 8))
+    net = network_accuracy(model, images, input_shape=(1, 8, 8)).set_index("split")["accuracy"]
+    assert list(table["cut"].unique()) == ["input", "3", "6", "9"]
+    assert (table["tail"] == "affine").all()
+    assert (table["accuracy"].to_numpy() == net[table["split"]].to_numpy()).all()
+    assert model.training
+
+
+def test_conv_net_lp_and_geometry_run_on_flattened_cuts(images):
+    model = conv_net(nn.ReLU).eval()
+    lp = lp_accuracy(model, images, input_shape=(1, 8, 8), layers=[1, 3])
+    assert list(lp.columns) == ["layer", "cut", "split", "accuracy", "features"]
+    assert set(lp["layer"]) == {1, 3} and (lp["features"] == "full").all()
+    geometry = class_geometry(model, images, input_shape=(1, 8, 8))
+    assert list(geometry["layer"]) == [0, 1, 2, 3]
+    assert geometry["cos_dist_mean"].between(0, 2).all()
+
+
+def test_the_dual_lp_equals_the_primal(monkeypatch, images):
+    model = conv_net(nn.ReLU).eval()
+    primal = lp_accuracy(model, images, input_shape=(1, 8, 8))
+    monkeypatch.setattr(probes, "PRIMAL_MAX_FEATURES", 0)
+    dual = lp_accuracy(model, images, input_shape=(1, 8, 8))
+    assert (dual["features"] == "dual").all() and (primal["features"] == "full").all()
+    pd.testing.assert_frame_equal(dual.drop(columns="features"), primal.drop(columns="features"))
+
+
+@pytest.mark.parametrize("ridge", [1e-3, 0.0])
+@pytest.mark.parametrize("n_features", [30, 90])
+def test_the_dual_ridge_solves_the_primal_ridge(ridge, n_features):
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(60, n_features, dtype=torch.float64, generator=gen) + 3
+    h = x[:, :3] @ torch.randn(3, 4, dtype=torch.float64, generator=gen) + torch.randn(60, 4, generator=gen).double()
+    moments = probes._Moments.start(x, h)
+    moments.add(x, h)
+    a_primal, c_primal = probes._solve(moments, ridge)
+    a_dual, c_dual = probes._solve_dual(x, h, ridge)
+    torch.testing.assert_close(x @ a_dual + c_dual, x @ a_primal + c_primal, rtol=1e-7, atol=1e-7)
+
+
+def test_permuting_hidden_units_leaves_the_tables_unchanged(seq, data):
+    permuted = nn.Sequential(*(nn.Linear(m.in_features, m.out_features) if isinstance(m, nn.Linear) else m
+                               for m in seq))
+    permuted.load_state_dict(seq.state_dict())
+    order = torch.randperm(16, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        permuted[0].weight.copy_(seq[0].weight[order])
+        permuted[0].bias.copy_(seq[0].bias[order])
+        permuted[2].weight.copy_(seq[2].weight[:, order])
+    for quantity in (lmap_accuracy, lp_accuracy, network_accuracy, class_geometry):
+        pd.testing.assert_frame_equal(quantity(permuted, data), quantity(seq, data), rtol=1e-5)
+
+
+def test_layer_norm_tails_are_nonlinear_and_bad_cut_names_are_model_errors(data):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 8), nn.ReLU(), nn.Dropout(0.3), nn.LayerNorm(8), nn.Linear(8, 4))
+    table = lmap_accuracy(model, data)
+    assert list(table.loc[table["layer"] == 1, "tail"]) == ["nonlinear", "nonlinear"]
+    assert list(table.loc[table["layer"] == 0, "tail"]) == ["nonlinear", "nonlinear"]
+    with pytest.raises(ModelError, match="valid names"):
+        lp_accuracy(model, data, cuts=["fc1"])
