@@ -70,6 +70,18 @@ def test_shared_and_stacked_tensors_mix():
             torch.testing.assert_close(ours[k], twin(x, bn_mode="running"), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("arch", ARCHS.values(), ids=ARCHS.keys())
+def test_folded_batch_norm_is_running_mode(arch):
+    nets = copies(arch)
+    stacked, tensors, x = StackedMLP(nets[0]), stack(nets), torch.randn(20, 6)
+    with torch.no_grad():
+        folded = stacked.fold(tensors)
+        torch.testing.assert_close(
+            stacked.forward(folded, x, "folded"), stacked.forward(tensors, x, "running"), rtol=1e-5, atol=1e-6
+        )
+    assert set(tensors) <= set(folded)
+
+
 def test_train_mode_returns_the_batch_statistics_of_each_copy():
     nets = copies(ARCHS["bn"], k=2)
     x = torch.randn(16, 6)
@@ -120,11 +132,17 @@ def test_the_fold_is_the_layer_with_fixed_statistics(bias):
         bn.running_mean.normal_(), bn.running_var.uniform_(0.5, 2), bn.weight.uniform_(0.5, 1.5), bn.bias.normal_()
     x = torch.randn(30, 5, dtype=torch.float64)
     with torch.no_grad():
-        w, b = fold_batchnorm(bn, linear.weight, linear.bias)
+        stats = (bn.running_mean, bn.running_var)
+        w, b = fold_batchnorm(linear.weight, linear.bias, *stats, bn.eps, bn.weight, bn.bias)
         torch.testing.assert_close(x @ w.T + b, bn.eval()(linear(x)))
         a = linear(x)  # with a batch's statistics: the training-mode layer on that batch
-        w, b = fold_batchnorm(bn, linear.weight, linear.bias, a.mean(0), a.var(0, unbiased=False))
+        batch = (a.mean(0), a.var(0, unbiased=False))
+        w, b = fold_batchnorm(linear.weight, linear.bias, *batch, bn.eps, bn.weight, bn.bias)
         torch.testing.assert_close(x @ w.T + b, bn.train()(a))
+        # stacked: K weights, shared statistics and affine parameters
+        weights = torch.stack([linear.weight, 2 * linear.weight])
+        w, b = fold_batchnorm(weights, linear.bias, *stats, bn.eps, bn.weight, bn.bias)
+        torch.testing.assert_close(x @ w[1].T + b, bn.eval()(x @ weights[1].T + (linear.bias if bias else 0)))
 
 
 def test_fold_block_in_float64():

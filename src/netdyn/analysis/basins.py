@@ -55,7 +55,8 @@ from netdyn.analysis._common import (
 )
 from netdyn.data.samples import DataLike, SampleSet, as_samples, check_labels
 from netdyn.errors import ConfigError
-from netdyn.models import MLP, fold_batchnorm, stacked_forward
+from netdyn.models import MLP, StackedMLP, fold_batchnorm
+from netdyn.models.stacked import batchnorm_tensors
 
 DEFAULT_CHUNK_BUDGET = 512 << 20  # bytes one forward pass of perturbed copies may take on an accelerator
 CPU_CHUNK_BUDGET = 64 << 20  # on a CPU, where smaller passes stay in cache and run faster
@@ -450,8 +451,8 @@ def _perturbed_tensors(
 ) -> dict[str, torch.Tensor]:
     """The perturbed parameters of K networks, one per (eps[k], reps[k]).
 
-    They are stacked ``[K, ...]`` by state-dict name (what :func:`~netdyn.models.stacked_forward` reads; the
-    parameters left out are the net's own).
+    They are stacked ``[K, ...]`` by state-dict name (what :class:`~netdyn.models.StackedMLP` and
+    :func:`~netdyn.models.stacked_forward` read; the parameters left out are the net's own).
     """
     unique, position = torch.unique(reps, return_inverse=True)
     tensors = {}
@@ -482,14 +483,16 @@ def _weight_tally(
     labels = y.to(device)
     correct = torch.zeros(n_eps, n, dtype=torch.int32, device=device)
     by_repeat = torch.zeros(n_eps, repeats, dtype=torch.int64, device=device)
+    stacked = StackedMLP(net)
     for k0 in range(0, n_eps * repeats, per_net):
         pe, pr = pair_eps[k0 : k0 + per_net], pair_rep[k0 : k0 + per_net]
-        perturbed = _perturbed_tensors(net, eps_t[pe], pr, seeds, layers, include_bias, include_bn)
+        # batch norm folded once per chunk of networks, not once per chunk of samples
+        folded = stacked.fold(_perturbed_tensors(net, eps_t[pe], pr, seeds, layers, include_bias, include_bn))
         step = max(1, budget // 2 // (len(pe) * row_bytes))
         for s0 in range(0, n, step):
             xb = x[s0 : s0 + step].to(device=device, dtype=dtype)
-            logits = stacked_forward(net, perturbed, xb, bn_mode="running")  # [K, ns, C]
-            hit = logits.argmax(-1) == labels[s0 : s0 + step]
+            logits = stacked.forward(folded, xb, bn_mode="folded")  # [K, C, ns]
+            hit = logits.argmax(-2) == labels[s0 : s0 + step]
             correct[:, s0 : s0 + step].index_add_(0, pe, hit.to(torch.int32))
             by_repeat.index_put_((pe, pr), hit.sum(1), accumulate=True)
     return _Tally(eps, correct.cpu().numpy(), by_repeat.cpu().numpy())
@@ -630,9 +633,11 @@ class _RowFold:
     ``out x in`` matrices are never formed.
     """
 
-    bn: nn.BatchNorm1d
     row_norms: torch.Tensor
     bias: torch.Tensor | None
+    eps: float
+    bn_weight: torch.Tensor
+    bn_bias: torch.Tensor
     running: torch.Tensor
     """The fold with the running statistics, ``[g ||W_i|| | b~]`` flattened."""
 
@@ -640,20 +645,20 @@ class _RowFold:
     def of(cls, bn: nn.BatchNorm1d, linear: nn.Linear) -> _RowFold:
         row_norms = torch.linalg.vector_norm(linear.weight.double(), dim=1, keepdim=True)
         bias = linear.bias.double() if linear.bias is not None else None
-        return cls(bn, row_norms, bias, _fold_rows(bn, row_norms, bias))
+        mean, var, bn_weight, bn_bias = (t.double() for t in batchnorm_tensors(bn))
+        fold = cls(row_norms, bias, bn.eps, bn_weight, bn_bias, torch.empty(0, dtype=torch.float64))
+        fold.running = fold.folded(mean, var)
+        return fold
+
+    def folded(self, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+        """``[g ||W_i|| | b~]`` flattened, folded with the statistics ``mean`` and ``var``."""
+        w, b = fold_batchnorm(self.row_norms, self.bias, mean, var, self.eps, self.bn_weight, self.bn_bias)
+        return torch.cat([w.flatten(), b])
 
     def distance(self, a: torch.Tensor) -> float:
         """||W~_batch - W~_run||_F / ||W~_run||_F, W~_batch folded with the (biased) statistics of a^l ``[n, out]``."""
-        batch = _fold_rows(self.bn, self.row_norms, self.bias, a.mean(0), a.var(0, unbiased=False))
+        batch = self.folded(a.mean(0), a.var(0, unbiased=False))
         return (torch.linalg.vector_norm(batch - self.running) / torch.linalg.vector_norm(self.running)).item()
-
-
-def _fold_rows(
-    bn: nn.BatchNorm1d, row_norms: torch.Tensor, bias: torch.Tensor | None,
-    mean: torch.Tensor | None = None, var: torch.Tensor | None = None,
-) -> torch.Tensor:
-    w, b = fold_batchnorm(bn, row_norms, bias, mean, var)
-    return torch.cat([w.flatten(), b])
 
 
 def _training_batches(x: torch.Tensor, batch_size: int, n_batches: int, gen: torch.Generator) -> Iterator[torch.Tensor]:

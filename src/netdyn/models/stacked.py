@@ -10,10 +10,10 @@ mappings.
 ``torch.func.functional_call``. For an :class:`~netdyn.models.MLP` it runs :class:`StackedMLP`, the same forward
 pass written on the stacks: feature-major activations ``[K, features, n]`` (so a Linear on a shared batch is one
 GEMM for every copy, and a population's weight gradients come out of backward in the weights' own layout), batch
-statistics returned as plain values, and no vmap overhead. Against vmap over ``functional_call`` it took about
-0.85x the time for the forward and backward pass of a population step (8 784-200-200-10 nets, batch 200) and
-0.7x for a forward pass of 8 perturbed copies of a 784-256x4 BN net on 1,000 samples (medians of interleaved
-rounds, 1 thread of a loaded 2-core CPU); tests check the two agree.
+statistics returned as plain values (a population masks a diverged member's running-statistics update), a first
+layer its caller may form itself, and no vmap overhead. ``benchmarks/bench_stacked.py`` times both paths on 2 CPU
+cores: the forward and backward pass of a population step (8 784-200-200-10 nets) take the same time within 2%, a
+forward pass of 8 perturbed copies of a 784-256x4 BN net 0.83x vmap's; tests check the two agree.
 """
 
 from __future__ import annotations
@@ -32,33 +32,36 @@ BatchStats = list[tuple[torch.Tensor, torch.Tensor]]
 
 
 def fold_batchnorm(
-    bn: nn.BatchNorm1d,
     weight: torch.Tensor,
     bias: torch.Tensor | None,
-    mean: torch.Tensor | None = None,
-    var: torch.Tensor | None = None,
+    mean: torch.Tensor,
+    var: torch.Tensor,
+    eps: float,
+    bn_weight: torch.Tensor,
+    bn_bias: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A Linear ``(weight, bias)`` and the batch norm ``bn`` after it, with fixed statistics, as one affine map.
+    """A Linear ``(weight, bias)`` and the batch norm after it, with fixed statistics, as one affine map.
 
-    ``BN(W x + b) = W' x + b'`` where, with ``g = gamma / sqrt(var + eps)``, ``W' = g W`` (row i scaled by g_i)
-    and ``b' = g (b - mean) + beta`` (b = 0 when None). ``mean`` and ``var`` default to ``bn``'s running statistics
-    (the evaluation-mode layer); pass a batch's to fold the training-mode layer. Computed in ``weight``'s dtype.
-    Since folding scales whole rows, ``weight`` may be any matrix with the Linear's rows (its row norms
-    ``[out, 1]``, say).
+    ``BN(W x + b) = W' x + b'`` where, with ``g = bn_weight / sqrt(var + eps)``, ``W' = g W`` (row i scaled by g_i)
+    and ``b' = g (b - mean) + bn_bias`` (b = 0 when None). ``mean`` and ``var`` are the running statistics (the
+    evaluation-mode layer) or a batch's (the training-mode layer on that batch). Every tensor may carry a leading
+    stack dimension (``[K, out, in]`` weights with ``[K, out]`` vectors, or some stacked and some shared). Since
+    folding scales whole rows, ``weight`` may be any matrix with the Linear's rows (its row norms ``[out, 1]``).
     """
-    dtype = weight.dtype
-    mean = _bn_tensor(bn, "running_mean") if mean is None else mean
-    var = _bn_tensor(bn, "running_var") if var is None else var
-    g = _bn_tensor(bn, "weight").to(dtype) * torch.rsqrt(var.to(dtype) + bn.eps)
-    shift = -mean.to(dtype) if bias is None else bias - mean.to(dtype)
-    return g.unsqueeze(-1) * weight, g * shift + _bn_tensor(bn, "bias").to(dtype)
+    g = bn_weight * torch.rsqrt(var + eps)
+    shift = -mean if bias is None else bias - mean
+    return g.unsqueeze(-1) * weight, g * shift + bn_bias
 
 
-def _bn_tensor(bn: nn.BatchNorm1d, name: str) -> torch.Tensor:
-    value = getattr(bn, name)
-    if not isinstance(value, torch.Tensor):
-        raise ModelError(f"batch norm without {name}: netdyn folds affine batch norms that track running statistics")
-    return value.detach()
+def batchnorm_tensors(bn: nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(running_mean, running_var, weight, bias)`` of a batch norm, detached; ModelError if it lacks one."""
+    values = []
+    for name in ("running_mean", "running_var", "weight", "bias"):
+        value = getattr(bn, name)
+        if not isinstance(value, torch.Tensor):
+            raise ModelError(f"batch norm without {name}: netdyn folds affine batch norms with running statistics")
+        values.append(value.detach())
+    return values[0], values[1], values[2], values[3]
 
 
 def fold_block(block: LayerBlock, dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,9 +71,10 @@ def fold_block(block: LayerBlock, dtype: torch.dtype | None = None) -> tuple[tor
     """
     weight = block.linear.weight.detach().to(dtype=dtype)
     bias = block.linear.bias.detach().to(dtype=dtype) if block.linear.bias is not None else None
-    if block.bn is not None:
-        return fold_batchnorm(block.bn, weight, bias)
-    return weight, bias if bias is not None else weight.new_zeros(weight.shape[0])
+    if block.bn is None:
+        return weight, bias if bias is not None else weight.new_zeros(weight.shape[0])
+    mean, var, bn_weight, bn_bias = (t.to(dtype=weight.dtype) for t in batchnorm_tensors(block.bn))
+    return fold_batchnorm(weight, bias, mean, var, block.bn.eps, bn_weight, bn_bias)
 
 
 def stacked_linear(weight: torch.Tensor, bias: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
@@ -94,7 +98,8 @@ class StackedMLP:
     were when this was built. ``bn_mode`` is "running" (each copy's running statistics), "batch" (each copy's
     statistics over the batch) or "train" (the same, with the statistics appended to ``stats`` as
     ``(mean, biased variance)`` pairs ``[(K,) features]``, one per batch norm in order, for the caller to update
-    its running statistics: nothing here writes to a tensor).
+    its running statistics: nothing here writes to a tensor), or "folded" (the running statistics, folded into the
+    Linear layers beforehand by :meth:`fold`).
     """
 
     def __init__(self, net: MLP) -> None:
@@ -108,9 +113,41 @@ class StackedMLP:
 
     def linear(self, tensors: StackedTensors, l: int, x: torch.Tensor) -> torch.Tensor:
         """a^l = W^l x^{l-1} + b^l (feature-major; see :func:`stacked_linear`)."""
+        return stacked_linear(*self._linear_tensors(tensors, l), x)
+
+    def _linear_tensors(self, tensors: StackedTensors, l: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         p = self.prefixes[l - 1]
         bias = self._get(tensors, p + "linear.bias") if self.blocks[l - 1].linear.bias is not None else None
-        return stacked_linear(self._get(tensors, p + "linear.weight"), bias, x)
+        return self._get(tensors, p + "linear.weight"), bias
+
+    def _bn_tensors(self, tensors: StackedTensors, l: int) -> tuple[torch.Tensor, ...]:
+        p = self.prefixes[l - 1] + "bn."
+        return tuple(self._get(tensors, p + name) for name in ("running_mean", "running_var", "weight", "bias"))
+
+    def fold(self, tensors: StackedTensors) -> dict[str, torch.Tensor]:
+        """``tensors`` with every batch norm folded into the Linear before it (:func:`fold_batchnorm`, running
+        statistics), for ``bn_mode="folded"``.
+
+        Folding once and evaluating many batches saves the batch norm's passes over the activations of each.
+        """
+        folded = dict(tensors)
+        for l, block in enumerate(self.blocks, start=1):
+            if block.bn is not None:
+                p = self.prefixes[l - 1]
+                weight, bias = self._linear_tensors(tensors, l)
+                mean, var, bn_weight, bn_bias = self._bn_tensors(tensors, l)
+                weight, bias = fold_batchnorm(weight, bias, mean, var, block.bn.eps, bn_weight, bn_bias)
+                folded[p + "linear.weight"], folded[p + "linear.bias"] = weight, bias
+        return folded
+
+    def local_field(
+        self, tensors: StackedTensors, l: int, x: torch.Tensor, bn_mode: str, stats: BatchStats | None = None
+    ) -> torch.Tensor:
+        """z^l from x^{l-1}: the Linear, then the batch norm (in "folded" mode already part of the Linear)."""
+        if bn_mode == "folded" and self.blocks[l - 1].bn is not None:
+            p = self.prefixes[l - 1]
+            return stacked_linear(tensors[p + "linear.weight"], tensors[p + "linear.bias"], x)
+        return self.normalize(tensors, l, self.linear(tensors, l, x), bn_mode, stats)
 
     def normalize(
         self, tensors: StackedTensors, l: int, a: torch.Tensor, bn_mode: str, stats: BatchStats | None = None
@@ -119,16 +156,15 @@ class StackedMLP:
         bn = self.blocks[l - 1].bn
         if bn is None:
             return a
-        p = self.prefixes[l - 1] + "bn."
+        running_mean, running_var, bn_weight, bn_bias = self._bn_tensors(tensors, l)
         if bn_mode == "running":
-            mean = self._get(tensors, p + "running_mean").unsqueeze(-1)
-            var = self._get(tensors, p + "running_var").unsqueeze(-1)
+            mean, var = running_mean.unsqueeze(-1), running_var.unsqueeze(-1)
         else:
             var, mean = torch.var_mean(a, dim=-1, correction=0, keepdim=True)
             if stats is not None:
                 stats.append((mean.detach().squeeze(-1), var.detach().squeeze(-1)))
-        scale = torch.rsqrt(var + bn.eps) * self._get(tensors, p + "weight").unsqueeze(-1)
-        return (a - mean) * scale + self._get(tensors, p + "bias").unsqueeze(-1)
+        scale = torch.rsqrt(var + bn.eps) * bn_weight.unsqueeze(-1)
+        return (a - mean) * scale + bn_bias.unsqueeze(-1)
 
     def forward(
         self, tensors: StackedTensors, x: torch.Tensor, bn_mode: str = "running", stats: BatchStats | None = None
@@ -136,10 +172,12 @@ class StackedMLP:
         """Logits ``[K, C, n]`` of one batch ``x`` ``[n, ...]`` shared by every copy.
 
         ``x`` is sample-major, as a net takes it; the logits are ``[C, n]`` when nothing that reaches them is stacked.
+        ``bn_mode`` is one of ``BN_MODES`` or "folded" (``tensors`` from :meth:`fold`).
         """
-        if bn_mode not in BN_MODES:
-            raise ConfigError(f"bn_mode must be one of {', '.join(BN_MODES)}, got {bn_mode!r}")
-        return self.forward_from(tensors, self.linear(tensors, 1, x.flatten(1).T), bn_mode, stats)
+        if bn_mode not in (*BN_MODES, "folded"):
+            raise ConfigError(f"bn_mode must be one of {', '.join(BN_MODES)} or folded, got {bn_mode!r}")
+        z = self.local_field(tensors, 1, x.flatten(1).T, bn_mode, stats)
+        return self._forward_from_z(tensors, z, bn_mode, stats)
 
     def forward_from(
         self, tensors: StackedTensors, a: torch.Tensor, bn_mode: str = "running", stats: BatchStats | None = None
@@ -148,15 +186,17 @@ class StackedMLP:
 
         A population computes a^1 itself to keep autograd off layer 1's weight gradient.
         """
+        return self._forward_from_z(tensors, self.normalize(tensors, 1, a, bn_mode, stats), bn_mode, stats)
+
+    def _forward_from_z(
+        self, tensors: StackedTensors, z: torch.Tensor, bn_mode: str, stats: BatchStats | None
+    ) -> torch.Tensor:
         prev2: torch.Tensor | None = None
-        x: torch.Tensor | None = None
+        _, x = self.blocks[0].join(z, None)
         n_layers = len(self.blocks)
-        for l in range(1, n_layers):
-            z = self.normalize(tensors, l, a if x is None else self.linear(tensors, l, x), bn_mode, stats)
-            _, out = self.blocks[l - 1].join(z, prev2)
+        for l in range(2, n_layers):
+            _, out = self.blocks[l - 1].join(self.local_field(tensors, l, x, bn_mode, stats), prev2)
             prev2, x = x, out
-        if x is None:  # pragma: no cover - an MLP has at least one hidden layer
-            raise ModelError("an MLP has at least one hidden layer")
         return self.linear(tensors, n_layers, x)
 
 

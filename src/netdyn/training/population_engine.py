@@ -14,9 +14,10 @@ Activations are kept feature-major, ``[P, features, B]`` (a^T = W x^T + b): ever
 of the backward pass contiguous in the weight's own layout, with no transposing copy, and cross-entropy takes the
 logits as they are. The stacked forward returns the batch-norm statistics as plain values (to be masked per
 member), and the engine forms layer 1's local field itself so that layer 1's weight gradient lands in a reused
-buffer; with the same optimiser step this ran about 1.25x faster than ``torch.func.vmap`` over
-``functional_call`` (8 members of 784-200-200-10, 2 CPU cores; ``benchmarks/bench_population.py`` times the
-engine).
+buffer. Its forward and backward pass take the time of ``torch.func.vmap`` over ``functional_call`` within 2% (8
+members of 784-200-200-10, 2 CPU cores; ``benchmarks/bench_stacked.py``), and vmap would leave the masked
+running-statistics update and the reused buffer to be done around it; ``benchmarks/bench_population.py`` times
+the engine.
 
 Divergence is handled per member, on the device: a member whose loss is not finite is masked from that step on.
 Masking uses no ``torch.where`` on the big tensors (slow on CPU, and it needs temporaries): the masked member's
