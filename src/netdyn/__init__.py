@@ -33,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     "MLP": "netdyn.models",
     "ModelSpec": "netdyn.models",
     "Trace": "netdyn.models",
+    "register_transfer_function": "netdyn.models",
     # training
     "TrainConfig": "netdyn.training",
     "TrainResult": "netdyn.training",
@@ -129,7 +130,7 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see the real imports
         RunError,
         StorageError,
     )
-    from netdyn.models import MLP, ModelSpec, Trace  # noqa: F401
+    from netdyn.models import MLP, ModelSpec, Trace, register_transfer_function  # noqa: F401
     from netdyn.monitor import Monitor  # noqa: F401
     from netdyn.orchestration import RunResult, RunSpec, load_run, run, run_population  # noqa: F401
     from netdyn.prune import prune_run  # noqa: F401

@@ -1,6 +1,8 @@
-"""The network: :class:`MLP` with explicit layer blocks, and :class:`Trace`, its per-layer values on a batch."""
+"""The network: :class:`MLP` with explicit layer blocks, :class:`Trace`, its per-layer values on a batch, and the
+adapter that reads any ``nn.Module`` as cuts and tails (:func:`read_network`)."""
 
 from netdyn.models.activations import ACTIVATIONS, Gauss, gauss
+from netdyn.models.adapter import Cut, Network, read_network, register_transfer_function
 from netdyn.models.mlp import BN_MODES, MLP, LayerBlock, Trace
 from netdyn.models.spec import INITS, RESIDUALS, ModelSpec
 from netdyn.models.stacked import StackedMLP, fold_batchnorm, fold_block, stacked_forward
@@ -8,16 +10,20 @@ from netdyn.models.stacked import StackedMLP, fold_batchnorm, fold_block, stacke
 __all__ = [
     "ACTIVATIONS",
     "BN_MODES",
+    "Cut",
     "INITS",
     "MLP",
     "RESIDUALS",
     "Gauss",
     "LayerBlock",
     "ModelSpec",
+    "Network",
     "StackedMLP",
     "Trace",
     "fold_batchnorm",
     "fold_block",
     "gauss",
+    "read_network",
+    "register_transfer_function",
     "stacked_forward",
 ]

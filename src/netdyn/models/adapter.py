@@ -179,8 +179,11 @@ def evaluating(*modules: nn.Module) -> Iterator[None]:
 
 
 class _Capture(fx.Interpreter):
-    """Runs the graph, keeping a clone of each wanted node's value the moment it is computed (an in-place ReLU
-    later in the graph would overwrite it); stops once all are in when the logits are not wanted."""
+    """Runs the graph, keeping a clone of each wanted node's value the moment it is computed.
+
+    An in-place ReLU later in the graph would overwrite it otherwise. Stops once all are in when the logits are not
+    wanted.
+    """
 
     def __init__(self, module: fx.GraphModule, wanted: set[str], stop: bool) -> None:
         super().__init__(module, garbage_collect_values=True)
@@ -244,8 +247,10 @@ class Network:
         return x if ref is None else x.to(device=ref.device, dtype=ref.dtype)
 
     def capture(self, x: torch.Tensor, nodes: Iterable[str], logits: bool = True) -> dict[str, Any]:
-        """The values of graph nodes on samples ``x`` ([P, d]) in one pass, cloned (eval mode, no gradient);
-        with ``logits`` the model's output under the key ``"logits"`` too."""
+        """The values of graph nodes on samples ``x`` ([P, d]) in one pass, cloned (eval mode, no gradient).
+
+        With ``logits``, the model's output too, under the key ``"logits"``.
+        """
         wanted = set(nodes)
         interpreter = _Capture(self.graph_module, wanted, stop=not logits)
         with torch.no_grad(), evaluating(self.model, self.graph_module):
@@ -264,8 +269,11 @@ class Network:
         return self.capture(x, [node], logits=False)[node]
 
     def tail(self, cut: int | str) -> fx.GraphModule:
-        """The L-map of a cut as a GraphModule: it takes the cut's activations and then the tensors of
-        :meth:`tail_inputs` that a skip carries across the cut, and returns the logits (see :func:`build_tail`)."""
+        """The L-map of a cut as a GraphModule (see :func:`build_tail`).
+
+        It takes the cut's activations, then the tensors of :meth:`tail_inputs` that a skip carries across the
+        cut, and returns the logits.
+        """
         return self._tail(cut)[0]
 
     def tail_inputs(self, cut: int | str) -> tuple[str, ...]:
@@ -279,17 +287,23 @@ class Network:
         return self._tails[node]
 
     def run_tail(self, cut: int | str, inputs: Sequence[Any]) -> torch.Tensor:
-        """The tail of ``cut`` on its inputs (values of :meth:`tail_inputs`, as :meth:`capture` gives them),
-        in evaluation mode without gradient; the inputs are cloned first (a tail may write in place)."""
+        """The tail of ``cut`` on its inputs, in evaluation mode without gradient.
+
+        ``inputs`` are the values of :meth:`tail_inputs`, as :meth:`capture` gives them; they are cloned first
+        (a tail may write in place).
+        """
         tail = self.tail(cut)
         args = [v.clone() if isinstance(v, torch.Tensor) else v for v in inputs]
         with torch.no_grad(), evaluating(self.model, tail):
             return tail(*args)
 
     def tail_kind(self, cut: int | str, x: torch.Tensor, seed: int = 0) -> TailKind:
-        """``affine`` when the tail is its Jacobian at the data mean plus a constant, to ``AFFINE_TOLERANCE``
-        relative, in float64 on a seeded subset of ``AFFINE_SAMPLES`` samples of ``x`` ([P, d]);
-        ``piecewise_linear`` when it is not but contains max-pooling; ``nonlinear`` otherwise."""
+        """What the tail of ``cut`` is, checked on samples ``x`` ([P, d]).
+
+        ``affine`` when the tail is its Jacobian at the data mean plus a constant, to ``AFFINE_TOLERANCE``
+        relative, in float64 on a seeded subset of ``AFFINE_SAMPLES`` samples of ``x`` (:func:`fit_affine`);
+        ``piecewise_linear`` when it is not but contains max-pooling; ``nonlinear`` otherwise.
+        """
         if is_affine(self, cut, x, seed):
             return "affine"
         return "piecewise_linear" if _has_max_pool(self.tail(cut)) else "nonlinear"
@@ -461,8 +475,10 @@ def _block_of(model: nn.Module, scope: str) -> str:
 
 
 def _block_cuts(traced: _Traced, adds: list[fx.Node]) -> list[tuple[str, fx.Node]]:
-    """A residual model's cuts: the stem's output (the first block's input), then the output of each block
-    holding a residual add (the add itself where no block holds it or the block returns no single tensor)."""
+    """A residual model's cuts: the stem's output (the first block's input), then each residual block's output.
+
+    The add itself is the cut where no block holds it or the block returns no single tensor.
+    """
     chosen: list[tuple[str, fx.Node]] = []
     first_inputs: list[tuple[fx.Node, Any]] = []
     for add in adds:
@@ -542,8 +558,10 @@ def _check_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
 
 # ---------------------------------------------------------------------------------------------- tails
 def _tail_nodes(graph: fx.Graph, cut: fx.Node) -> tuple[list[fx.Node], list[fx.Node]]:
-    """The nodes of the tail (neither the cut nor a data-dependent ancestor of it) and its inputs: the cut, then
-    every other trunk node a tail node reads (a skip crossing the cut)."""
+    """The nodes of the tail (neither the cut nor a data-dependent ancestor of it) and its inputs.
+
+    The inputs are the cut, then every other trunk node a tail node reads (a skip crossing the cut).
+    """
     dependent = _data_dependent(graph)
     trunk = ({cut} | _ancestors(cut)) & dependent
     body = [n for n in graph.nodes if n not in trunk and n.op not in ("placeholder", "output")]
@@ -557,10 +575,12 @@ def _tail_nodes(graph: fx.Graph, cut: fx.Node) -> tuple[list[fx.Node], list[fx.N
 
 
 def build_tail(graph_module: fx.GraphModule, cut: fx.Node) -> tuple[fx.GraphModule, tuple[str, ...]]:
-    """The tail of ``cut``: every node that is neither the cut nor one of its ancestors, copied with
-    ``Graph.node_copy``; each elementwise transfer function that is not a gate becomes the identity, batch norm
-    the affine map of its running statistics, dropout the identity. Returns the GraphModule (inputs: the cut's
-    value, then the skips crossing it) and the names of the nodes it takes."""
+    """The tail of ``cut``: every node that is neither the cut nor one of its ancestors, linearised.
+
+    The nodes are copied with ``Graph.node_copy``; each elementwise transfer function that is not a gate becomes
+    the identity, batch norm the affine map of its running statistics, dropout the identity. Returns the
+    GraphModule (inputs: the cut's value, then the skips crossing it) and the names of the nodes it takes.
+    """
     graph = graph_module.graph
     modules = dict(graph_module.named_modules())
     dependent = _data_dependent(graph)
@@ -598,9 +618,12 @@ def _batchnorm_node(tail: fx.Graph, target: str, bn: nn.modules.batchnorm._Batch
 # ------------------------------------------------------------------------------------ affine check
 @dataclass
 class AffineFit:
-    """The tail at the data mean: ``matrices[i]`` ([C, D_i]) is its Jacobian in input i (the cut, then the
-    skips), ``constant`` ([C]) = tail(mean) - sum_i M_i mean_i; ``error`` the largest relative deviation of
-    ``sum_i M_i x_i + constant`` from the tail on the checked samples."""
+    """A tail linearised at the data mean, and how far it is from the tail.
+
+    ``matrices[i]`` ([C, D_i]) is its Jacobian in input i (the cut, then the skips), ``constant`` ([C]) =
+    tail(mean) - sum_i M_i mean_i; ``error`` the largest deviation of ``sum_i M_i x_i + constant`` from the tail
+    on the checked samples, relative to the tail's largest output.
+    """
 
     matrices: list[torch.Tensor]
     constant: torch.Tensor
@@ -612,8 +635,10 @@ def _double(value: Any) -> Any:
 
 
 def fit_affine(network: Network, cut: int | str, x: torch.Tensor, seed: int = 0) -> AffineFit:
-    """The tail's Jacobian at the data mean (``torch.func.vjp``) and how well it reproduces the tail, in float64
-    on a seeded subset of ``AFFINE_SAMPLES`` samples of ``x`` ([P, d])."""
+    """The tail's Jacobian at the data mean (``torch.func.vjp``) and how well it reproduces the tail.
+
+    Computed in float64 on a seeded subset of ``AFFINE_SAMPLES`` samples of ``x`` ([P, d]).
+    """
     if x.shape[0] == 0:
         raise ConfigError("the affine check needs at least one sample")
     gen = torch.Generator().manual_seed(int(seed))
