@@ -659,7 +659,8 @@ def fit_affine(network: Network, cut: int | str, x: torch.Tensor, seed: int = 0)
     with evaluating(tail64):
         linearised = torch.func.vjp(run, *means)
         at_mean, pullback = linearised[0], linearised[1]
-        rows = [pullback(torch.eye(at_mean.shape[1], dtype=at_mean.dtype)[k][None]) for k in range(at_mean.shape[1])]
+        basis = torch.eye(at_mean.shape[1], dtype=at_mean.dtype, device=at_mean.device)
+        rows = [pullback(basis[k][None]) for k in range(at_mean.shape[1])]
         matrices = [torch.stack([row[j].flatten() for row in rows]) for j in range(len(free))]
         constant = at_mean[0] - sum((m @ mu.flatten() for m, mu in zip(matrices, means, strict=True)),
                                     torch.zeros_like(at_mean[0]))
