@@ -144,3 +144,28 @@ def test_train_refuses_what_is_not_an_mlp_or_a_config(tiny_data):
         train(seq, tiny_data, TrainConfig(steps=2))
     with pytest.raises(netdyn.ConfigError, match="TrainConfig"):
         train(MLP(12, 4, 1, 3, seed=0), tiny_data, {"steps": 2})
+
+
+def test_a_failed_start_leaves_nothing_that_blocks_the_next_run(tiny_data, tmp_path):
+    """A run that fails before its first record (here its first forward pass) removes the config.json it wrote,
+    so the same call runs in the same folder afterwards; one that failed after recording keeps its folder."""
+    net = MLP(12, 8, 2, 3, seed=0)
+
+    def fail(module, args):
+        raise RuntimeError("the device gave up")
+
+    handle = net.register_forward_pre_hook(fail)
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="gave up"):
+        train(net, tiny_data, TrainConfig(steps=4), run_dir=out)
+    assert not out.exists() or not any(out.iterdir())
+    handle.remove()
+    assert train(net, tiny_data, TrainConfig(steps=4), run_dir=out).summary["steps"] == 4
+
+    def stop(event, state):
+        raise KeyboardInterrupt
+
+    later = tmp_path / "later"
+    with pytest.raises(KeyboardInterrupt):
+        train(MLP(12, 8, 2, 3, seed=0), tiny_data, TrainConfig(steps=4), run_dir=later, callbacks=[stop])
+    assert load_run(later).checkpoints() == [0]  # recorded step 0: kept, and --resume goes on from it

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from netdyn import _io
+from netdyn._device import resolve_device
 from netdyn._progress import progress_bar
 from netdyn.errors import ConfigError
 from netdyn.sweeps.folder import SweepFolder
@@ -99,6 +100,22 @@ def check_data(points: Sequence[SweepPoint], root: str | Path | None = None) -> 
             continue
 
 
+def check_devices(points: Sequence[SweepPoint], backend: LocalBackend | RayBackend) -> None:
+    """Refuse, before any point starts, a device this machine lacks where the points run on it.
+
+    That is the local backend or a local Ray instance: ``mps`` without MPS, ``cuda`` without CUDA, ... are one
+    ConfigError. A cluster's workers (``address``) may have devices this machine lacks.
+    """
+    if isinstance(backend, RayBackend) and backend.address is not None:
+        return
+    for device in dict.fromkeys(p.spec.train.device for p in points):
+        try:
+            resolve_device(device)
+        except ConfigError as exc:
+            name = next(p.name for p in points if p.spec.train.device == device)
+            raise ConfigError(f"sweep point {name}: {exc}") from None
+
+
 def sweep(
     points: Mapping[str, Sequence[Any]] | SweepDefinition | Sequence[SweepPoint],
     out: str | Path,
@@ -149,6 +166,7 @@ def sweep(
             todo.append(point)
 
     check_data(todo, root)
+    check_devices(todo, backend)
     session = backend.open(len(todo)) if todo else None  # connect before writing anything
     order = [p.name for p in every]
 
