@@ -66,6 +66,16 @@ RUN_AT_HAND = {
     "classes": ["0,99", "-1,0"],
 }
 
+#: Devices that this machine cannot compute on, by dest: a type that holds no data (meta), and devices it lacks
+#: (MPS where there is none, a CUDA index past its last GPU). Each is refused with one line before any work.
+UNAVAILABLE = {
+    "device": [
+        "meta",
+        *(["mps"] if not torch.backends.mps.is_available() else []),
+        *(["cuda:99"] if torch.cuda.device_count() < 100 else []),
+    ],
+}
+
 #: Otherwise-valid command lines the generator cannot guess. A new command needs a line here only when it takes a
 #: positional that is neither a path nor a choice, or needs an option to do anything (sweep's grid); the rest are
 #: found: positional paths get the test run, choices their first value, --quiet and a fresh --out where they exist.
@@ -167,7 +177,8 @@ def bad_values(action: argparse.Action) -> list[str]:
         "number": [WRONG_WORD, *NUMBER_BAD],
         "list": [WRONG_WORD, *LIST_BAD],
     }.get(kind, [WRONG_NUMBER, "no-such-value"])
-    return values + [v for v in RUN_AT_HAND.get(action.dest, []) if v not in values]
+    at_hand = RUN_AT_HAND.get(action.dest, []) + UNAVAILABLE.get(action.dest, [])
+    return values + [v for v in at_hand if v not in values]
 
 
 PATH_CASES = {
@@ -668,3 +679,43 @@ def test_the_api_matrix_covers_the_spec_functions():
         "RunSpec", "ModelSpec", "DataSpec", "TrainConfig", "AnalysisConfig"
     }
     assert len(CONFIG_CASES) > 100 and len(MLP_CASES) > 40
+
+
+# ----------------------------------------------------------------------------------------- API: numerical failures
+def extreme_net(scale: float):
+    """A network with finite weights so large that its activations overflow float32 (its linear algebra fails)."""
+    net = netdyn.MLP(6, 5, 2, 3, seed=0).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(scale)
+    return net
+
+
+NUMERICAL_CASES = [(name, scale) for name in netdyn.QUANTITIES for scale in (1e15, 1e38)]
+
+
+@pytest.mark.parametrize("name, scale", NUMERICAL_CASES, ids=[f"{n}-{s:g}" for n, s in NUMERICAL_CASES])
+def test_a_numerical_failure_inside_a_quantity_is_one_line(name, scale):
+    """Extreme but finite weights: each quantity gives its tables (NaN where it cannot measure) or one line."""
+    config = netdyn.AnalysisConfig(quantities=(name,), eps=(0.0, 1.0), repeats=1, basin_samples=8, max_samples=16)
+    data = fault_data("bad_label", 6, 3)
+    data = netdyn.Dataset(data.x_train, data.y_train % 3, data.x_test, data.y_test % 3, 3, "fine", (6,), {})
+    try:
+        netdyn.analyze(extreme_net(scale), data, config)
+    except NetdynError as exc:
+        assert len(str(exc).splitlines()) == 1 and str(exc).strip()
+
+
+def test_a_numerical_failure_through_the_command_line_is_one_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    netdyn.run(_tiny_spec(), out)
+    run = netdyn.load_run(out)
+    net = netdyn.MLP(16, 4, 2, 4, seed=0).eval()  # the tiny run's architecture, its weights made extreme
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(1e30)
+    run.save_checkpoint(6, net, None, {"wall_time": 0.0})
+    assert main(["analyze", str(out), "--quantities", "lp", "--quiet"]) == 1
+    captured = capsys.readouterr()
+    lines = one_line(captured.err)
+    assert len(lines) == 1 and "Traceback" not in captured.err and "lp: its linear algebra failed" in lines[0]

@@ -40,6 +40,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from netdyn.analysis.compute import compute_quantity
 from netdyn.analysis.config import AnalysisConfig
 from netdyn.analysis.quantities import QUANTITIES, AnalysisContext
 from netdyn.data.samples import DataLike, SampleSet, as_samples, check_fits
@@ -306,7 +307,7 @@ class Monitor:
             record = QUANTITIES[name]
             if record.switch is not None and not getattr(config, record.switch):
                 continue
-            computed.update(record.compute(net, samples, ctx))
+            computed.update(compute_quantity(record, net, samples, ctx))
         self._scalars.update(self._quantity_scalars(computed, ctx))
         for name, table in computed.items():
             tables[name] = table.assign(step=point.step)

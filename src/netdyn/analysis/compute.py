@@ -11,14 +11,36 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import torch
 
 from netdyn import _io
 from netdyn.analysis._common import check_config_fits, samples_for
 from netdyn.analysis.config import AnalysisConfig
-from netdyn.analysis.quantities import AnalysisContext, selected
-from netdyn.data.samples import DataLike
+from netdyn.analysis.quantities import AnalysisContext, Quantity, Tables, selected
+from netdyn.data.samples import DataLike, SampleSet
+from netdyn.errors import ModelError
 from netdyn.models import MLP
+
+#: What a linear-algebra routine raises when it cannot finish on extreme (or non-finite) values.
+NUMERICAL_FAILURES = (torch.linalg.LinAlgError, np.linalg.LinAlgError, FloatingPointError)
+
+
+def compute_quantity(record: Quantity, net: MLP, samples: SampleSet, ctx: AnalysisContext) -> Tables:
+    """One quantity's tables, a numerical failure inside it turned into one line.
+
+    An eigen-solver or SVD that does not converge on a network's extreme values becomes a one-line
+    :class:`ModelError` naming the quantity, not a traceback.
+    """
+    try:
+        return record.compute(net, samples, ctx)
+    except NUMERICAL_FAILURES as exc:
+        what = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelError(
+            f"{record.name}: its linear algebra failed on this network's values ({what}); are its weights or "
+            "activations extreme?"
+        ) from None
 
 
 def compute_quantities(
@@ -39,7 +61,7 @@ def compute_quantities(
     for record in records:
         if on_quantity is not None:
             on_quantity(record.name)
-        tables.update(record.compute(net, samples, ctx))
+        tables.update(compute_quantity(record, net, samples, ctx))
     summary: dict[str, Any] = {}
     for record in records:
         summary.update(record.summarize(tables, ctx))
