@@ -48,7 +48,7 @@ from netdyn.data.spec import DataSpec
 from netdyn.errors import ConfigError, ModelError, RunError
 from netdyn.models import MLP
 from netdyn.store import RunFolder
-from netdyn.training.loop import HISTORY_COLUMNS, evaluate
+from netdyn.training.loop import HISTORY_COLUMNS, compute_loss, evaluate
 from netdyn.training.recorder import Recorder, RecordPoint, Schedule
 from netdyn.training.schedule import StepSchedule
 
@@ -286,13 +286,34 @@ class Monitor:
         rows = []
         for split in ("train", "test"):
             x, y = getattr(samples, f"x_{split}").to(dtype), getattr(samples, f"y_{split}")
-            for mode in ("running", "batch") if net.has_batchnorm else ("none",):
-                loss, accuracy = evaluate(net, x, y, self.loss, "batch" if mode == "batch" else "running",
-                                          self.batch_size)
+            for mode, (loss, accuracy) in self._evaluate_modes(net, x, y).items():
                 rows.append({"step": step, "epoch": float("nan"), "wall_time": self._train_time, "split": split,
                              "bn_mode": mode, "loss": loss, "accuracy": accuracy})
         self._history_step = step
         return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+
+    @torch.no_grad()
+    def _evaluate_modes(self, net: MLP, x: torch.Tensor, y: torch.Tensor) -> dict[str, tuple[float, float]]:
+        """(mean loss, accuracy) of one split under each BN evaluation, as ``training.loop.evaluate`` gives them.
+
+        The first layer's linear map, most of a wide-input net's cost, is computed once for both evaluations.
+        """
+        if not net.has_batchnorm:
+            return {"none": evaluate(net, x, y, self.loss, "running", self.batch_size)}
+        first = net.block(1)
+        a1 = first.linear(x.flatten(1))
+        results = {}
+        for mode, chunk in (("running", x.shape[0]), ("batch", self.batch_size)):
+            total_loss, correct = 0.0, 0
+            for start in range(0, x.shape[0], chunk):
+                part = slice(start, start + chunk)
+                used = "batch" if mode == "batch" and a1[part].shape[0] > 1 else "running"
+                _, x1 = first.join(first.normalize(a1[part], used))
+                logits = net.run_from(1, x1, x[part].flatten(1), used) if net.n_layers > 1 else x1
+                total_loss += float(compute_loss(logits, y[part], self.loss, reduction="sum"))
+                correct += int((logits.argmax(1) == y[part]).sum())
+            results[mode] = (total_loss / x.shape[0], correct / x.shape[0])
+        return results
 
     def _measure(self, point: RecordPoint) -> dict[str, pd.DataFrame]:
         net, samples = self._live
