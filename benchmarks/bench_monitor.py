@@ -8,7 +8,10 @@ history, under running and batch statistics, is recorded at every scheduled poin
 overhead (monitored / plain - 1), whose target is at most 10 %, beside the monitor's own measured time as a
 share of the plain loop's (the same quantity, free of the run-to-run noise of a shared machine).
 
-    NETDYN_DATA=../shared/data python benchmarks/bench_monitor.py --epochs 20 --runs 3
+    NETDYN_DATA=../shared/data OMP_NUM_THREADS=1 python benchmarks/bench_monitor.py --epochs 100 --runs 3 --threads 1
+
+(The first and last points are always recorded in full: on a short run, such as ``--epochs 20``, that fixed cost
+dominates; benchmarks/RESULTS.md gives both.)
 """
 
 from __future__ import annotations
