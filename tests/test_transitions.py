@@ -68,12 +68,33 @@ def test_double_descent_is_a_rise_and_fall_of_the_test_loss():
 
 
 def test_batch_norm_grokking_compares_running_test_with_batch_training_accuracy():
-    history = _history(None, None, modes={"batch": (FAST, FAST), "running": (LATE, LATE)})
+    # the test accuracy jumps late under both evaluations: grokking
+    history = _history(None, None, modes={"batch": (FAST, LATE), "running": (LATE, LATE)})
     events = detect_transitions({"history": history})
     assert events["event"].tolist() == ["grokking"]
     assert "(running)" in json.loads(events.iloc[0].evidence)["what"]
     # with running statistics alone the training accuracy jumps as late: nothing to flag
     assert detect_transitions({"history": _history(LATE, LATE, modes={"running": (LATE, LATE)})}).empty
+
+
+def test_a_late_jump_or_bump_under_running_statistics_only_is_bn_lag():
+    """SPEC 7: the running statistics trailing the weights is not grokking or double descent."""
+    history = _history(None, None, modes={"batch": (FAST, FAST), "running": (LATE, LATE)})
+    events = detect_transitions({"history": history})
+    assert events["event"].tolist() == ["bn_lag"]
+    evidence = json.loads(events.iloc[0].evidence)
+    assert evidence["seen_as"] == "grokking" and "running statistics trail the weights" in evidence["what"]
+    bump = [2.3, 2.2, 2.1, 2.0, 2.6, 3.2, 2.9, 1.0, 0.5, 0.4, 0.35, 0.33, 0.32, 0.32]
+    smooth = [2.3, 2.0, 1.5, 0.8, 0.5, 0.4, 0.35, 0.33, 0.32, 0.31, 0.31, 0.31, 0.31, 0.31]
+    rows = _history(None, None, modes={"batch": (FAST, TOGETHER), "running": (FAST, TOGETHER)})
+    running_test = (rows["bn_mode"] == "running") & (rows["split"] == "test")
+    batch_test = (rows["bn_mode"] == "batch") & (rows["split"] == "test")
+    rows.loc[running_test, "loss"], rows.loc[batch_test, "loss"] = bump, smooth
+    events = detect_transitions({"history": rows})
+    assert events["event"].tolist() == ["bn_lag"]
+    assert json.loads(events.iloc[0].evidence)["seen_as"] == "double_descent"
+    rows.loc[batch_test, "loss"] = bump  # under both: double descent
+    assert detect_transitions({"history": rows})["event"].tolist() == ["double_descent"]
 
 
 def test_the_rpd_gradients_fastest_change_in_the_later_layers():

@@ -300,7 +300,7 @@ def log_distance(step_a: float | None, step_b: float | None) -> float:
 
 # ------------------------------------------------------------------------------------------------- detector
 EVENT_COLUMNS = ["event", "step", "confidence", "start_step", "end_step", "evidence"]
-EVENTS = ("grokking", "double_descent", "rpd_rate_max")
+EVENTS = ("grokking", "double_descent", "rpd_rate_max", "bn_lag")
 
 
 def _modes(history: pd.DataFrame) -> tuple[str | None, str | None]:
@@ -325,8 +325,34 @@ def _values_around(series: pd.Series, step: float, n: int = 2) -> dict[str, floa
     return {str(int(s)): round(float(series.loc[s]), 6) for s in index[lo:hi]}
 
 
+def _both_modes(history: pd.DataFrame) -> bool:
+    """Whether the history holds a BN net's two evaluations (running and batch statistics)."""
+    return "bn_mode" in history.columns and {"running", "batch"} <= set(pd.unique(history["bn_mode"]))
+
+
+def _as_bn_lag(found: dict[str, Any], seen: str) -> dict[str, Any]:
+    """A grokking or double-descent row seen under running statistics only, relabelled ``bn_lag``."""
+    evidence = dict(found["evidence"])
+    evidence["what"] = (f"{evidence['what']}; under batch statistics the test {seen}: the running statistics "
+                        "trail the weights (bn_lag, not " + found["event"].replace("_", " ") + ")")
+    evidence["seen_as"] = found["event"]
+    return dict(found, event="bn_lag", evidence=evidence)
+
+
 def _grokking(history: pd.DataFrame, min_delay: float, min_rise: float) -> dict[str, Any] | None:
+    """A late jump of the test accuracy; ``bn_lag`` where it is seen under running statistics only."""
     test_mode, train_mode = _modes(history)
+    found = _late_jump(history, min_delay, min_rise, test_mode, train_mode)
+    if found is None or test_mode != "running" or not _both_modes(history):
+        return found
+    if _late_jump(history, min_delay, min_rise, "batch", train_mode) is not None:
+        return found
+    return _as_bn_lag(found, "accuracy has no such late jump")
+
+
+def _late_jump(
+    history: pd.DataFrame, min_delay: float, min_rise: float, test_mode: str | None, train_mode: str | None
+) -> dict[str, Any] | None:
     train = accuracy_jump(history, "train", fit_threshold=None, bn_mode=train_mode, min_rise=min_rise)
     test = accuracy_jump(history, "test", fit_threshold=None, bn_mode=test_mode, min_rise=min_rise)
     if train.mid_step is None or test.mid_step is None:  # no jump (its steps are all None then)
@@ -356,7 +382,17 @@ def _grokking(history: pd.DataFrame, min_delay: float, min_rise: float) -> dict[
 
 
 def _double_descent(history: pd.DataFrame, min_relative_rise: float) -> dict[str, Any] | None:
+    """A rise and fall of the test loss; ``bn_lag`` where it is seen under running statistics only."""
     test_mode, _ = _modes(history)
+    found = _loss_bump_event(history, min_relative_rise, test_mode)
+    if found is None or test_mode != "running" or not _both_modes(history):
+        return found
+    if _loss_bump_event(history, min_relative_rise, "batch") is not None:
+        return found
+    return _as_bn_lag(found, "loss has no such bump")
+
+
+def _loss_bump_event(history: pd.DataFrame, min_relative_rise: float, test_mode: str | None) -> dict[str, Any] | None:
     bump = loss_bump(history, "test", bn_mode=test_mode)
     if bump.peak_step is None or bump.relative_rise < min_relative_rise or not bump.descends_again:
         return None
@@ -439,6 +475,10 @@ def detect_transitions(
       min(1, log10 delay) x min(1, rise / 0.3).
     * ``double_descent``: the test loss rises above its earlier minimum by at least ``min_relative_bump`` of it
       and falls again by at least half the rise (:func:`loss_bump`). Confidence: min(1, relative rise / 0.5).
+    * ``bn_lag``: for a net with batch norm whose history holds both evaluations, a late test-accuracy jump or a
+      test-loss bump seen under running statistics only (under batch statistics the test curve has none): the
+      running statistics trailing the weights, not grokking or double descent (its evidence says which it looked
+      like, ``seen_as``).
     * ``rpd_rate_max``: the rate of change per decade of steps of the mean RPD gradient of the later layers
       (from the first effective L-map layer at the last step on; :func:`log_rate`) peaks at a rate of at least
       ``min_rate`` and ``rate_ratio`` times the median rate's magnitude. Confidence: peak / (2 x ratio x median).
