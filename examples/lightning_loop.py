@@ -26,9 +26,13 @@ loader = torch.utils.data.DataLoader(
     torch.utils.data.TensorDataset(data.x_train, data.y_train), batch_size=100, shuffle=True
 )
 callback = NetdynCallback("runs/lightning", data, every="log:20")  # the Monitor's arguments
-trainer = pl.Trainer(max_steps=1500, callbacks=[callback], logger=False, enable_checkpointing=False,
+csv = pl.loggers.CSVLogger("runs/lightning-logs")  # netdyn's scalars join the module's in the trainer's loggers
+trainer = pl.Trainer(max_epochs=40, callbacks=[callback], logger=csv, enable_checkpointing=False,
                      enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
 trainer.fit(Classifier(), loader)
 run = netdyn.load_run("runs/lightning")
-print(f"recorded steps {sorted(set(run.history.step))}")
-print(f"test accuracy {run.summary['test_accuracy']:.3f}, monitor overhead {run.summary['overhead']:.1%}")
+print(f"history at steps {sorted(set(run.history.step))}; quantities at {run.checkpoints()}")
+print(f"test accuracy {run.summary['test_accuracy']:.3f} (batch statistics {run.summary['test_accuracy_batch']:.3f}), "
+      f"monitor overhead {run.summary['overhead']:.1%}")
+columns = open(f"{csv.log_dir}/metrics.csv").readline().strip().split(",")
+print("logged:", ", ".join(c for c in columns if c.startswith("netdyn/") and "loss" not in c))
