@@ -37,3 +37,19 @@ def test_every_registered_table_and_figure_reaches_the_report(tmp_path):
     sections = report_sections(result.tables, summary)
     assert sum(len(s.figures) for s in sections) == len(figures)
     assert page.count("<img") == len(figures)
+
+
+def test_a_batch_norm_runs_training_figure_shows_both_evaluations_by_default():
+    """SPEC 4 (bn_eval="auto"): a BN net's history holds running and batch statistics, and the report's training
+    figure draws both, so a reader sees the running statistics' lag."""
+    from netdyn import TrainConfig, train
+
+    data = load_dataset("blobs", train_size=200, test_size=100)
+    net = MLP(data.x_train.shape[1], 16, 2, data.num_classes, batchnorm=True, seed=0)
+    history = train(net, data, TrainConfig(steps=20, batch_size=50, eval_every=5)).history
+    [training] = [s for s in report_sections({}, {}, history) if s.title == "Training"]
+    accuracy_axes = training.figures[0].axes[0]
+    labels = sorted(line.get_label() for line in accuracy_axes.get_lines())
+    assert labels == ["test, BN batch", "test, BN running", "train, BN batch", "train, BN running"]
+    legend = [text.get_text() for text in accuracy_axes.get_legend().get_texts()]
+    assert {"BN running statistics", "BN batch statistics"} <= set(legend)
