@@ -660,13 +660,28 @@ def test_quantity_refuses_data_that_does_not_fit(name, fault):
 NET_FUNCTIONS = [name for name in ANALYSIS_FUNCTIONS if first_param(name) == "net"]
 
 
-@pytest.mark.parametrize("name", NET_FUNCTIONS)
+#: The functions that read any traceable nn.Module (SPEC 10) so far; the others take a netdyn MLP.
+ANY_NETWORK = {"network_accuracy", "lmap_accuracy", "lp_accuracy", "class_geometry"}
+
+
+@pytest.mark.parametrize("name", [n for n in NET_FUNCTIONS if n not in ANY_NETWORK])
 def test_analysis_function_refuses_a_network_that_is_not_an_mlp(name, tiny_run):
     seq = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
     data = fault_data("bad_label", 6, 3)  # any data: the network is refused first
     with pytest.raises(ModelError) as info:
         call(name, seq, data, tiny_run)
     assert "from_sequential" in str(info.value) and len(str(info.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", sorted(ANY_NETWORK & set(NET_FUNCTIONS)))
+def test_any_network_function_reads_a_plain_module_and_refuses_its_bad_data(name, tiny_run):
+    seq = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
+    with pytest.raises(NetdynError) as info:
+        call(name, seq, fault_data("bad_label", 6, 3), tiny_run)
+    assert "label" in str(info.value) and len(str(info.value).splitlines()) == 1
+    bad = fault_data("bad_label", 6, 3)
+    clean = netdyn.Dataset(bad.x_train, bad.y_train.clamp(0, 2), bad.x_test, bad.y_test, 3, "clean", (6,), {})
+    assert len(call(name, seq, clean, tiny_run)) > 0
 
 
 def test_the_api_matrix_covers_the_spec_functions():
