@@ -734,3 +734,16 @@ def test_a_numerical_failure_through_the_command_line_is_one_line(tmp_path, caps
     captured = capsys.readouterr()
     lines = one_line(captured.err)
     assert len(lines) == 1 and "Traceback" not in captured.err and "lp: its linear algebra failed" in lines[0]
+
+
+@pytest.mark.parametrize("name", ["lp_accuracy", "fit_probe", "class_geometry"])
+@pytest.mark.parametrize("scale", [1e15, 1e38])
+def test_a_numerical_failure_in_a_direct_call_is_one_line(name, scale):
+    """The functions with solvers inside (eigh, Cholesky, SVD) give their table or one line when called directly."""
+    data = fault_data("bad_label", 6, 3)
+    data = netdyn.Dataset(data.x_train, data.y_train % 3, data.x_test, data.y_test % 3, 3, "fine", (6,), {})
+    args = (1,) if name == "fit_probe" else ()
+    try:
+        getattr(netdyn, name)(extreme_net(scale), data, *args)
+    except NetdynError as exc:
+        assert len(str(exc).splitlines()) == 1 and str(exc).strip()

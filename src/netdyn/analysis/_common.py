@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing
-from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeGuard, TypeVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -16,6 +18,34 @@ from netdyn.data.samples import DataLike, SampleSet, as_samples, check_fits
 from netdyn.errors import ConfigError, ModelError
 from netdyn.models import MLP
 from netdyn.models.adapter import Network, evaluating, read_network
+
+#: What a solver raises when it fails on extreme but finite values (no convergence, a matrix that is not
+#: positive definite, an overflow numpy was told to raise on).
+NUMERICAL_FAILURES = (torch.linalg.LinAlgError, np.linalg.LinAlgError, FloatingPointError)
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def numerically_guarded(name: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """Turn a numerical failure inside the decorated analysis function into one :class:`ModelError` line that
+    names ``name``, instead of a solver's traceback."""
+
+    def decorate(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+        @functools.wraps(fn)
+        def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            try:
+                return fn(*args, **kwargs)
+            except NUMERICAL_FAILURES as exc:
+                what = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise ModelError(
+                    f"{name}: its linear algebra failed on this network's values ({what}); are its weights or "
+                    "activations extreme?"
+                ) from None
+
+        return guarded
+
+    return decorate
 
 if TYPE_CHECKING:
     from netdyn.analysis.config import AnalysisConfig

@@ -11,12 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import pandas as pd
-import torch
 
 from netdyn import _io
-from netdyn.analysis._common import check_config_fits, samples_for
+from netdyn.analysis._common import NUMERICAL_FAILURES, check_config_fits, samples_for
 from netdyn.analysis.config import AnalysisConfig
 from netdyn.analysis.quantities import AnalysisContext, Quantity, Tables, selected
 from netdyn.data.samples import DataLike, SampleSet
@@ -24,7 +22,6 @@ from netdyn.errors import ModelError
 from netdyn.models import MLP
 
 #: What a linear-algebra routine raises when it cannot finish on extreme (or non-finite) values.
-NUMERICAL_FAILURES = (torch.linalg.LinAlgError, np.linalg.LinAlgError, FloatingPointError)
 
 
 def compute_quantity(record: Quantity, net: MLP, samples: SampleSet, ctx: AnalysisContext) -> Tables:

@@ -23,6 +23,7 @@ from netdyn.analysis._common import (
     cut_layers,
     is_own_network,
     iter_chunks,
+    numerically_guarded,
     resolve_layers,
     samples_for,
     split_tensors,
@@ -124,6 +125,7 @@ def _check_labels(y: torch.Tensor, num_classes: int) -> None:
         raise ConfigError(f"training labels must lie in 0..{num_classes - 1} (num_classes = {num_classes})")
 
 
+@numerically_guarded("class_geometry")
 @torch.no_grad()
 def class_geometry(
     net: MLP | nn.Module,

@@ -28,6 +28,7 @@ from netdyn.analysis._common import (
     is_own_network,
     iter_chunks,
     net_dtype,
+    numerically_guarded,
     resolve_layers,
     samples_for,
     split_tensors,
@@ -208,6 +209,7 @@ def _solve_dual(x: torch.Tensor, h: torch.Tensor, ridge: float) -> Probe:
     return a_mat, mean_h - mean_x @ a_mat
 
 
+@numerically_guarded("fit_probe")
 @torch.no_grad()
 def fit_probe(net: MLP, data: DataLike, l: int, ridge: float = 1e-6) -> Probe:
     """The LP of layer l (SPEC 5.2): ``(A, a)`` with h^L ~ x^l @ A + a, A of shape [N_l, C].
@@ -246,6 +248,7 @@ def _score(reader: LayerReader, x: torch.Tensor, y: torch.Tensor, probes: dict[i
     return {l: correct[l].item() / x.shape[0] for l in probes}
 
 
+@numerically_guarded("lp")
 @torch.no_grad()
 def lp_accuracy(
     net: MLP | nn.Module,
