@@ -14,11 +14,10 @@ from typing import Any
 import pandas as pd
 
 from netdyn import _io
-from netdyn.analysis._common import NUMERICAL_FAILURES, check_config_fits, samples_for
+from netdyn.analysis._common import check_config_fits, numerically_guarded, samples_for
 from netdyn.analysis.config import AnalysisConfig
 from netdyn.analysis.quantities import AnalysisContext, Quantity, Tables, selected
 from netdyn.data.samples import DataLike, SampleSet
-from netdyn.errors import ModelError
 from netdyn.models import MLP
 
 #: What a linear-algebra routine raises when it cannot finish on extreme (or non-finite) values.
@@ -30,14 +29,7 @@ def compute_quantity(record: Quantity, net: MLP, samples: SampleSet, ctx: Analys
     An eigen-solver or SVD that does not converge on a network's extreme values becomes a one-line
     :class:`ModelError` naming the quantity, not a traceback.
     """
-    try:
-        return record.compute(net, samples, ctx)
-    except NUMERICAL_FAILURES as exc:
-        what = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ModelError(
-            f"{record.name}: its linear algebra failed on this network's values ({what}); are its weights or "
-            "activations extreme?"
-        ) from None
+    return numerically_guarded(record.name)(record.compute)(net, samples, ctx)
 
 
 def compute_quantities(
