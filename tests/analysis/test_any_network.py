@@ -155,3 +155,33 @@ def test_layer_norm_tails_are_nonlinear_and_bad_cut_names_are_model_errors(data)
     assert list(table.loc[table["layer"] == 0, "tail"]) == ["nonlinear", "nonlinear"]
     with pytest.raises(ModelError, match="valid names"):
         lp_accuracy(model, data, cuts=["fc1"])
+
+
+def test_lmap_matrix_of_any_model_is_the_tails_affine_map():
+    """An nn.Sequential twin of a netdyn MLP has the MLP's L-map matrices; a nonlinear tail has none."""
+    import torch
+    from torch import nn
+
+    import netdyn
+    from netdyn.errors import ModelError
+
+    torch.manual_seed(0)
+    data = netdyn.load_dataset("blobs", train_size=120, test_size=60)
+    d, c = data.x_train.shape[1], data.num_classes
+    mlp = netdyn.MLP(d, 7, 3, c, seed=0).double().eval()
+    seq = nn.Sequential(nn.Linear(d, 7), nn.ReLU(), nn.Linear(7, 7), nn.ReLU(), nn.Linear(7, 7), nn.ReLU(),
+                        nn.Linear(7, c)).double()
+    linears = [m for m in seq if isinstance(m, nn.Linear)]
+    with torch.no_grad():
+        for l, linear in enumerate(linears, start=1):
+            linear.weight.copy_(mlp.block(l).linear.weight)
+            linear.bias.copy_(mlp.block(l).linear.bias)
+    for layer in (1, 2, 3):  # layer 0 is the input: its tail is linear too
+        m_ref, c_ref = netdyn.lmap_matrix(mlp, layer)
+        m, c_any = netdyn.lmap_matrix(seq, layer, data=data)
+        assert torch.allclose(m, m_ref, atol=1e-10) and torch.allclose(c_any, c_ref, atol=1e-10)
+    gated = nn.Sequential(nn.Linear(d, 6), nn.ReLU(), nn.Linear(6, 6), nn.LayerNorm(6), nn.Linear(6, c)).double()
+    with pytest.raises(ModelError, match="nonlinear, not affine"):
+        netdyn.lmap_matrix(gated, 1, data=data)
+    with pytest.raises(netdyn.ConfigError, match="needs data"):
+        netdyn.lmap_matrix(seq, 1)

@@ -29,16 +29,33 @@ from netdyn.analysis._common import (
     with_cuts,
 )
 from netdyn.data.samples import DataLike
-from netdyn.errors import ConfigError
+from netdyn.errors import ConfigError, ModelError
 from netdyn.models import MLP, fold_block
+from netdyn.models.adapter import AFFINE_TOLERANCE, fit_affine
 
 
-def lmap_matrix(net: MLP, l: int, with_skip: bool = False):
+def lmap_matrix(
+    net: MLP | nn.Module,
+    l: int,
+    with_skip: bool = False,
+    *,
+    data: DataLike | None = None,
+    input_shape: Sequence[int] | None = None,
+    cuts: Sequence[str] | None = None,
+) -> tuple[torch.Tensor, ...]:
     """The L-map of layer l: h^L = M_l x^l + c_l (+ S_l x^{l-1} where a skip crosses the cut).
 
     Returns ``(M_l, c_l)``, or ``(M_l, c_l, S_l)`` with ``with_skip=True`` (S_l zero where no skip crosses).
     Computed backwards from the output in float64, returned in the network's dtype.
+
+    Any other ``nn.Module`` than a netdyn :class:`MLP` is read through the network adapter (SPEC 10) and needs
+    ``data``: M_l is the tail's Jacobian (vector-Jacobian products, float64) at the training mean of the cut's
+    activations (flattened), c_l = tail(mean) - M_l mean, and the tail must be affine on the training samples
+    (:class:`~netdyn.errors.ModelError` naming its kind otherwise). With ``with_skip=True`` the matrices of the
+    other tensors the tail reads (skips crossing the cut) follow, one each.
     """
+    if not is_own_network(net, input_shape, cuts):
+        return _any_lmap_matrix(net, l, with_skip, data, input_shape, cuts)
     L = check_network(net).n_layers
     if isinstance(l, bool) or not isinstance(l, numbers.Integral) or not 0 <= l < L:
         raise ConfigError(f"lmap_matrix takes a layer in 0..{L - 1}, got {l!r}")
@@ -70,6 +87,32 @@ def lmap_matrix(net: MLP, l: int, with_skip: bool = False):
     return (m, const, s) if with_skip else (m, const)
 
 
+def _any_lmap_matrix(
+    model: nn.Module,
+    l: int,
+    with_skip: bool,
+    data: DataLike | None,
+    input_shape: Sequence[int] | None,
+    cuts: Sequence[str] | None,
+) -> tuple[torch.Tensor, ...]:
+    """:func:`lmap_matrix` of any model, from the float64 affine fit of its tail on the training samples."""
+    if data is None:
+        raise ConfigError("lmap_matrix of a model that is not a netdyn MLP needs data= (the tail is linearised there)")
+    reader, samples, chosen = cut_layers(model, data, [l], input_shape, cuts)
+    network = reader.network
+    x_train, _ = split_tensors(samples, "train")
+    fit = fit_affine(network, l, x_train)
+    if fit.error > AFFINE_TOLERANCE:
+        kind = network.tail_kind(l, x_train)
+        raise ModelError(
+            f"lmap_matrix: the tail of layer {l} ({network.cut(l).name}) is {kind}, not affine (the affine map misses "
+            f"it by {fit.error:.2g} relative); a matrix exists for affine tails only"
+        )
+    matrices = [m.to(reader.dtype).clone() for m in fit.matrices]
+    constant = fit.constant.to(reader.dtype).clone()
+    return (matrices[0], constant, *matrices[1:]) if with_skip else (matrices[0], constant)
+
+
 def lmap_accuracy(
     net: MLP | nn.Module,
     data: DataLike,
@@ -97,7 +140,7 @@ def lmap_accuracy(
             if l in maps:
                 m, c, s = maps[l]
                 logits = x_l @ m.T + c
-                if l >= 1 and s.abs().max() > 0:
+                if l >= 1 and prev is not None and s.abs().max() > 0:
                     logits = logits + prev @ s.T
                 rows.append({"layer": l, "split": split, "accuracy": accuracy(logits, y)})
             prev = x_l
