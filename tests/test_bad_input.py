@@ -626,6 +626,8 @@ def call(name: str, net, data, run_folder: Path):
         return fn(data, **kwargs)
     if first_param(name) == "run":
         return fn(run_folder, data=data, **kwargs)
+    if inspect.signature(fn).parameters["data"].kind is inspect.Parameter.KEYWORD_ONLY:
+        return fn(net, data=data, **kwargs)
     return fn(net, data, **kwargs)
 
 
@@ -661,7 +663,7 @@ NET_FUNCTIONS = [name for name in ANALYSIS_FUNCTIONS if first_param(name) == "ne
 
 
 #: The functions that read any traceable nn.Module (SPEC 10) so far; the others take a netdyn MLP.
-ANY_NETWORK = {"network_accuracy", "lmap_accuracy", "lp_accuracy", "class_geometry"}
+ANY_NETWORK = {"network_accuracy", "lmap_accuracy", "lp_accuracy", "class_geometry", "lmap_matrix"}
 
 
 @pytest.mark.parametrize("name", [n for n in NET_FUNCTIONS if n not in ANY_NETWORK])

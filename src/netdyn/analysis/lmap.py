@@ -56,6 +56,8 @@ def lmap_matrix(
     """
     if not is_own_network(net, input_shape, cuts):
         return _any_lmap_matrix(net, l, with_skip, data, input_shape, cuts)
+    if data is not None:  # not needed for netdyn's own MLP, but data that does not fit it is still an error
+        samples_for(net, data)
     L = check_network(net).n_layers
     if isinstance(l, bool) or not isinstance(l, numbers.Integral) or not 0 <= l < L:
         raise ConfigError(f"lmap_matrix takes a layer in 0..{L - 1}, got {l!r}")
