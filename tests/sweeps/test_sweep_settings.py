@@ -10,8 +10,8 @@ import netdyn
 from netdyn.cli import build_parser
 from netdyn.commands.train import run_spec_from_args
 from netdyn.errors import ConfigError
+from netdyn.orchestration.settings import canonical_key, keys, parse_settings
 from netdyn.sweeps import plan_points, spec_from_settings
-from netdyn.sweeps.settings import canonical_key, keys, parse_settings
 
 
 def test_every_field_of_every_part_is_a_key_under_its_flag_name():

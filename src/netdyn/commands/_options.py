@@ -218,7 +218,7 @@ width.kind = "int"  # type: ignore[attr-defined]
 
 def key_value(text: str) -> tuple[str, Any]:
     """argparse type of ``--data-option``: KEY=VALUE, the value None, a number or the text."""
-    from netdyn.sweeps.settings import option_value
+    from netdyn.orchestration.settings import option_value
 
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
@@ -293,7 +293,7 @@ def _value_type(annotation: Any, dest: str) -> dict[str, Any]:
 def dataclass_from_args(cls: type, args: argparse.Namespace) -> Any:
     """``cls`` built from the parsed flags named as its fields; a value it refuses is a ConfigError naming that
     value's flag."""
-    from netdyn.sweeps.settings import refused_field
+    from netdyn.orchestration.settings import refused_field
 
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
     try:
@@ -319,7 +319,7 @@ def add_run_spec_options(parser: argparse.ArgumentParser, defaults: bool = True,
     from netdyn.data.spec import DataSpec
     from netdyn.models.activations import ACTIVATIONS
     from netdyn.models.spec import INITS, RESIDUALS, ModelSpec
-    from netdyn.sweeps.settings import FLAG_NAMES
+    from netdyn.orchestration.settings import FLAG_NAMES
     from netdyn.training import TrainConfig
 
     first = len(parser._actions)

@@ -66,7 +66,7 @@ def definition_from_args(args: argparse.Namespace) -> Any:
 
 def _flag_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The ``netdyn train`` flags given, by sweep key."""
-    from netdyn.sweeps.settings import canonical_key
+    from netdyn.orchestration.settings import canonical_key
 
     return {canonical_key(dest): value for dest, value in settings_from_args(args, args.spec_flags).items()}
 

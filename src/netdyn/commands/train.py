@@ -44,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_spec_from_args(args: argparse.Namespace) -> Any:
     """The :class:`~netdyn.orchestration.RunSpec` that ``netdyn train``'s flags describe (a value a spec refuses
     is a ConfigError naming its flag)."""
-    from netdyn.sweeps.settings import spec_from_settings
+    from netdyn.orchestration.settings import spec_from_settings
 
     return spec_from_settings(settings_from_args(args, args.spec_flags), blame=flag_of)
 

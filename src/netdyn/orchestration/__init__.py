@@ -7,6 +7,7 @@ experiments, sweeps, the monitor and the command line build on.
 from netdyn.orchestration.analyses import ANALYSIS_FILE, Analysis, analyze, analyze_checkpoints, load_analysis
 from netdyn.orchestration.reports import check_report_target, write_run_report
 from netdyn.orchestration.runs import Run, RunResult, RunSpec, load_run, run, run_population
+from netdyn.orchestration.settings import spec_from_settings
 
 __all__ = [
     "ANALYSIS_FILE",
@@ -21,5 +22,6 @@ __all__ = [
     "load_run",
     "run",
     "run_population",
+    "spec_from_settings",
     "write_run_report",
 ]

@@ -6,12 +6,12 @@ one row per point with ``status`` (ok, failed, diverged) and ``error``; ``load_s
 back. The ``ray`` backend imports Ray only when it is used.
 """
 
+from netdyn.orchestration.settings import spec_from_settings
 from netdyn.sweeps.core import BACKENDS, SweepResult, load_sweep, sweep
 from netdyn.sweeps.folder import SweepFolder
 from netdyn.sweeps.local import LocalBackend
 from netdyn.sweeps.plan import SweepDefinition, SweepPoint, load_sweep_file, parse_assignments, plan_points, sweep_keys
 from netdyn.sweeps.ray_backend import RayBackend
-from netdyn.sweeps.settings import spec_from_settings
 
 __all__ = [
     "BACKENDS",

@@ -2,9 +2,9 @@
 
 A key is a RunSpec field, named as ``netdyn train`` names its flag (``depth``, ``width``, ``lr``, ``batch-size``,
 ``seed``, ``dataset``, ``train-size``, ``batchnorm``, ``analyze``, ...; dashes or underscores): see
-:mod:`netdyn.sweeps.settings`, whose :func:`~netdyn.sweeps.settings.spec_from_settings` builds each point's spec
-(``model-seed`` and ``data-seed`` follow ``seed`` unless given) and is what ``netdyn train`` builds its spec with,
-so a key means exactly what the flag means.
+:mod:`netdyn.orchestration.settings`, whose :func:`~netdyn.orchestration.settings.spec_from_settings` builds each
+point's spec (``model-seed`` and ``data-seed`` follow ``seed`` unless given) and is what ``netdyn train`` builds its
+spec with, so a key means exactly what the flag means.
 
 Three sources, merged:
 
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from netdyn.errors import ConfigError
-from netdyn.sweeps.settings import (
+from netdyn.orchestration.settings import (
     RUN_LEVEL,
     as_text,
     canonical_key,
@@ -96,7 +96,7 @@ class SweepDefinition:
 def parse_assignments(texts: Iterable[str], split_values: bool) -> dict[str, Any]:
     """``["depth=2,4", "lr=0.01"]`` -> ``{"depth": ["2", "4"], ...}`` (``split_values``) or ``{"depth": "2,4"}``.
 
-    Keys are checked (:func:`~netdyn.sweeps.settings.canonical_key`); a grid axis must hold at least one value.
+    Keys are checked (:func:`~netdyn.orchestration.settings.canonical_key`); a grid axis must hold at least one value.
     """
     out: dict[str, Any] = {}
     for text in texts:

@@ -29,6 +29,7 @@ from netdyn.analysis.config import AnalysisConfig
 from netdyn.data.spec import DataSpec
 from netdyn.errors import ConfigError
 from netdyn.models.spec import ModelSpec
+from netdyn.orchestration.runs import RunSpec
 from netdyn.training.config import TrainConfig
 
 #: The parts of a RunSpec and their dataclasses, in the order they are built (the training's seed comes first).
@@ -272,7 +273,7 @@ def as_text(value: Any) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- the spec
-def spec_from_settings(settings: Mapping[str, Any], blame: Callable[[str], str] | None = None):
+def spec_from_settings(settings: Mapping[str, Any], blame: Callable[[str], str] | None = None) -> RunSpec:
     """The :class:`~netdyn.orchestration.RunSpec` that ``settings`` describe; fields not set keep their defaults.
 
     ``model_seed`` and ``data_seed`` follow ``seed`` unless given (None follows too); the analysis is made when
@@ -280,8 +281,6 @@ def spec_from_settings(settings: Mapping[str, Any], blame: Callable[[str], str] 
     dataclass refuses on its own is a ConfigError prefixed with ``blame(key)`` (default: the key itself, where the
     message does not begin with it).
     """
-    from netdyn.orchestration import RunSpec
-
     name_of = _namer(blame)
     parsed = parse_settings(settings, blame)
     given: dict[str, dict[str, tuple[str, Any]]] = {part: {} for part in PARTS}
