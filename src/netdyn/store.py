@@ -210,6 +210,19 @@ class RunFolder(Folder):
             if "history" in self.table_names():
                 self.read_table("history")
 
+    def discard_unrecorded(self) -> None:
+        """Remove what a run that failed before its first record wrote (its config.json and empty folders).
+
+        The same command can then run again in the same folder; a run that recorded anything keeps it
+        (``--resume`` goes on from there).
+        """
+        if self.checkpoints() or self.table_names():
+            return
+        self.record_path.unlink(missing_ok=True)
+        for empty in (self.checkpoint_dir, self.metrics_dir):  # an empty folder is a new run's to take
+            if empty.is_dir() and not any(empty.iterdir()):
+                empty.rmdir()
+
     @property
     def config(self) -> dict[str, Any]:
         """config.json: the run's spec (model, data, train, analysis) and the netdyn version that wrote it."""

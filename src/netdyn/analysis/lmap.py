@@ -31,7 +31,7 @@ from netdyn.analysis._common import (
 from netdyn.data.samples import DataLike
 from netdyn.errors import ConfigError, ModelError
 from netdyn.models import MLP, fold_block
-from netdyn.models.adapter import AFFINE_TOLERANCE, fit_affine
+from netdyn.models.adapter import fit_affine
 
 
 def lmap_matrix(
@@ -104,8 +104,8 @@ def _any_lmap_matrix(
     network = reader.network
     x_train, _ = split_tensors(samples, "train")
     fit = fit_affine(network, l, x_train)
-    if fit.error > AFFINE_TOLERANCE:
-        kind = network.tail_kind(l, x_train)
+    kind = network.kind_of_fit(l, fit)
+    if kind != "affine":
         raise ModelError(
             f"lmap_matrix: the tail of layer {l} ({network.cut(l).name}) is {kind}, not affine (the affine map misses "
             f"it by {fit.error:.2g} relative); a matrix exists for affine tails only"

@@ -304,7 +304,11 @@ class Network:
         relative, in float64 on a seeded subset of ``AFFINE_SAMPLES`` samples of ``x`` (:func:`fit_affine`);
         ``piecewise_linear`` when it is not but contains max-pooling; ``nonlinear`` otherwise.
         """
-        if is_affine(self, cut, x, seed):
+        return self.kind_of_fit(cut, fit_affine(self, cut, x, seed))
+
+    def kind_of_fit(self, cut: int | str, fit: AffineFit) -> TailKind:
+        """What the tail of ``cut`` is, given its affine fit (:meth:`tail_kind` without fitting again)."""
+        if fit.error <= AFFINE_TOLERANCE:
             return "affine"
         return "piecewise_linear" if _has_max_pool(self.tail(cut)) else "nonlinear"
 

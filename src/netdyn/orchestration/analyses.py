@@ -137,14 +137,12 @@ def analyze(net: MLP, data: DataLike, config: AnalysisConfig | None = None, prog
     if not progress:
         tables, summary = compute_quantities(net, samples, config)
         return Analysis(tables=tables, summary=summary, config=config)
+    first = selected(config)[0].name
     bar = progress_bar(len(selected(config)))
-    started = False
 
-    def advance(name: str) -> None:
-        nonlocal started
-        if started:
+    def advance(name: str) -> None:  # called as each quantity starts: the one before it is done
+        if name != first:
             bar.update(1)
-        started = True
         bar.set_description(name.replace("_", " "))
 
     try:

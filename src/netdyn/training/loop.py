@@ -231,7 +231,7 @@ def train(
         diverged_step = run_steps(steps, steps.diverged_steps, [recorder], start, total, progress)[0]
     except BaseException:
         if folder is not None and not resumed:
-            discard_failed_start(folder)
+            folder.discard_unrecorded()
         raise
     finally:
         net.eval()
@@ -262,20 +262,6 @@ def open_run_folder(
     if optimizer is not None and ckpt["optim"] is not None:
         optimizer.load_state_dict(ckpt["optim"])
     return ckpt["step"], float(ckpt["meta"].get("wall_time", 0.0)), True
-
-
-def discard_failed_start(folder: RunFolder) -> None:
-    """Remove what a run that failed before its first record wrote (its config.json).
-
-    The same command can then run again in the same folder. A run that recorded anything keeps it (``--resume``
-    goes on from there).
-    """
-    if folder.checkpoints() or folder.table_names():
-        return
-    folder.config_path.unlink(missing_ok=True)
-    for empty in (folder.checkpoint_dir, folder.metrics_dir):  # an empty folder is a new run's to take
-        if empty.is_dir() and not any(empty.iterdir()):
-            empty.rmdir()
 
 
 def record_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
