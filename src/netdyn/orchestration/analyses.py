@@ -11,7 +11,6 @@ analysis device, shows progress, and joins tables to figures (``netdyn.plots``) 
 from __future__ import annotations
 
 import copy
-import json
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -98,17 +97,15 @@ def load_analysis(directory: str | Path) -> Analysis:
     missing or unreadable.
     """
     folder = RunFolder(directory)
-    path = folder.path / ANALYSIS_FILE
-    if not path.is_file():
-        raise RunError(f"{folder.path} holds no saved analysis ({ANALYSIS_FILE} is missing)")
+    record = folder.read_json(ANALYSIS_FILE, missing=f"{folder.path} holds no saved analysis")
     try:
-        record = json.loads(path.read_text())
         config = AnalysisConfig.from_dict(record.get("config") or {})
-    except (OSError, ValueError, AttributeError, ConfigError) as exc:
-        raise RunError(f"{path} is corrupt or unreadable ({exc}); analyse again to replace it") from None
+    except (ValueError, AttributeError, ConfigError) as exc:
+        raise RunError(f"{folder.path / ANALYSIS_FILE} is corrupt ({exc}); analyse again to replace it") from None
     names = record.get("tables")
     if names is None:  # written before the record listed its tables: every table the registry knows
-        names = [name for name in table_columns() if name in folder.table_names()]
+        present = set(folder.table_names())
+        names = [name for name in table_columns() if name in present]
     tables = {name: folder.read_table(name) for name in names}
     return Analysis(tables=tables, summary=record.get("summary") or {}, config=config)
 
