@@ -175,8 +175,8 @@ class RunFolder(Folder):
     # ---------------------------------------------------------------- layout
     @property
     def config_path(self) -> Path:
-        """The path of config.json, the run's record."""
-        return self.path / "config.json"
+        """The path of config.json, the run's record (:attr:`Folder.record_path`)."""
+        return self.record_path
 
     @property
     def checkpoint_dir(self) -> Path:
