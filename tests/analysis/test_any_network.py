@@ -12,6 +12,7 @@ from netdyn.analysis.geometry import class_geometry
 from netdyn.analysis.lmap import lmap_accuracy
 from netdyn.analysis.network import network_accuracy
 from netdyn.analysis.probes import lp_accuracy
+from netdyn.data import Dataset
 from netdyn.errors import ModelError
 
 QUANTITIES = [lmap_accuracy, lp_accuracy, class_geometry]
@@ -100,6 +101,15 @@ def test_conv_net_with_identity_activations_has_l_map_equal_to_network_and_affin
     assert (table["tail"] == "affine").all()
     assert (table["accuracy"].to_numpy() == net[table["split"]].to_numpy()).all()
     assert model.training
+
+
+def test_an_image_sets_samples_reach_a_conv_net_with_one_channel(images):
+    """A data set that records an image shape (H, W) feeds a conv net (1, H, W) without an input_shape."""
+    model = conv_net(nn.ReLU).eval()
+    x_train, y_train, x_test, y_test = images
+    data = Dataset(x_train, y_train, x_test, y_test, num_classes=3, name="blobs", input_shape=(8, 8))
+    expected = network_accuracy(model, images, input_shape=(1, 8, 8))
+    pd.testing.assert_frame_equal(network_accuracy(model, data), expected)
 
 
 def test_conv_net_lp_and_geometry_run_on_flattened_cuts(images):

@@ -109,7 +109,7 @@ def samples_for(net: MLP, data: DataLike) -> SampleSet:
     return samples
 
 
-def check_config_fits(config: AnalysisConfig, net: MLP, num_classes: int) -> None:
+def check_config_fits(config: AnalysisConfig, net: HasLayers, num_classes: int) -> None:
     """An :class:`~netdyn.analysis.AnalysisConfig` whose layers or classes the network at hand does not have is a
     ConfigError naming the valid range (never a silent substitution). The default classes (1, 2, 3) mean "the
     first classes there are" on a data set with fewer."""
@@ -287,7 +287,8 @@ def model_samples(
     model: nn.Module, data: DataLike, input_shape: Sequence[int] | None
 ) -> tuple[SampleSet, tuple[int, ...]]:
     """``data`` as a sample set that fits any model, and the shape one sample is fed in: ``input_shape``, else the
-    data's own ``input_shape``. One sample runs through the model to learn its number of classes."""
+    data's own ``input_shape`` (with one channel in front of an image set's (H, W)). One sample runs through the
+    model to learn its number of classes."""
     if not isinstance(model, nn.Module):
         raise ModelError(f"the analysis takes a torch.nn.Module, got {type(model).__name__}")
     samples = as_samples(data)
@@ -295,6 +296,8 @@ def model_samples(
         shape = tuple(int(s) for s in input_shape)
     else:
         shape = tuple(getattr(samples, "input_shape", None) or samples.x_train.shape[1:])
+        if len(shape) == 2:  # an image set's (H, W): one channel, as a conv net takes it (SPEC 10)
+            shape = (1, *shape)
     d = samples.x_train.flatten(1).shape[1]
     if math.prod(shape) != d:
         raise ConfigError(f"input_shape {shape} holds {math.prod(shape)} values but the samples have {d} features")
