@@ -23,6 +23,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="device of training and analysis (default: the scale's, auto)")
     p.add_argument("--seeds", default=None, type=int, help="seeds per configuration (default: the scale's)")
     p.add_argument(
+        "--threads", default=None, type=int, metavar="N",
+        help="torch and BLAS threads of training and analysis, recorded in config.json (default 1: float32 "
+        "results depend on the thread count, so the same command gives the same tables on any machine)",
+    )
+    p.add_argument(
+        "--table", default=None, type=Folder("read"), metavar="DIR",
+        help="print the verdict table (markdown) of every experiment folder under DIR and exit",
+    )
+    p.add_argument(
         "--out", default=None, type=Folder("write"), metavar="DIR",
         help="the experiment folder (default reproductions/NAME-SCALE)",
     )
@@ -44,24 +53,37 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             times = ", ".join(f"{scale} {getattr(row, scale)}" for scale in SCALES)
             print(f"{row.name:<20} {row.figure:<8} {row.shows}\n{'':<29} measured: {times}")
         return 0
+    if args.table is not None:
+        from netdyn.experiments.verdicts import verdict_markdown, verdict_table
+
+        table = verdict_table(args.table)
+        if table.empty:
+            raise UsageError(f"netdyn reproduce: error: no experiment folder (summary.json) under {args.table}")
+        print(verdict_markdown(table))
+        return 0
     if args.name is None:
-        raise UsageError("netdyn reproduce: error: give an experiment NAME, all, or --list")
+        raise UsageError("netdyn reproduce: error: give an experiment NAME, all, --list or --table DIR")
     if args.name != "all" and args.name not in EXPERIMENTS:
         raise UsageError(
             f"netdyn reproduce: error: unknown experiment {args.name!r}; choose one of {', '.join(EXPERIMENTS)}, all"
         )
     if args.seeds is not None and args.seeds < 1:
         raise UsageError(f"netdyn reproduce: error: --seeds must be >= 1, got {args.seeds}")
-    options = dict(dataset=args.dataset, device=args.device, seeds=args.seeds, resume=args.resume,
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"netdyn reproduce: error: --threads must be >= 1, got {args.threads}")
+    options = dict(dataset=args.dataset, device=args.device, seeds=args.seeds, threads=args.threads,
+                   resume=args.resume,
                    progress=not args.quiet, root=args.data_root, download=args.download)
     if args.name == "all":
         results = run_all(args.scale, args.out, **options)
         for result in results:
-            print(f"{result.name}: {result.folder / 'report.html'} ({result.summary['wall_time']:.0f} s)")
+            print(f"{result.name}: {result.folder / 'report.html'} ({result.summary['wall_time']:.0f} s; "
+                  f"{result.summary['verdict'] or 'no criteria'})")
         print(f"index: {Path(results[0].folder).parent / 'report.html'}")
         return 0
     result = run_experiment(args.name, args.scale, args.out, **options)
     print(f"{result.name} ({result.summary['figure']}, scale {result.scale}): {result.summary['wall_time']:.1f} s")
+    print(f"verdict: {result.summary['verdict_line']}")
     print(f"report: {result.folder / 'report.html'}")
     print(f"experiment folder: {result.folder}")
     return 0

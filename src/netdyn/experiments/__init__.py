@@ -8,12 +8,16 @@ the tests read: ``EXPERIMENTS`` maps each name to its :class:`~netdyn.experiment
 from __future__ import annotations
 
 from netdyn.experiments.base import SCALES, Experiment, ExperimentConfig, ExperimentRuns, Member
+from netdyn.experiments.criteria import CannotEvaluate, Criterion
 from netdyn.experiments.registry import EXPERIMENTS
 from netdyn.experiments.runner import ExperimentResult, list_experiments, run_all, run_experiment
+from netdyn.experiments.verdicts import verdict_markdown, verdict_table
 
 __all__ = [
     "EXPERIMENTS",
     "SCALES",
+    "CannotEvaluate",
+    "Criterion",
     "Experiment",
     "ExperimentConfig",
     "ExperimentResult",
@@ -22,4 +26,6 @@ __all__ = [
     "list_experiments",
     "run_all",
     "run_experiment",
+    "verdict_markdown",
+    "verdict_table",
 ]

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from netdyn.data import Dataset
+    from netdyn.experiments.criteria import Criterion
     from netdyn.orchestration import Analysis, Run
 
 SCALES = ("smoke", "small", "paper")
@@ -46,7 +47,13 @@ class ExperimentConfig:
     device: str = "auto"
     """Device of training and analysis (``--device``)."""
     seeds: int = 1
-    """Seeds per configuration (``--seeds``): members differ in model and minibatch seed."""
+    """Seeds per configuration (``--seeds``): members differ in model and minibatch seed; every criterion is
+    evaluated on each."""
+    threads: int = 1
+    """Torch and BLAS threads of training and analysis (``--threads``): float32 results depend on the thread
+    count, so it is a setting of the experiment, not of the environment (SPEC 6.1). One by default: the same
+    tables on every machine whatever its core count, and the experiments' matrices (widths up to 256 at small,
+    batch 100) gain little from a second thread."""
 
     def to_dict(self) -> dict[str, Any]:
         return _config.to_dict(self)
@@ -97,7 +104,12 @@ class Experiment(Generic[ConfigT]):
     """Columns that may hold NaN by their definition (an NC1 of a dead layer, a size never reached)."""
 
     def config(
-        self, scale: str, dataset: str | None = None, device: str | None = None, seeds: int | None = None
+        self,
+        scale: str,
+        dataset: str | None = None,
+        device: str | None = None,
+        seeds: int | None = None,
+        threads: int | None = None,
     ) -> ConfigT:
         """The configuration of ``scale`` with the command line's overrides applied."""
         if scale not in self.scales:
@@ -112,6 +124,10 @@ class Experiment(Generic[ConfigT]):
             if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
                 raise ConfigError(f"seeds must be a whole number >= 1, got {seeds!r}")
             changes["seeds"] = seeds
+        if threads is not None:
+            if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+                raise ConfigError(f"threads must be a whole number >= 1, got {threads!r}")
+            changes["threads"] = threads
         return dataclasses.replace(config, **changes) if changes else config
 
     def members(self, config: ConfigT) -> list[Member]:
@@ -128,11 +144,17 @@ class Experiment(Generic[ConfigT]):
         """The headline numbers the verdict rests on."""
         raise NotImplementedError
 
+    def criteria(self, config: ConfigT) -> list[Criterion]:
+        """The criteria the verdict rests on (SPEC 6.1), declared from the paper's text before anything runs;
+        each is evaluated on every seed of ``config``. None declared: the experiment gives no verdict."""
+        return []
+
     def notes(self, config: ConfigT) -> str:
         """What the report says about choices the paper left open (default: the config's field docstrings)."""
         config_class: type = type(config)  # as a plain `type`: mypy does not take a type[X] for hashable
         docs = _config.field_docs(config_class)
-        lines = [f"{name}: {doc}" for name, doc in docs.items() if name not in ("data", "device", "seeds")]
+        shared = ("data", "device", "seeds", "threads")
+        lines = [f"{name}: {doc}" for name, doc in docs.items() if name not in shared]
         return "\n".join(lines)
 
 

@@ -6,15 +6,18 @@
       metrics/*.parquet      tidy tables, member parameters as columns
       figures/*.png|svg      one per paper panel, named after it
       report.html            the paper's claim, every panel, the configuration, the wall time
-      summary.json           the headline numbers
+      summary.json           the headline numbers, each criterion per seed and the verdict (SPEC 6.1)
 
 ``--resume`` skips finished members (their analyses are cached in their folders too); every write is atomic.
+Training and analysis run under the configuration's thread count (torch's and the BLAS pools'), restored after.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +28,16 @@ from netdyn import _io
 from netdyn._device import resolve_device
 from netdyn._progress import progress_bar
 from netdyn.errors import ConfigError
-from netdyn.experiments.base import SCALES, Experiment, ExperimentConfig, ExperimentRuns, Member
+from netdyn.experiments.base import SCALES, Experiment, ExperimentConfig, ExperimentRuns, Member, seeded
+from netdyn.experiments.criteria import (
+    CriterionResult,
+    check_criteria,
+    criteria_table,
+    evaluate_criteria,
+    statements_table,
+    verdict,
+    verdict_line,
+)
 from netdyn.experiments.registry import EXPERIMENTS
 from netdyn.orchestration import run, run_population
 from netdyn.store import Folder, RunFolder
@@ -80,6 +92,22 @@ def training_groups(members: list[Member], folder: Path, population: bool = True
     return list(groups.values())
 
 
+@contextmanager
+def thread_limit(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` torch threads and BLAS / OpenMP pools of that size (threadpoolctl);
+    the previous settings are restored after it."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class ExperimentFolder(Folder):
     """An experiment folder (the layout above); its record is config.json."""
 
@@ -111,6 +139,7 @@ def run_experiment(
     dataset: str | None = None,
     device: str | None = None,
     seeds: int | None = None,
+    threads: int | None = None,
     resume: bool = False,
     progress: bool = False,
     root: str | Path | None = None,
@@ -119,7 +148,8 @@ def run_experiment(
 ) -> ExperimentResult:
     """Reproduce one experiment of the paper at ``scale`` into the folder ``out`` (SPEC section 6).
 
-    ``dataset``, ``device`` and ``seeds`` override the scale's configuration; ``root`` is where the data files
+    ``dataset``, ``device``, ``seeds`` and ``threads`` (torch and BLAS threads, recorded in config.json) override
+    the scale's configuration; ``root`` is where the data files
     lie on this machine and ``download`` fetches missing MNIST-format files. ``resume`` continues an
     interrupted experiment: finished members are not run again. ``population`` trains the members that share
     an architecture and differ only in seeds or optimiser hyperparameters as one population (the same results
@@ -128,7 +158,7 @@ def run_experiment(
     experiment = get_experiment(name)
     if scale not in SCALES:
         raise ConfigError(f"unknown scale {scale!r}; the scales are {', '.join(SCALES)}")
-    config = experiment.config(scale, dataset=dataset, device=device, seeds=seeds)
+    config = experiment.config(scale, dataset=dataset, device=device, seeds=seeds, threads=threads)
     folder = Path(out) if out is not None else Path("reproductions") / f"{name}-{scale}"
     if device is not None:
         resolve_device(device)  # a device this machine lacks is refused before the folder is written
@@ -137,32 +167,20 @@ def run_experiment(
     names = [m.name for m in members]
     if len(set(names)) != len(names):
         raise ConfigError(f"experiment {name}: member names repeat ({names})")
+    criteria = experiment.criteria(config)  # declared (and checked) before anything runs
+    check_criteria(criteria, name)
     ExperimentFolder(folder).open(_record(experiment, scale, config), resume=resume, differs=_experiment_difference)
     start = time.perf_counter()
-    bar = progress_bar(len(members), unit="member", description=name) if progress else None
-    trained = 0
-    try:
-        for group in training_groups(members, folder, population):
-            dirs = [folder / "runs" / m.name for m in group]
-            if len(group) > 1:
-                run_population([m.spec for m in group], dirs, resume=any(d.exists() for d in dirs),
-                                      root=root, download=download)
-            elif group:
-                run(group[0].spec, dirs[0], resume=dirs[0].exists(), root=root, download=download)
-            trained += len(group)
-            if bar is not None:
-                bar.update(len(group))
-        if bar is not None:
-            bar.update(len(members) - bar.n)
-    finally:
-        if bar is not None:
-            bar.close()
-    runs = ExperimentRuns(folder, members, root=root)
-    tables = experiment.tables(runs, config)
-    for table_name, table in tables.items():
-        _io.write_parquet(folder / "metrics" / f"{table_name}.parquet", table)
-    figures = experiment.figures(tables, config)
-    _write_figures(folder, figures)
+    with thread_limit(config.threads):
+        trained = _train_members(members, folder, name, progress=progress, population=population,
+                                 root=root, download=download)
+        runs = ExperimentRuns(folder, members, root=root)
+        tables = experiment.tables(runs, config)
+        for table_name, table in tables.items():
+            _io.write_parquet(folder / "metrics" / f"{table_name}.parquet", table)
+        figures = experiment.figures(tables, config)
+        _write_figures(folder, figures)
+        results = evaluate_criteria(criteria, tables, config, seeded(config))
     wall = time.perf_counter() - start
     previous = _previous_wall_time(folder) if resume else 0.0
     member_time = sum(float(runs.run(m).summary.get("wall_time", 0.0)) for m in members)
@@ -177,11 +195,47 @@ def run_experiment(
         "wall_time": wall,
         "wall_time_total": previous + wall,
         "member_training_time": member_time,
+        "threads": config.threads,
         **_io.jsonable(experiment.summary(tables, config)),
+        "criteria": _io.jsonable([r.to_dict() for r in results]),
+        "verdict": verdict(results),
+        "verdict_line": verdict_line(results),
     }
     _io.write_json(folder / "summary.json", summary)
-    _write_report(folder, experiment, scale, config, tables, figures, summary)
+    _write_report(folder, experiment, scale, config, figures, summary, results)
     return ExperimentResult(name, scale, folder, tables, summary)
+
+
+def _train_members(
+    members: list[Member],
+    folder: Path,
+    name: str,
+    *,
+    progress: bool,
+    population: bool,
+    root: str | Path | None,
+    download: bool,
+) -> int:
+    """Train the unfinished members (in populations where they can be); the number trained."""
+    bar = progress_bar(len(members), unit="member", description=name) if progress else None
+    trained = 0
+    try:
+        for group in training_groups(members, folder, population):
+            dirs = [folder / "runs" / m.name for m in group]
+            if len(group) > 1:
+                run_population([m.spec for m in group], dirs, resume=any(d.exists() for d in dirs),
+                               root=root, download=download)
+            elif group:
+                run(group[0].spec, dirs[0], resume=dirs[0].exists(), root=root, download=download)
+            trained += len(group)
+            if bar is not None:
+                bar.update(len(group))
+        if bar is not None:
+            bar.update(len(members) - bar.n)
+    finally:
+        if bar is not None:
+            bar.close()
+    return trained
 
 
 def _previous_wall_time(folder: Path) -> float:
@@ -213,17 +267,19 @@ def _write_report(
     experiment: Experiment[Any],
     scale: str,
     config: ExperimentConfig,
-    tables: dict[str, pd.DataFrame],
     figures: dict[str, Figure],
     summary: dict[str, Any],
+    results: list[CriterionResult],
 ) -> Path:
     from netdyn.report import ReportSection, render_report
 
     headline = pd.DataFrame(
-        [{"quantity": k, "value": v} for k, v in summary.items() if not isinstance(v, (dict, list))]
-    )
+        [{"quantity": k, "value": v} for k, v in summary.items()
+         if not isinstance(v, (dict, list)) and not k.startswith("verdict")]
+    )  # fmt: skip
     sections = [
         ReportSection("The paper's claim", experiment.claim),
+        _verdict_section(results, summary["verdict_line"]),
         *[ReportSection(panel, "", [fig]) for panel, fig in figures.items()],
         ReportSection("Headline numbers", "", tables=[("summary.json", headline)]),
         ReportSection(
@@ -237,12 +293,33 @@ def _write_report(
         "scale": scale,
         "data": f"{config.data.name} (train_size={config.data.train_size}, test_size={config.data.test_size}, "
         f"normalize={config.data.normalize})",
+        "verdict": summary["verdict_line"],
+        "threads": f"{config.threads} (torch and BLAS)",
         "wall time": f"{summary['wall_time']:.1f} s this time, {summary['wall_time_total']:.1f} s over every "
         f"invocation (member training {summary['member_training_time']:.1f} s)",
         "members": summary["members"],
     }
     return render_report(f"netdyn reproduce {experiment.name}: {experiment.shows}", sections, folder / "report.html",
                          meta=meta)
+
+
+def _verdict_section(results: list[CriterionResult], line: str) -> Any:
+    from netdyn.report import ReportSection
+
+    if not results:
+        return ReportSection("Verdict", line)
+    text = (
+        f"Verdict: {line}.\n\n"
+        "Each criterion was declared in code before the run, from the paper's text, and is evaluated on every "
+        "seed. A criterion holds when it passes in at least two thirds of the seeds; the verdict is reproduced "
+        "when every deciding criterion holds, partly when some do, not reproduced when none does. A seed that "
+        "cannot be evaluated counts as not passing. A criterion changed after a result is listed beside the "
+        "first with its date and does not decide; criteria marked [running BN statistics only] are measured "
+        "under BN running statistics only."
+    )
+    return ReportSection("Verdict", text, tables=[("criteria per seed", criteria_table(results)),
+                                                  ("what each criterion tests",
+                                                   statements_table([r.criterion for r in results]))])
 
 
 def _config_table(config: ExperimentConfig) -> pd.DataFrame:
@@ -266,8 +343,9 @@ def run_all(
         run_experiment(name, scale, root / name, progress=progress, **options) for name in EXPERIMENTS
     ]
     rows = [
-        {"experiment": r.name, "figure": r.summary["figure"], "members": r.summary["members"],
-         "wall_time_s": round(r.summary["wall_time"], 1)}
+        {"experiment": r.name, "figure": r.summary["figure"],
+         "verdict": r.summary["verdict"] if r.summary["verdict"] is not None else "no criteria",
+         "members": r.summary["members"], "wall_time_s": round(r.summary["wall_time"], 1)}
         for r in results
     ]
     section = ReportSection(
