@@ -36,16 +36,20 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
+from torch import fx, nn
+from torch.func import functional_call
 
 from netdyn.analysis._common import (
+    CutLayers,
+    cut_layers,
+    is_own_network,
     make_generator,
     net_device,
     net_dtype,
@@ -56,6 +60,7 @@ from netdyn.analysis._common import (
 from netdyn.data.samples import DataLike, SampleSet, as_samples, check_labels
 from netdyn.errors import ConfigError
 from netdyn.models import MLP, StackedMLP, fold_batchnorm
+from netdyn.models.adapter import Network, evaluating
 from netdyn.models.stacked import batchnorm_tensors
 
 DEFAULT_CHUNK_BUDGET = 512 << 20  # bytes one forward pass of perturbed copies may take on an accelerator
@@ -284,23 +289,25 @@ def _check_count(value: Any, name: str) -> int:
     return int(value)
 
 
-def _training_subset(net: MLP, data: SampleSet, n_samples: int | None, gen: torch.Generator):
-    """Indices, inputs and labels of the training samples a basin is measured on."""
+def _training_subset(
+    device: torch.device, data: SampleSet, n_samples: int | None, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Indices, inputs and labels of the training samples a basin is measured on (the network on ``device``)."""
     x, y = data.x_train.flatten(1), data.y_train
     total = x.shape[0]
     if total == 0:
         raise ConfigError("the dataset has no training samples")
     if n_samples is None:
-        n_samples = total if net_device(net).type != "cpu" else CPU_SAMPLES
+        n_samples = total if device.type != "cpu" else CPU_SAMPLES
     idx = seeded_subset(total, _check_count(n_samples, "n_samples"), gen)
     if idx is None:
         return torch.arange(total), x, y
     return idx, x[idx], y[idx]
 
 
-def _chunk_budget(net: MLP, chunk_budget: int | None) -> int:
+def _chunk_budget(device: torch.device, chunk_budget: int | None) -> int:
     if chunk_budget is None:
-        return CPU_CHUNK_BUDGET if net_device(net).type == "cpu" else DEFAULT_CHUNK_BUDGET
+        return CPU_CHUNK_BUDGET if device.type == "cpu" else DEFAULT_CHUNK_BUDGET
     return _check_count(chunk_budget, "chunk_budget")
 
 
@@ -330,17 +337,135 @@ def _clean_layer(net: MLP, x: torch.Tensor, layer: int) -> tuple[torch.Tensor, t
     raise AssertionError("unreachable: layer was validated")  # pragma: no cover
 
 
+class _Rest(Protocol):
+    """The network from a layer onward, as a sample basin perturbs it: what it reads there, and the run from there."""
+
+    device: torch.device
+    dtype: torch.dtype
+    width: int
+    """Features of the perturbed layer (flattened)."""
+    row_bytes: int
+    """Bytes one perturbed copy of a sample takes on its way to the logits."""
+
+    def clean(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The layer's clean values [ns, width] for samples x, and the other values the rest reads (skips)."""
+        ...
+
+    def run(self, batch: torch.Tensor, extras: list[torch.Tensor], copies: int) -> torch.Tensor:
+        """Logits of ``batch`` ([copies * ns, width]: ``copies`` perturbed copies of ns samples, copy-major)."""
+        ...
+
+
+class _MLPRest:
+    """A netdyn MLP from layer ``layer`` on (its own path: ``run_from`` in running mode)."""
+
+    def __init__(self, net: MLP, layer: int) -> None:
+        self.net, self.layer = net, layer
+        self.device, self.dtype = net_device(net), net_dtype(net)
+        widths = net.widths
+        self.skip = layer + 1 < net.n_layers and net.blocks[layer].skip is not None
+        self.width = widths[layer]
+        row_width = widths[layer] * (2 if self.skip else 1) + 4 * max(widths[layer + 1 :])
+        self.row_bytes = torch.finfo(self.dtype).bits // 8 * row_width
+
+    def clean(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        x_l, x_prev = _clean_layer(self.net, x, self.layer)
+        return x_l, [x_prev] if self.skip and x_prev is not None else []
+
+    def run(self, batch: torch.Tensor, extras: list[torch.Tensor], copies: int) -> torch.Tensor:
+        prev = None
+        if extras:  # layer l + 1 joins x^{l-1}
+            prev = extras[0].expand(copies, *extras[0].shape).reshape(-1, extras[0].shape[-1])
+        return self.net.run_from(self.layer, batch, prev, bn_mode="running")
+
+
+class _AfterCut(fx.Interpreter):
+    """Runs a traced graph from a cut on, nothing linearised.
+
+    The cut and the skips crossing it take given values; the cut's other data-dependent ancestors (the trunk)
+    are not run.
+    """
+
+    def __init__(self, module: fx.GraphModule, given: dict[str, torch.Tensor], trunk: set[str]) -> None:
+        super().__init__(module, garbage_collect_values=True)
+        self.given, self.trunk = given, trunk
+
+    def run_node(self, n: fx.Node) -> Any:
+        if n.name in self.given:
+            return self.given[n.name]
+        if n.name in self.trunk:
+            return None
+        return super().run_node(n)
+
+
+def _after_cut(graph: fx.Graph, cut: str) -> tuple[tuple[str, ...], set[str]]:
+    """What the graph after a cut reads from before it, and the trunk.
+
+    The first are node names, the cut's first, then the skips crossing the cut; the trunk is the names of the cut's
+    node and of its ancestors that depend on the input (not rerun).
+    """
+    dependent: set[fx.Node] = set()
+    for n in graph.nodes:
+        if n.op == "placeholder" or any(a in dependent for a in n.all_input_nodes):
+            dependent.add(n)
+    node = next(n for n in graph.nodes if n.name == cut)
+    seen, stack = {node}, [node]
+    while stack:
+        for a in stack.pop().all_input_nodes:
+            if a not in seen:
+                seen.add(a)
+                stack.append(a)
+    trunk = seen & dependent
+    inputs = [node]
+    for n in graph.nodes:
+        if n not in trunk:
+            inputs += [a for a in n.all_input_nodes if a in trunk and a not in inputs]
+    return tuple(n.name for n in inputs), {n.name for n in trunk}
+
+
+class _CutRest:
+    """Any model from cut ``layer`` on (SPEC 10), in evaluation mode.
+
+    From the input it is the model itself; from a hidden cut, the traced graph after the cut (nothing linearised).
+    """
+
+    def __init__(self, reader: CutLayers, layer: int) -> None:
+        self.network, self.layer = reader.network, layer
+        self.device, self.dtype = reader.device, reader.dtype
+        self.width = reader.widths[layer]
+        self.inputs: tuple[str, ...] = ()
+        self.trunk: set[str] = set()
+        if layer:  # a model read through forward hooks has no graph: a ModelError that says so
+            self.inputs, self.trunk = _after_cut(self.network.graph_module.graph, self.network.cut(layer).node)
+        self.shape: tuple[int, ...] = self.network.input_shape
+        self.row_bytes = reader.dtype.itemsize * (2 * self.width + 4 * max(reader.widths))
+
+    def clean(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        if not self.layer:
+            return x.flatten(1).to(device=self.device, dtype=self.dtype), []
+        values = self.network.capture(x, self.inputs, logits=False)
+        x_l = values[self.inputs[0]]
+        self.shape = tuple(x_l.shape[1:])
+        return x_l.flatten(1), [values[name] for name in self.inputs[1:]]
+
+    def run(self, batch: torch.Tensor, extras: list[torch.Tensor], copies: int) -> torch.Tensor:
+        model = self.network.model
+        with evaluating(model, self.network.graph_module):
+            if not self.layer:
+                return model(batch.reshape(-1, *self.shape))
+            given = {self.inputs[0]: batch.reshape(-1, *self.shape)}
+            for name, value in zip(self.inputs[1:], extras, strict=True):
+                given[name] = value.expand(copies, *value.shape).reshape(-1, *value.shape[1:])
+            return _AfterCut(self.network.graph_module, given, self.trunk).run()
+
+
 def _sample_tally(
-    net: MLP, x: torch.Tensor, y: torch.Tensor, eps: np.ndarray, repeats: int, layer: int,
-    block_seeds: np.ndarray, budget: int,
+    rest: _Rest, x: torch.Tensor, y: torch.Tensor, eps: np.ndarray, repeats: int, block_seeds: np.ndarray,
+    budget: int,
 ) -> _Tally:
-    device, dtype = net_device(net), net_dtype(net)
+    device, dtype = rest.device, rest.dtype
     n, n_eps = x.shape[0], len(eps)
-    widths = net.widths
-    skip = layer + 1 < net.n_layers and net.blocks[layer].skip is not None
-    row_width = widths[layer] * (2 if skip else 1) + 4 * max(widths[layer + 1 :])
-    row_bytes = torch.finfo(dtype).bits // 8 * row_width
-    rows = max(1, budget // row_bytes)
+    rows = max(1, budget // rest.row_bytes)
     block_rows = NOISE_BLOCK * repeats
     blocks_per_pass = max(1, rows // (block_rows * n_eps))
     eps_per_pass = n_eps if blocks_per_pass > 1 else max(1, min(n_eps, rows // block_rows))
@@ -351,29 +476,44 @@ def _sample_tally(
     step = blocks_per_pass * NOISE_BLOCK
     for s0 in range(0, n, step):
         s1 = min(n, s0 + step)
-        x_l, x_prev = _clean_layer(net, x[s0:s1], layer)
+        x_l, extras = rest.clean(x[s0:s1])
         directions = []
         for b0 in range(s0, s1, NOISE_BLOCK):
             nb = min(NOISE_BLOCK, s1 - b0)
-            xi = _gaussian(block_seeds[b0 // NOISE_BLOCK], (repeats, nb, widths[layer]), device, dtype)
+            xi = _gaussian(block_seeds[b0 // NOISE_BLOCK], (repeats, nb, rest.width), device, dtype)
             directions.append(xi / torch.linalg.vector_norm(xi, dim=-1, keepdim=True))
         delta = torch.cat(directions, 1) * torch.linalg.vector_norm(x_l, dim=-1, keepdim=True)  # [R, ns, w]
         hits_label = labels[s0:s1]
         for e0 in range(0, n_eps, eps_per_pass):
             e = eps_t[e0 : e0 + eps_per_pass]
-            batch = (x_l + e[:, None, None, None] * delta).reshape(-1, widths[layer])
-            prev = None
-            if skip and x_prev is not None:  # layer l + 1 joins x^{l-1}
-                prev = x_prev.expand(len(e), repeats, *x_prev.shape).reshape(-1, x_prev.shape[-1])
-            logits = net.run_from(layer, batch, prev, bn_mode="running")
+            batch = (x_l + e[:, None, None, None] * delta).reshape(-1, rest.width)
+            logits = rest.run(batch, extras, len(e) * repeats)
             hit = logits.argmax(1).view(len(e), repeats, s1 - s0) == hits_label
             correct[e0 : e0 + len(e), s0:s1] = hit.sum(1, dtype=torch.int32)
             by_repeat[e0 : e0 + len(e)] += hit.sum(2)
     return _Tally(eps, correct.cpu().numpy(), by_repeat.cpu().numpy())
 
 
+def _check_layer(layer: Any, n_layers: int) -> int:
+    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 0 <= layer < n_layers:
+        raise ConfigError(f"layer must be in 0..{n_layers - 1} (the layer perturbed), got {layer!r}")
+    return int(layer)
+
+
+def _sample_rest(
+    net: MLP | nn.Module, data: DataLike, layer: int, input_shape: Sequence[int] | None, cuts: Sequence[str] | None,
+) -> tuple[_Rest, SampleSet, dict[str, Any]]:
+    """The network from the perturbed layer on, the data as a fitting sample set, and settings to record."""
+    if is_own_network(net, input_shape, cuts):
+        samples = samples_for(net, data)
+        return _MLPRest(net, _check_layer(layer, net.n_layers)), samples, {}
+    reader, samples, _ = cut_layers(net, data, None, input_shape, cuts)
+    layer = _check_layer(layer, reader.n_layers)
+    return _CutRest(reader, layer), samples, {"cut": reader.network.cut(layer).name}
+
+
 def sample_basin(
-    net: MLP,
+    net: MLP | nn.Module,
     data: DataLike,
     eps: Sequence[float] | np.ndarray | None = None,
     repeats: int = 5,
@@ -382,6 +522,9 @@ def sample_basin(
     per_sample: bool = False,
     seed: int | torch.Generator = 0,
     chunk_budget: int | None = None,
+    *,
+    input_shape: Sequence[int] | None = None,
+    cuts: Sequence[str] | None = None,
 ) -> BasinCurve:
     """Attraction basin in sample space (SPEC 5.6): accuracy of x~ = x + eps ||x|| xi / ||xi||, xi ~ N(0, I).
 
@@ -392,19 +535,21 @@ def sample_basin(
     ``per_sample=True`` adds each sample's radius. Many (eps, repeat) copies go through the network in one
     batch of about ``chunk_budget`` bytes (default 512 MiB on an accelerator, 64 MiB on a CPU). See the module
     docstring for the noise design, the interval and the radius.
+
+    Any other ``nn.Module`` than a netdyn :class:`MLP` is read through the network adapter (SPEC 10): ``layer``
+    is a cut (``cuts`` names them, ``input_shape`` is how a sample is fed), its activations are perturbed
+    flattened, relative to each sample's norm there, and the rest of the model runs as it is (nothing
+    linearised), in evaluation mode (batch norm on its running statistics, as for the MLP); ``settings`` records
+    the ``cut``.
     """
-    data = samples_for(net, data)
     repeats = _check_count(repeats, "repeats")
-    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 0 <= layer < net.n_layers:
-        raise ConfigError(f"layer must be in 0..{net.n_layers - 1} (the layer perturbed), got {layer!r}")
-    budget = _chunk_budget(net, chunk_budget)
+    rest, data, named = _sample_rest(net, data, layer, input_shape, cuts)
+    budget = _chunk_budget(rest.device, chunk_budget)
     gen = make_generator(seed)
-    idx, x, y = _training_subset(net, data, n_samples, gen)
+    idx, x, y = _training_subset(rest.device, data, n_samples, gen)
     block_seeds = _draw_seeds(gen, (math.ceil(len(idx) / NOISE_BLOCK),))
     with torch.no_grad():
-        tally = _run_grid(
-            lambda grid: _sample_tally(net, x, y, grid, repeats, int(layer), block_seeds, budget), eps
-        )
+        tally = _run_grid(lambda grid: _sample_tally(rest, x, y, grid, repeats, block_seeds, budget), eps)
     curve = _curve_table(tally)
     size_mid, size_half = _basin_sizes(tally.eps, curve["accuracy"].to_numpy(), data.num_classes, "sample")
     samples = None
@@ -412,7 +557,7 @@ def sample_basin(
         samples = pd.DataFrame(
             {"sample": idx.numpy(), "label": y.numpy(), "radius": _radii(tally)}, columns=PER_SAMPLE_COLUMNS
         )
-    settings = _settings(eps, repeats, len(idx), seed, data.num_classes, layer=int(layer))
+    settings = _settings(eps, repeats, len(idx), seed, data.num_classes, layer=int(layer), **named)
     return BasinCurve("sample", curve, size_mid, size_half, samples, settings)
 
 
@@ -499,7 +644,7 @@ def _weight_tally(
 
 
 def weight_basin(
-    net: MLP,
+    net: MLP | nn.Module,
     data: DataLike,
     eps: Sequence[float] | np.ndarray | None = None,
     repeats: int = 5,
@@ -509,6 +654,10 @@ def weight_basin(
     include_bn: bool = False,
     seed: int | torch.Generator = 0,
     chunk_budget: int | None = None,
+    *,
+    include_embedding: bool = False,
+    input_shape: Sequence[int] | None = None,
+    cuts: Sequence[str] | None = None,
 ) -> BasinCurve:
     """Attraction basin in weight space (SPEC 5.6): accuracy on the clean training samples under noised weights.
 
@@ -521,34 +670,246 @@ def weight_basin(
     ([K, out, in], BN folded per network), K and the sample chunks sized to ``chunk_budget`` bytes (default as
     in :func:`sample_basin`). Noise directions are shared along the eps grid, one per (layer, parameter,
     repeat), and do not depend on ``include_bias`` / ``include_bn`` / ``layers``.
+
+    Any other ``nn.Module`` than a netdyn :class:`MLP` is read through the network adapter (SPEC 10). Every weight
+    tensor (a parameter of two or more dimensions: linear weights, conv kernels, patch embeddings; the query, key
+    and value thirds of ``nn.MultiheadAttention``'s stacked ``in_proj_weight`` each on its own, its output
+    projection) is perturbed relative to its own Frobenius norm. ``include_bias`` adds the biases (the stacked
+    ``in_proj_bias`` by thirds too), ``include_bn`` the parameters of every normalisation layer (batch, layer,
+    group norm; a loose one-dimensional parameter that is no bias counts as one), ``include_embedding`` the
+    embedding tables, position embeddings and class tokens (``nn.Embedding``, or a parameter whose name holds
+    ``emb``, ``token`` or starts with ``pos``). Layer l (1..L) holds the parameters first used after cut l-1,
+    up to and including cut l (layer L: up to the logits). The model runs in evaluation mode (batch norm on its
+    running statistics, as for the MLP), one perturbed copy at a time through ``torch.func.functional_call``:
+    the model itself is never modified. ``settings["perturbed"]`` lists the tensors perturbed. A netdyn MLP's
+    ``nn.Sequential`` twin draws the MLP's noise for its weights and biases, so its curve is the MLP's.
     """
-    data = samples_for(net, data)
-    repeats = _check_count(repeats, "repeats")
-    L = net.n_layers
-    if layers is None:
-        chosen = set(range(1, L + 1))
+    plan: _WeightPlan
+    if is_own_network(net, input_shape, cuts):
+        data = samples_for(net, data)
+        plan = _MLPWeights(net, bool(include_bias), bool(include_bn))
     else:
-        chosen = {int(l) for l in layers}
-        if not chosen or any(not 1 <= l <= L for l in chosen):
-            raise ConfigError(f"weight_basin layers must be a non-empty subset of 1..{L}, got {list(layers)}")
-    budget = _chunk_budget(net, chunk_budget)
+        reader, data, _ = cut_layers(net, data, None, input_shape, cuts)
+        plan = _ModelWeights(reader, bool(include_bias), bool(include_bn), bool(include_embedding))
+    repeats = _check_count(repeats, "repeats")
+    chosen = _check_weight_layers(layers, plan.n_layers)
+    extra = plan.select(chosen)
+    budget = _chunk_budget(plan.device, chunk_budget)
     gen = make_generator(seed)
-    idx, x, y = _training_subset(net, data, n_samples, gen)
-    seeds = _draw_seeds(gen, (L, 4, repeats))
+    idx, x, y = _training_subset(plan.device, data, n_samples, gen)
+    seeds = _draw_seeds(gen, (*plan.seed_shape, repeats))
     with torch.no_grad():
-        tally = _run_grid(
-            lambda grid: _weight_tally(
-                net, x, y, grid, repeats, seeds, chosen, include_bias, include_bn, budget
-            ),
-            eps,
-        )
+        tally = _run_grid(lambda grid: plan.tally(x, y, grid, repeats, seeds, chosen, budget), eps)
     curve = _curve_table(tally)
     size_mid, size_half = _basin_sizes(tally.eps, curve["accuracy"].to_numpy(), data.num_classes, "weight")
     settings = _settings(
         eps, repeats, len(idx), seed, data.num_classes,
-        layers=sorted(chosen), include_bias=bool(include_bias), include_bn=bool(include_bn),
+        layers=sorted(chosen), include_bias=bool(include_bias), include_bn=bool(include_bn), **extra,
     )
     return BasinCurve("weight", curve, size_mid, size_half, None, settings)
+
+
+def _check_weight_layers(layers: Sequence[int] | None, n_layers: int) -> set[int]:
+    if layers is None:
+        return set(range(1, n_layers + 1))
+    chosen = {int(l) for l in layers}
+    if not chosen or any(not 1 <= l <= n_layers for l in chosen):
+        raise ConfigError(f"weight_basin layers must be a non-empty subset of 1..{n_layers}, got {list(layers)}")
+    return chosen
+
+
+class _WeightPlan(Protocol):
+    """How a weight basin perturbs one kind of network: its layers, its seeds, its tally."""
+
+    device: torch.device
+    n_layers: int
+    seed_shape: tuple[int, ...]
+    """Shape of the noise seeds before the repeats."""
+
+    def select(self, layers: set[int]) -> dict[str, Any]:
+        """Check that ``layers`` hold something to perturb; the settings this adds to the curve's."""
+        ...
+
+    def tally(
+        self, x: torch.Tensor, y: torch.Tensor, eps: np.ndarray, repeats: int, seeds: np.ndarray, layers: set[int],
+        budget: int,
+    ) -> _Tally: ...
+
+
+class _MLPWeights:
+    """A netdyn MLP's weight basin: its own stacked path, seeds per (layer, parameter kind)."""
+
+    def __init__(self, net: MLP, include_bias: bool, include_bn: bool) -> None:
+        self.net, self.include_bias, self.include_bn = net, include_bias, include_bn
+        self.device, self.n_layers = net_device(net), net.n_layers
+        self.seed_shape: tuple[int, ...] = (net.n_layers, 4)
+
+    def select(self, layers: set[int]) -> dict[str, Any]:
+        return {}
+
+    def tally(
+        self, x: torch.Tensor, y: torch.Tensor, eps: np.ndarray, repeats: int, seeds: np.ndarray, layers: set[int],
+        budget: int,
+    ) -> _Tally:
+        return _weight_tally(self.net, x, y, eps, repeats, seeds, layers, self.include_bias, self.include_bn, budget)
+
+
+_NORM_MODULES: tuple[type[nn.Module], ...] = (
+    nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm, nn.RMSNorm,
+)
+_EMBEDDING_MODULES: tuple[type[nn.Module], ...] = (nn.Embedding, nn.EmbeddingBag)
+_STACKED_QKV = ("in_proj_weight", "in_proj_bias")  # nn.MultiheadAttention's q, k, v projections, stacked by rows
+_QKV = ("q", "k", "v")
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """A tensor a weight basin perturbs relative to its own norm: a parameter, or a third of a stacked q/k/v one.
+
+    Its noise seed is ``seeds[unit, slot, repeat]``: ``unit`` counts the modules holding parameters (those with
+    a weight tensor first, in module order: a netdyn MLP's twin numbers its layers as the MLP does), ``slot``
+    the pieces within the module (a Linear's weight 0, bias 1, as the MLP's kinds).
+    """
+
+    name: str
+    rows: slice | None
+    kind: str
+    unit: int
+    slot: int
+
+    @property
+    def label(self) -> str:
+        if self.rows is None:
+            return self.name
+        return f"{self.name}[{_QKV[self.rows.start // (self.rows.stop - self.rows.start)]}]"
+
+    def of(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor if self.rows is None else tensor[self.rows]
+
+
+def _parameter_kind(module: nn.Module, name: str, param: torch.Tensor) -> str:
+    """``weight``, ``bias``, ``norm`` or ``embedding``: which switch of :func:`weight_basin` perturbs it."""
+    if isinstance(module, _NORM_MODULES):
+        return "norm"
+    if isinstance(module, _EMBEDDING_MODULES):
+        return "embedding"
+    lowered = name.lower()
+    if "bias" in lowered:
+        return "bias"
+    if "emb" in lowered or "token" in lowered or lowered.startswith("pos"):
+        return "embedding"
+    return "weight" if param.ndim >= 2 else "norm"
+
+
+def _weight_pieces(model: nn.Module) -> list[_Piece]:
+    """Every parameter of ``model`` as the pieces a weight basin may perturb (a shared parameter once)."""
+    seen: set[int] = set()
+    owners: list[list[tuple[str, slice | None, str]]] = []
+    for module_name, module in model.named_modules():
+        entries: list[tuple[str, slice | None, str]] = []
+        for name, param in module.named_parameters(recurse=False):
+            if id(param) in seen:
+                continue
+            seen.add(id(param))
+            full, kind = f"{module_name}.{name}" if module_name else name, _parameter_kind(module, name, param)
+            if isinstance(module, nn.MultiheadAttention) and name in _STACKED_QKV:
+                third = param.shape[0] // 3
+                entries += [(full, slice(i * third, (i + 1) * third), kind) for i in range(3)]
+            else:
+                entries.append((full, None, kind))
+        if entries:
+            owners.append(entries)
+    ordered = [e for e in owners if any(k == "weight" for *_, k in e)]
+    ordered += [e for e in owners if all(k != "weight" for *_, k in e)]
+    return [_Piece(name, rows, kind, unit, slot)
+            for unit, entries in enumerate(ordered) for slot, (name, rows, kind) in enumerate(entries)]
+
+
+def _parameter_layers(network: Network, names: Iterable[str]) -> dict[str, int]:
+    """The layer (1..L) of each parameter: the cut after which the graph first uses it, plus one."""
+    cut_nodes = {c.node for c in network.cuts[1:]}
+    names = list(names)
+    found: dict[str, int] = {}
+    layer = 1
+    for node in network.graph_module.graph.nodes:
+        if node.op == "call_module":
+            prefix = f"{node.target}."
+            for name in names:
+                if name.startswith(prefix):
+                    found.setdefault(name, layer)
+        elif node.op == "get_attr" and str(node.target) in names:
+            found.setdefault(str(node.target), layer)
+        if node.name in cut_nodes:
+            layer += 1
+    return found
+
+
+class _ModelWeights:
+    """Any model's weight basin (SPEC 10): every selected tensor noised by its own norm, one copy at a time."""
+
+    def __init__(self, reader: CutLayers, include_bias: bool, include_bn: bool, include_embedding: bool) -> None:
+        self.network, self.model = reader.network, reader.network.model
+        self.device, self.n_layers = reader.device, reader.n_layers
+        self.kinds = {"weight"} | {kind for kind, on in (("bias", include_bias), ("norm", include_bn),
+                                                         ("embedding", include_embedding)) if on}
+        self.pieces = _weight_pieces(self.model)
+        self._layer_of: dict[str, int] | None = None
+        units = max((p.unit for p in self.pieces), default=-1) + 1
+        self.seed_shape: tuple[int, ...] = (units, max([4] + [p.slot + 1 for p in self.pieces]))
+        self.row_bytes = reader.dtype.itemsize * 4 * max(reader.widths)
+
+    def chosen(self, layers: set[int]) -> list[_Piece]:
+        pieces = [p for p in self.pieces if p.kind in self.kinds]
+        if len(layers) == self.n_layers:
+            return pieces
+        if self._layer_of is None:  # layers are read on the graph: a model read through hooks has none
+            self._layer_of = _parameter_layers(self.network, {p.name for p in self.pieces})
+        return [p for p in pieces if self._layer_of.get(p.name) in layers]
+
+    def select(self, layers: set[int]) -> dict[str, Any]:
+        chosen = self.chosen(layers)
+        if not chosen:
+            raise ConfigError(f"weight_basin: {type(self.model).__name__} has no parameter of the kinds asked for "
+                              f"({', '.join(sorted(self.kinds))}) in layers {sorted(layers)}")
+        return {"perturbed": [p.label for p in chosen]}
+
+    def tally(
+        self, x: torch.Tensor, y: torch.Tensor, eps: np.ndarray, repeats: int, seeds: np.ndarray, layers: set[int],
+        budget: int,
+    ) -> _Tally:
+        params = dict(self.model.named_parameters())
+        pieces = self.chosen(layers)
+        n, n_eps = x.shape[0], len(eps)
+        step = max(1, budget // self.row_bytes)
+        labels = y.to(self.device)
+        correct = torch.zeros(n_eps, n, dtype=torch.int32, device=self.device)
+        by_repeat = torch.zeros(n_eps, repeats, dtype=torch.int64, device=self.device)
+        with evaluating(self.model):
+            for r in range(repeats):
+                noise = [(p, _param_noise(p.of(params[p.name]), seeds[p.unit, p.slot, r])) for p in pieces]
+                for e in range(n_eps):
+                    perturbed = _perturbed_parameters(params, noise, eps[e])
+                    for s0 in range(0, n, step):
+                        logits = functional_call(self.model, perturbed, (self.network.feed(x[s0 : s0 + step]),))
+                        hit = logits.argmax(1) == labels[s0 : s0 + step]
+                        correct[e, s0 : s0 + step] += hit.to(torch.int32)
+                        by_repeat[e, r] += hit.sum()
+        return _Tally(eps, correct.cpu().numpy(), by_repeat.cpu().numpy())
+
+
+def _perturbed_parameters(
+    params: Mapping[str, torch.Tensor], noise: list[tuple[_Piece, torch.Tensor]], eps: float
+) -> dict[str, torch.Tensor]:
+    """Fresh tensors p + eps * noise for the perturbed parameters (a stacked q/k/v one third by third)."""
+    out: dict[str, torch.Tensor] = {}
+    for piece, delta in noise:
+        param = params[piece.name]
+        scaled = (delta * torch.as_tensor(eps, dtype=delta.dtype, device=delta.device)).add_(piece.of(param))
+        if piece.rows is None:
+            out[piece.name] = scaled
+        else:
+            out.setdefault(piece.name, param.detach().clone())[piece.rows] = scaled
+    return out
 
 
 # ------------------------------------------------------------------------------------------------- companions
