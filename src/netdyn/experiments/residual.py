@@ -13,6 +13,7 @@ The helpers :func:`structure_row` and :func:`structure_table` are shared with ``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from netdyn.analysis.config import AnalysisConfig
 from netdyn.analysis.network import effective_layer
 from netdyn.data.spec import DataSpec
 from netdyn.experiments.base import Experiment, ExperimentConfig, ExperimentRuns, Member, member_name, seeded
+from netdyn.experiments.criteria import CannotEvaluate, Criterion
 from netdyn.models.spec import ModelSpec
 from netdyn.orchestration import RunSpec
 
@@ -213,6 +215,9 @@ class Residual(Experiment[ResidualConfig]):
         )  # fmt: skip
         return figs
 
+    def criteria(self, config: ResidualConfig) -> list[Criterion]:
+        return residual_criteria()
+
     def summary(self, tables: dict[str, pd.DataFrame], config: ResidualConfig) -> dict[str, Any]:
         table = tables["structure"]
         keys = ["variant", "depth", "width"]
@@ -224,6 +229,98 @@ class Residual(Experiment[ResidualConfig]):
         for value in ("standard_structure", "lmap_effective_from", "lp_effective_from", "linear_tail", "test_accuracy"):
             out[value] = by_network(table, keys, value)
         return out
+
+
+# ------------------------------------------------------------------------------------------ criteria
+# From the paper's conclusion 6 and Fig. 9 ("residual connections empower networks to uphold stable standard
+# structures across a vast range of depths and widths ... a broader spectrum of network scales compared to those
+# devoid of residual connections") and section V ("if the network is too wide or too deep, the standard structure
+# ... will no longer be maintained"). A network has the standard structure as structure_row says.
+
+WIDE_RANGE = 0.75
+"""Share of the grid that counts as 'a vast range of depths and widths'."""
+
+
+def _grid(tables: Mapping[str, pd.DataFrame], seed: int) -> pd.DataFrame:
+    table = tables["structure"]
+    rows = table[table["seed"] == seed]
+    if rows.empty:
+        raise CannotEvaluate(f"no network of seed {seed} was analysed (every one diverged)")
+    return rows
+
+
+def _share(rows: pd.DataFrame, variant: str) -> float:
+    own = rows[rows["variant"] == variant]
+    if own.empty:
+        raise CannotEvaluate(f"no {variant} network of this seed was analysed")
+    return float(own["standard_structure"].astype(float).mean())
+
+
+def structure_share_difference(tables: Mapping[str, pd.DataFrame], config: Any, seed: int) -> float:
+    """Share of the residual networks with the standard structure minus that of the plain ones (one seed)."""
+    rows = _grid(tables, seed)
+    return _share(rows, "residual") - _share(rows, "plain")
+
+
+def residual_structure_share(tables: Mapping[str, pd.DataFrame], config: Any, seed: int) -> float:
+    """Share of the residual networks of the grid with the standard structure (one seed)."""
+    return _share(_grid(tables, seed), "residual")
+
+
+def deepest_share_difference(tables: Mapping[str, pd.DataFrame], config: Any, seed: int) -> float:
+    """At the largest depth: share of residual networks (over widths) with the standard structure minus plain's."""
+    rows = _grid(tables, seed)
+    return structure_share_difference({"structure": rows[rows["depth"] == rows["depth"].max()]}, config, seed)
+
+
+def deepest_tail_longer(tables: Mapping[str, pd.DataFrame], config: Any, seed: int) -> bool:
+    """At the largest depth and at every width >= 64: the residual net's linear tail is longer than the plain
+    one's (a net with no effective L-map layer has a tail of 0)."""
+    rows = _grid(tables, seed)
+    rows = rows[(rows["depth"] == rows["depth"].max()) & (rows["width"] >= 64)]
+    tails = rows.assign(tail=rows["linear_tail"].astype("float64").fillna(0.0))
+    wide = tails.pivot_table(index="width", columns="variant", values="tail")
+    if wide.empty or not {"plain", "residual"} <= set(wide.columns):
+        raise CannotEvaluate("no plain and residual pair of width >= 64 at the largest depth")
+    return bool((wide["residual"] > wide["plain"]).all())
+
+
+def residual_criteria() -> list[Criterion]:
+    """The criteria of ``residual`` (SPEC 6.1)."""
+    grid = "structure table, one seed's networks over the depth x width grid"
+    return [
+        Criterion(
+            "residual_keeps_structure_more_often",
+            "Fig. 9: 'DNNs endowed with residual connections are capable of achieving a standard structure across "
+            "a broader spectrum of network scales compared to those devoid of residual connections'",
+            f"share of residual networks with the standard structure minus the share of plain ones; {grid}",
+            ">", 0.0, structure_share_difference,
+        ),
+        Criterion(
+            "residual_structure_wide_range",
+            "Fig. 9: residual connections 'empower networks to uphold stable standard structures across a vast "
+            "range of depths and widths'",
+            f"share of residual networks with the standard structure (at least {WIDE_RANGE:g}); {grid}",
+            ">=", WIDE_RANGE, residual_structure_share,
+        ),
+        Criterion(
+            "plain_loses_structure_when_deep",
+            "Section V: 'if the network is too wide or too deep, the standard structure shown in Figure 3(a) will "
+            "no longer be maintained' (plain nets; residual ones keep it, Fig. 9)",
+            "at the largest depth: share of residual networks (over widths) with the standard structure minus the "
+            f"share of plain ones; {grid}",
+            ">", 0.0, deepest_share_difference,
+        ),
+        Criterion(
+            "linear_tail_longer_when_deep",
+            "Fig. 9, as docs/reproduction/residual.md read it after the first run: the binary criterion 'misses "
+            "what the paper calls stable'; in residual nets 'the nonlinear section stays short as depth grows, "
+            "and the linear tail takes up the rest' (widths 64 and 256)",
+            "at the largest depth, at every width >= 64: the residual net's linear tail (hidden layers after the "
+            f"L-map layer) is longer than the plain net's; {grid}",
+            "true", None, deepest_tail_longer, since="2026-11-30", revises="residual_keeps_structure_more_often",
+        ),
+    ]
 
 
 EXPERIMENT = Residual

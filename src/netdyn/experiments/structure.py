@@ -8,7 +8,9 @@ test and training accuracy against steps) for several depths.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -17,6 +19,7 @@ from netdyn.analysis.config import AnalysisConfig
 from netdyn.analysis.network import effective_layer
 from netdyn.data.spec import DataSpec
 from netdyn.experiments.base import Experiment, ExperimentConfig, ExperimentRuns, Member, member_name, seeded
+from netdyn.experiments.criteria import CannotEvaluate, Criterion
 from netdyn.models.spec import ModelSpec
 from netdyn.orchestration import RunSpec
 
@@ -164,6 +167,9 @@ class Structure(Experiment[StructureConfig]):
             figs[f"fig3{g}_training{suffix}"] = fig
         return figs
 
+    def criteria(self, config: StructureConfig) -> list[Criterion]:
+        return structure_criteria(config)
+
     def summary(self, tables: dict[str, pd.DataFrame], config: StructureConfig) -> dict[str, Any]:
         out: dict[str, Any] = {"analysed_depth": max(config.depths)}
         for variant in ("plain", "residual"):
@@ -206,6 +212,195 @@ def _one(table: pd.DataFrame, variant: str, seed: int = 0) -> pd.DataFrame:
     """One variant's (and seed's) rows, without the member columns, as the plot functions take them."""
     rows = table[(table["variant"] == variant) & (table["seed"] == seed)]
     return rows.drop(columns=["member", "variant", "depth", "seed"])
+
+
+# ------------------------------------------------------------------------------------------ criteria
+# Written from the paper's text on Fig. 3 (section V, "The Standard Structure of DNNs") before any run used them.
+# The layer-wise claims are read off the deepest net of each variant, one value per seed; the training-curve claims
+# off every depth's history, under running and under batch statistics (the running-statistics ones marked).
+
+MIN_BUMP = 0.05
+"""A test-loss rise (nats above the first evaluation) that counts as a bump rather than noise."""
+MIN_TREND = 0.5
+"""A Spearman correlation that counts as a trend with layer or depth (|rho| >= 0.5)."""
+
+
+def _rows(tables: Mapping[str, pd.DataFrame], name: str, variant: str, seed: int) -> pd.DataFrame:
+    table = tables.get(name)
+    rows = table[(table["variant"] == variant) & (table["seed"] == seed)] if table is not None else None
+    if rows is None or rows.empty:
+        raise CannotEvaluate(f"no {name} rows of the {variant} net of seed {seed} (it diverged or was not analysed)")
+    return rows
+
+
+def _effective_from(tables: Mapping[str, pd.DataFrame], kind: str, variant: str, seed: int) -> int:
+    """The layer from which on ``kind`` ("lp" or "lmap") pruning is effective on the test set (SPEC 5.1)."""
+    network = _rows(tables, "network", variant, seed).set_index("split")["accuracy"]
+    layer = effective_layer(_rows(tables, kind, variant, seed), float(network["test"]), rule="from")
+    if layer is None:
+        raise CannotEvaluate(f"{'L-map' if kind == 'lmap' else 'LP'} pruning never becomes effective")
+    return layer
+
+
+def _spearman(x: pd.Series, y: pd.Series, what: str) -> float:
+    if len(x) < 2:
+        raise CannotEvaluate(f"fewer than two {what} to correlate")
+    if x.nunique() < 2 or y.nunique() < 2:
+        raise CannotEvaluate(f"the value is the same at every {what[:-1]}: no rank correlation")
+    return float(x.rank().corr(y.rank()))
+
+
+def lp_before_lmap(tables: Mapping[str, pd.DataFrame], config: Any, seed: int, *, variant: str) -> float:
+    """Layers between where LP pruning and where L-map pruning become effective (positive: LP earlier)."""
+    return float(_effective_from(tables, "lmap", variant, seed) - _effective_from(tables, "lp", variant, seed))
+
+
+def linear_tail(tables: Mapping[str, pd.DataFrame], config: Any, seed: int, *, variant: str) -> float:
+    """Hidden layers after the one from which on L-map pruning is effective (the linear tail)."""
+    depth = int(_rows(tables, "network", variant, seed)["depth"].iloc[0])
+    return float(depth - _effective_from(tables, "lmap", variant, seed))
+
+
+def rpd_gradient_trend(tables: Mapping[str, pd.DataFrame], config: Any, seed: int, *, variant: str) -> float:
+    """Spearman correlation of the RPD gradient with the hidden layer's index."""
+    rows = _rows(tables, "rpd_summary", variant, seed)
+    rows = rows[rows["layer"] >= 1].sort_values("layer")
+    return _spearman(rows["layer"], rows["gradient"], "layers")
+
+
+def rpd_gradient_at_lmap(tables: Mapping[str, pd.DataFrame], config: Any, seed: int, *, variant: str) -> float:
+    """The RPD gradient at the layer from which on L-map pruning is effective, over the largest RPD gradient of
+    any hidden layer (1: the maximum is reached there)."""
+    at = _effective_from(tables, "lmap", variant, seed)
+    rows = _rows(tables, "rpd_summary", variant, seed).set_index("layer")["gradient"]
+    if at not in rows.index:
+        raise CannotEvaluate(f"L-map pruning is effective from layer {at}, which has no RPD (the input)")
+    return float(rows[at] / rows[rows.index >= 1].max())
+
+
+def cos_dist_ratio(tables: Mapping[str, pd.DataFrame], config: Any, seed: int, *, variant: str) -> float:
+    """Mean cosine distance of a sample to its class centre at the last hidden layer over that at the first."""
+    rows = _rows(tables, "class_geometry", variant, seed).set_index("layer")["cos_dist_mean"]
+    hidden = rows[rows.index >= 1].sort_index()
+    if len(hidden) < 2 or hidden.iloc[0] == 0:
+        raise CannotEvaluate("fewer than two hidden layers, or no spread at the first")
+    return float(hidden.iloc[-1] / hidden.iloc[0])
+
+
+def centre_similarity_last(tables: Mapping[str, pd.DataFrame], config: Any, seed: int, *, variant: str) -> float:
+    """Mean cosine similarity between the class centres at the last hidden layer."""
+    rows = _rows(tables, "class_geometry", variant, seed)
+    return float(rows.sort_values("layer")["centre_similarity"].iloc[-1])
+
+
+def loss_bumps(history: pd.DataFrame, variant: str, seed: int, bn_mode: str) -> pd.Series:
+    """Per depth: how far the test loss rises above its first evaluation (0 when it never does)."""
+    rows = history[(history["variant"] == variant) & (history["seed"] == seed) & (history["split"] == "test")
+                   & (history["bn_mode"] == bn_mode)]  # fmt: skip
+    if rows.empty:
+        raise CannotEvaluate(f"no test history of {variant} nets of seed {seed} under {bn_mode} statistics")
+    bumps = {}
+    for depth, own in rows.sort_values("step").groupby("depth"):
+        loss = own["loss"].astype(float)
+        bumps[depth] = max(0.0, float(loss.max() - loss.iloc[0]))
+    return pd.Series(bumps).sort_index()
+
+
+def loss_bump_deepest(
+    tables: Mapping[str, pd.DataFrame], config: Any, seed: int, *, variant: str, bn_mode: str
+) -> float:
+    """How far the deepest net's test loss rises above its first evaluation."""
+    bumps = loss_bumps(tables["history"], variant, seed, bn_mode)
+    return float(bumps.iloc[-1])
+
+
+def loss_bump_trend(
+    tables: Mapping[str, pd.DataFrame], config: Any, seed: int, *, variant: str, bn_mode: str
+) -> float:
+    """Spearman correlation of the test-loss bump with depth."""
+    bumps = loss_bumps(tables["history"], variant, seed, bn_mode)
+    return _spearman(pd.Series(bumps.index, dtype=float), pd.Series(bumps.to_numpy()), "depths")
+
+
+def _layer_criteria(variant: str) -> list[Criterion]:
+    net = f"the deepest {variant} net"
+    deepest = f"{net}, test set, effective = within 0.005 of the network's accuracy (SPEC 5.1)"
+    return [
+        Criterion(
+            f"lp_before_lmap_{variant}",
+            "Fig. 3(a, b): 'LP achieves effective pruning in much earlier layers ... L-map pruning becomes "
+            "effective in later layers'",
+            f"layer from which on L-map pruning is effective minus the layer from which on LP pruning is; {deepest}",
+            ">=", 1, partial(lp_before_lmap, variant=variant),
+        ),
+        Criterion(
+            f"linear_tail_{variant}",
+            "Fig. 3(a, b): 'the final sections of the DNN evolve into a pure LNN, equivalent to a linear perceptron'",
+            f"hidden layers after the one from which on L-map pruning is effective; {deepest}",
+            ">=", 1, partial(linear_tail, variant=variant),
+        ),
+        Criterion(
+            f"rpd_gradient_grows_{variant}",
+            "Fig. 3(c, d): 'the RPD gradient increases with layer depth'",
+            f"Spearman correlation of the RPD gradient with the layer over the hidden layers of {net}",
+            ">=", MIN_TREND, partial(rpd_gradient_trend, variant=variant),
+        ),
+        Criterion(
+            f"rpd_gradient_max_at_lmap_{variant}",
+            "Fig. 3(c, d): 'When L-map pruning becomes effective, the RPD gradients attain their maximum values'",
+            "RPD gradient at the layer from which on L-map pruning is effective over the largest RPD gradient of "
+            f"any hidden layer (within 10% of the maximum); {deepest}",
+            ">=", 0.9, partial(rpd_gradient_at_lmap, variant=variant),
+        ),
+        Criterion(
+            f"samples_cluster_{variant}",
+            "Fig. 3(e, f): 'samples cluster towards the center of their respective classes as depth increases'",
+            "mean cosine distance of a training sample to its class centre at the last hidden layer over that at "
+            f"the first (at most half); {net}",
+            "<=", 0.5, partial(cos_dist_ratio, variant=variant),
+        ),
+        Criterion(
+            f"centres_orthogonal_{variant}",
+            "Fig. 3(e, f): 'the center vectors of different classes become mutually orthogonal'",
+            "mean cosine similarity between class centres at the last hidden layer (orthogonal: 0; at most 0.3, "
+            f"an angle of at least 72 degrees; ReLU outputs cannot reach 0 exactly); {net}",
+            "<=", 0.3, partial(centre_similarity_last, variant=variant),
+        ),
+    ]
+
+
+def _curve_criteria(variant: str) -> list[Criterion]:
+    out = []
+    for bn_mode in ("running", "batch"):
+        measured = f"test loss of the {variant} nets evaluated with BN {bn_mode} statistics"
+        out += [
+            Criterion(
+                f"loss_bump_{variant}_{bn_mode}",
+                "Fig. 3(g, h): the test loss 'may rise slightly before decreasing', the double descent the "
+                "figure exhibits",
+                f"largest rise of the deepest net's test loss above its first evaluation (nats); {measured}",
+                ">=", MIN_BUMP, partial(loss_bump_deepest, variant=variant, bn_mode=bn_mode),
+                running_only=bn_mode == "running",
+            ),
+            Criterion(
+                f"loss_bump_grows_{variant}_{bn_mode}",
+                "Fig. 3(g, h): the double descent becomes 'increasingly pronounced as the number of hidden "
+                "layers increases'",
+                f"Spearman correlation of the test-loss rise with depth over the trained depths; {measured}",
+                ">=", MIN_TREND, partial(loss_bump_trend, variant=variant, bn_mode=bn_mode),
+                running_only=bn_mode == "running",
+            ),
+        ]
+    return out
+
+
+def structure_criteria(config: StructureConfig) -> list[Criterion]:
+    """The criteria of ``structure`` (SPEC 6.1) for the variants ``config`` trains."""
+    out: list[Criterion] = []
+    for residual in ("none", "pre"):
+        if residual in config.residuals:
+            out += _layer_criteria(VARIANTS[residual]) + _curve_criteria(VARIANTS[residual])
+    return out
 
 
 EXPERIMENT = Structure
