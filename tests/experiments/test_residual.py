@@ -90,3 +90,36 @@ def test_seed_medians_rank_never_effective_last_and_take_the_majority():
     # one seed: its own values
     assert out.loc[("residual", 8), "lmap_effective_from"] == 5
     assert bool(out.loc[("residual", 8), "standard_structure"])
+
+
+def _grid(rows):
+    """A structure table from (variant, depth, width, seed, standard_structure, linear_tail) rows."""
+    table = pd.DataFrame(rows, columns=["variant", "depth", "width", "seed", "standard_structure", "linear_tail"])
+    return table.astype({"linear_tail": "Int64"})
+
+
+def test_residual_criteria_on_a_known_grid():
+    config = EXPERIMENT.scales["smoke"]
+    table = _grid([
+        ("plain", 4, 64, 0, True, 2), ("residual", 4, 64, 0, True, 2),
+        ("plain", 32, 64, 0, False, None), ("residual", 32, 64, 0, True, 20),
+        ("plain", 4, 256, 0, True, 2), ("residual", 4, 256, 0, False, 1),
+        ("plain", 32, 256, 0, True, 4), ("residual", 32, 256, 0, True, 22),
+        ("plain", 4, 64, 1, True, 2), ("residual", 4, 64, 1, False, 0),
+    ])  # fmt: skip
+    criteria = {c.name: c for c in EXPERIMENT().criteria(config)}
+    first = criteria["residual_keeps_structure_more_often"]
+    assert first.decides and first.evaluate({"structure": table}, config, 0).value == pytest.approx(0.0)
+    assert not first.evaluate({"structure": table}, config, 0).passes  # 3/4 each: not broader
+    assert first.evaluate({"structure": table}, config, 1).value == pytest.approx(-1.0)
+    wide = criteria["residual_structure_wide_range"].evaluate({"structure": table}, config, 0)
+    assert wide.value == pytest.approx(0.75) and wide.passes
+    deep = criteria["plain_loses_structure_when_deep"].evaluate({"structure": table}, config, 0)
+    assert deep.value == pytest.approx(0.5) and deep.passes
+    revised = criteria["linear_tail_longer_when_deep"]
+    assert not revised.decides and revised.revises == first.name and revised.since == "2026-11-30"
+    tail = revised.evaluate({"structure": table}, config, 0)
+    assert tail.value is True and tail.passes  # 20 > 0 (never effective) and 22 > 4
+    # seed 1 has no depth-32 pair: cannot be evaluated, with the reason
+    assert "no plain and residual pair" in revised.evaluate({"structure": table}, config, 1).reason
+    assert "no network of seed 7" in first.evaluate({"structure": table}, config, 7).reason

@@ -270,14 +270,15 @@ def residual_structure_share(tables: Mapping[str, pd.DataFrame], config: Any, se
 def deepest_share_difference(tables: Mapping[str, pd.DataFrame], config: Any, seed: int) -> float:
     """At the largest depth: share of residual networks (over widths) with the standard structure minus plain's."""
     rows = _grid(tables, seed)
-    return structure_share_difference({"structure": rows[rows["depth"] == rows["depth"].max()]}, config, seed)
+    deepest = rows[rows["depth"] == tables["structure"]["depth"].max()]
+    return structure_share_difference({"structure": deepest}, config, seed)
 
 
 def deepest_tail_longer(tables: Mapping[str, pd.DataFrame], config: Any, seed: int) -> bool:
     """At the largest depth and at every width >= 64: the residual net's linear tail is longer than the plain
     one's (a net with no effective L-map layer has a tail of 0)."""
     rows = _grid(tables, seed)
-    rows = rows[(rows["depth"] == rows["depth"].max()) & (rows["width"] >= 64)]
+    rows = rows[(rows["depth"] == tables["structure"]["depth"].max()) & (rows["width"] >= 64)]
     tails = rows.assign(tail=rows["linear_tail"].astype("float64").fillna(0.0))
     wide = tails.pivot_table(index="width", columns="variant", values="tail")
     if wide.empty or not {"plain", "residual"} <= set(wide.columns):
