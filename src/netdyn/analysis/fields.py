@@ -7,17 +7,23 @@ training samples' regions before and after grokking (paper Figs. 6-7).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from netdyn.analysis._common import (
     SPLITS,
     chunk_rows,
+    is_own_network,
     iter_chunks,
+    model_logits,
+    model_samples,
     net_device,
     net_dtype,
     samples_for,
@@ -27,6 +33,7 @@ from netdyn.analysis._common import (
 from netdyn.data.samples import DataLike
 from netdyn.errors import ConfigError
 from netdyn.models import MLP
+from netdyn.models.adapter import read_network
 
 POINT_COLUMNS = ["split", "label", "h_a", "h_b"]
 SUMMARY_COLUMNS = ["label", "test_in_train_fraction"]
@@ -97,24 +104,52 @@ def _check_choice(
     return chosen, (pair[0], pair[1])
 
 
+def _any_projections(model: nn.Module, shape: tuple[int, ...], x: torch.Tensor,
+                     neurons: tuple[int, int]) -> torch.Tensor:
+    """Any model's outputs of the given neuron pair for every row of x, float64 [P, 2], streamed in chunks."""
+    size = chunk_rows(x.shape[0], 8 * 4 * math.prod(shape))
+    parts = [model_logits(model, x[rows], shape)[:, list(neurons)].double() for rows in iter_chunks(x.shape[0], size)]
+    return torch.cat(parts) if parts else torch.zeros(0, 2, dtype=torch.float64)
+
+
 @torch.no_grad()
 def local_fields(
-    net: MLP, data: DataLike, classes: Sequence[int] = (1, 2, 3), neurons: Sequence[int] | None = None
+    net: MLP | nn.Module,
+    data: DataLike,
+    classes: Sequence[int] = (1, 2, 3),
+    neurons: Sequence[int] | None = None,
+    *,
+    input_shape: Sequence[int] | None = None,
+    cuts: Sequence[str] | None = None,
 ) -> LocalFields:
     """Output local fields of ``classes``' samples for a neuron pair, train and test (SPEC 5.7).
 
     ``neurons`` defaults to the output neurons of ``classes[0]`` and ``classes[1]``. See :class:`LocalFields`
     for the two tables.
+
+    Any other ``nn.Module`` than a netdyn :class:`MLP` (SPEC 10) is fed ``x.reshape(-1, *input_shape)`` and its
+    output is h^L; ``cuts``, which the output does not depend on, are checked as everywhere else.
     """
-    data = samples_for(net, data)
-    chosen, pair = _check_choice(classes, neurons, int(data.num_classes), net.widths[-1])
-    device = net_device(net)
+    project: Callable[[torch.Tensor, tuple[int, int]], torch.Tensor]
+    if is_own_network(net, input_shape, cuts):
+        data = samples_for(net, data)
+        n_out, device = net.widths[-1], net_device(net)
+        project = functools.partial(_projections, net)
+    else:
+        data, shape = model_samples(net, data, input_shape)
+        if cuts is not None:
+            read_network(net, shape, cuts)
+        probe = data.x_train[:1] if data.x_train.shape[0] else data.x_test[:1]
+        logits = model_logits(net, probe, shape)
+        n_out, device = logits.shape[1], logits.device
+        project = functools.partial(_any_projections, net, shape)
+    chosen, pair = _check_choice(classes, neurons, int(data.num_classes), n_out)
     wanted = torch.tensor(chosen, dtype=torch.int64)
     fields, labels, frames = {}, {}, []
     for split in SPLITS:
         x, y = split_tensors(data, split)
         mask = torch.isin(y, wanted)
-        fields[split] = _projections(net, x[mask], pair)
+        fields[split] = project(x[mask], pair).to(device)
         labels[split] = y[mask].to(device)
         points = fields[split].cpu().numpy()
         frames.append(pd.DataFrame({

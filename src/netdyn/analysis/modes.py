@@ -14,14 +14,18 @@ indicator is the RPD gradient (`netdyn.analysis.ranks.rpd_summary`), reported be
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import closing
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pandas as pd
 import torch
+from torch import nn
 
 from netdyn.analysis._common import (
+    cut_layers,
+    is_own_network,
     make_generator,
     net_device,
     resolve_layers,
@@ -29,10 +33,12 @@ from netdyn.analysis._common import (
     seeded_subset,
     take,
     walk,
+    with_cuts,
 )
 from netdyn.analysis.lmap import lmap_matrix
 from netdyn.analysis.ranks import (
     CHUNK_ELEMENTS,
+    contribution_rank_positions,
     order_index,
     pair_positions,
     sorted_runs,
@@ -40,7 +46,16 @@ from netdyn.analysis.ranks import (
     top_share,
     unsort,
 )
-from netdyn.data.samples import DataLike
+from netdyn.analysis.units import (
+    NO_PRIVILEGED_BASIS,
+    activations,
+    as_units,
+    linear_reference,
+    no_privileged_basis,
+    unit_axis,
+    unit_contributions,
+)
+from netdyn.data.samples import DataLike, SampleSet
 from netdyn.errors import ConfigError, ModelError
 from netdyn.models import MLP
 
@@ -49,6 +64,8 @@ INFORMATION_BINS = 16
 INACTIVE_BELOW = 0.01
 """A neuron whose class information is below this is `inactive` (constant or class-blind)."""
 NEURON_COLUMNS = ["layer", "neuron", "order_preservation", "order_index", "class_information", "mode"]
+UNDEFINED = "undefined"
+"""The mode of a unit where the cut has no privileged basis (a transformer's residual stream; SPEC 10)."""
 CENSUS_COLUMNS = ["layer", "opm", "npm", "inactive", "rho_mean", "rho_q10", "rho_q25", "rho_median", "rho_q75",
                   "order_index_mean", "class_information_mean"]
 
@@ -313,12 +330,15 @@ def _layer_modes(
 
 @torch.no_grad()
 def neuron_modes(
-    net: MLP,
+    net: MLP | nn.Module,
     data: DataLike,
     layers: Sequence[int] | None = None,
     threshold: float = 0.9,
     max_samples: int | None = 2000,
     seed: int | torch.Generator = 0,
+    *,
+    input_shape: Sequence[int] | None = None,
+    cuts: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Mode of every neuron of the hidden layers (default 1..L-1), measured on the training set (SPEC 5.4).
 
@@ -328,44 +348,134 @@ def neuron_modes(
     rho_i >= ``threshold``, else ``NPM``. ``max_samples`` (None: all) takes a seeded subset, the same one as
     `rpd` with the same ``max_samples`` and seed; the seed's generator then shuffles the labels once for the
     information's bias correction.
+
+    Any other ``nn.Module`` than a netdyn :class:`MLP` is read through the network adapter (SPEC 10; ``cuts`` and
+    ``input_shape`` as for :func:`~netdyn.analysis.lmap.lmap_accuracy`). A neuron is a unit of the cut
+    (:mod:`netdyn.analysis.units`): a conv channel's rho is the median over its positions of each position's rho,
+    its class information that of its spatial mean, its order index that of its contributions summed over positions
+    (gradient x input of the linearised tail); the linear reference runs from the previous cut's local field with
+    every transfer function up to the unit linearised. The table adds ``cut`` and ``reason``: at a transformer's
+    residual stream every value is NaN and ``mode`` is ``undefined``, with the reason; empty where measured.
     """
+    if not is_own_network(net, input_shape, cuts):
+        return _any_neuron_modes(net, data, layers, threshold, max_samples, seed, input_shape, cuts)
     data = samples_for(net, data)
+    _check_modes_options(threshold, max_samples)
+    chosen = resolve_layers(net, layers, hidden_only=True)
+    x, y, shuffled = _modes_samples(data, net.widths[-1], net_device(net), max_samples, seed)
+    frames = []
+    for l, x_l, r_l in linear_references(net, x, chosen):
+        if not (torch.isfinite(x_l).all() and torch.isfinite(r_l).all()):
+            raise ModelError(f"layer {l} has NaN or infinite values: cannot measure its neuron modes")
+        rho, order_index, information = _layer_modes(x_l, r_l, lmap_matrix(net, l)[0], y, shuffled, net.widths[-1])
+        frames.append(_modes_frame(l, rho, order_index, information, threshold))
+    if not frames:
+        return _empty(NEURON_COLUMNS, {"mode"})
+    return pd.concat(frames, ignore_index=True).astype({"layer": "int64", "neuron": "int64"})
+
+
+def _check_modes_options(threshold: float, max_samples: int | None) -> None:
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
         raise ConfigError(f"threshold must be a number in [0, 1], got {threshold!r}")
     if max_samples is not None and (isinstance(max_samples, bool) or not isinstance(max_samples, int)
                                     or max_samples < 2):
         raise ConfigError(f"max_samples must be an integer >= 2 or None, got {max_samples!r}")
-    chosen = resolve_layers(net, layers, hidden_only=True)
+
+
+def _modes_samples(
+    data: SampleSet, n_classes: int, device: torch.device, max_samples: int | None, seed: int | torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The seeded training subset (x, y) and its labels shuffled once by the same generator."""
     x, y = data.x_train, data.y_train
     if x.shape[0] < 2:
         raise ConfigError("neuron modes need at least two training samples")
-    n_classes = net.widths[-1]
     if int(y.min()) < 0 or int(y.max()) >= n_classes:
         raise ConfigError(f"training labels must lie in 0..{n_classes - 1} (the network's classes)")
     generator = make_generator(seed)
     idx = seeded_subset(x.shape[0], max_samples, generator)
-    x, y = take(x, idx), take(y, idx).to(net_device(net))
-    shuffled = y[torch.randperm(y.shape[0], generator=generator).to(y.device)]
-    frames = []
-    for l, x_l, r_l in linear_references(net, x, chosen):
+    x, y = take(x, idx), take(y, idx).to(device)
+    return x, y, y[torch.randperm(y.shape[0], generator=generator).to(y.device)]
+
+
+def _modes_frame(
+    l: int, rho: torch.Tensor, index: torch.Tensor, information: torch.Tensor, threshold: float
+) -> pd.DataFrame:
+    mode = [
+        "inactive" if info < INACTIVE_BELOW else "OPM" if r >= threshold else "NPM"
+        for r, info in zip(rho.tolist(), information.tolist(), strict=True)
+    ]
+    return pd.DataFrame({
+        "layer": l,
+        "neuron": range(rho.shape[0]),
+        "order_preservation": rho.numpy(),
+        "order_index": index.numpy(),
+        "class_information": information.numpy(),
+        "mode": mode,
+    })
+
+
+def _any_neuron_modes(
+    model: nn.Module,
+    data: DataLike,
+    layers: Sequence[int] | None,
+    threshold: float,
+    max_samples: int | None,
+    seed: int | torch.Generator,
+    input_shape: Sequence[int] | None,
+    cuts: Sequence[str] | None,
+) -> pd.DataFrame:
+    """Neuron modes of any model's cuts, per unit (NaN where the cut has no privileged basis)."""
+    reader, samples, _ = cut_layers(model, data, None, input_shape, cuts)
+    _check_modes_options(threshold, max_samples)
+    chosen = resolve_layers(reader, layers, hidden_only=True)
+    network = reader.network
+    n_classes = reader.widths[-1]
+    x, y, shuffled = _modes_samples(samples, n_classes, reader.device, max_samples, seed)
+    frames, reasons = [], {}
+    for l in chosen:
+        reasons[l] = NO_PRIVILEGED_BASIS if no_privileged_basis(network, l) else ""
+        if reasons[l]:
+            n_units = as_units(network.activations(x[:1], l), -1).shape[1]
+            nan = torch.full((n_units,), math.nan, dtype=torch.float64)
+            frame = _modes_frame(l, nan, nan, nan, threshold)
+            frame["mode"] = UNDEFINED
+            frames.append(frame)
+            continue
+        axis = unit_axis(network, l)
+        x_l, r_l = (as_units(v, axis) for v in (activations(network, l, x), linear_reference(network, l, x)))
         if not (torch.isfinite(x_l).all() and torch.isfinite(r_l).all()):
-            raise ModelError(f"layer {l} has NaN or infinite values: cannot measure its neuron modes")
-        rho, order_index, information = _layer_modes(x_l, r_l, lmap_matrix(net, l)[0], y, shuffled, n_classes)
-        mode = [
-            "inactive" if info < INACTIVE_BELOW else "OPM" if r >= threshold else "NPM"
-            for r, info in zip(rho.tolist(), information.tolist(), strict=True)
-        ]
-        frames.append(pd.DataFrame({
-            "layer": l,
-            "neuron": range(x_l.shape[1]),
-            "order_preservation": rho.numpy(),
-            "order_index": order_index.numpy(),
-            "class_information": information.numpy(),
-            "mode": mode,
-        }))
+            raise ModelError(f"layer {l} ({network.cut(l).name}) has NaN or infinite values: cannot measure its "
+                             "neuron modes")
+        ranks = contribution_rank_positions(unit_contributions(network, l, x), y)
+        rho, information = _unit_modes(x_l, r_l, y, shuffled, n_classes)
+        index = order_index(ranks.neuron_top_mass.cpu(), ranks.chance)
+        frames.append(_modes_frame(l, rho, index, information, threshold))
     if not frames:
-        return _empty(NEURON_COLUMNS, {"mode"})
-    return pd.concat(frames, ignore_index=True).astype({"layer": "int64", "neuron": "int64"})
+        return with_cuts(_empty([*NEURON_COLUMNS, "reason"], {"mode", "reason"}), reader)
+    table = pd.concat(frames, ignore_index=True).astype({"layer": "int64", "neuron": "int64"})
+    table["reason"] = [reasons[int(l)] for l in table["layer"]]
+    return with_cuts(table, reader)
+
+
+def _unit_modes(
+    x_l: torch.Tensor, r_l: torch.Tensor, labels: torch.Tensor, shuffled: torch.Tensor, n_classes: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rho, I) of every unit [P, units, positions]: rho the median over positions, I that of the spatial mean."""
+    p, width, positions = x_l.shape
+    if positions == 1:
+        rho = goodman_kruskal_gamma(x_l[:, :, 0], r_l[:, :, 0]).abs()
+        means = x_l[:, :, 0]
+    else:
+        gammas = goodman_kruskal_gamma(x_l.reshape(p, -1), r_l.reshape(p, -1)).abs().view(width, positions)
+        rho = gammas.quantile(0.5, dim=1)
+        means = x_l.double().mean(-1)
+    parts = []
+    step = _chunk(p)
+    for lo in range(0, width, step):
+        below, _ = tie_groups(means[:, lo : lo + step].T)
+        parts.append(_information_from_codes(below, labels, shuffled, n_classes, INFORMATION_BINS))
+    information = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
+    return rho.cpu(), information.cpu()
 
 
 def neuron_mode_census(table: pd.DataFrame) -> pd.DataFrame:
@@ -378,18 +488,26 @@ def neuron_mode_census(table: pd.DataFrame) -> pd.DataFrame:
 
     Columns ``layer, opm, npm, inactive, rho_mean, rho_q10, rho_q25, rho_median, rho_q75, order_index_mean,
     class_information_mean``. Neurons whose rho is undefined (NaN: a constant output) are left out of its
-    distribution.
+    distribution. A table of any model (SPEC 10) keeps its ``cut`` and ``reason`` columns; at a cut whose units
+    are ``undefined`` (a transformer's residual stream) every value is NaN.
     """
     missing = [c for c in NEURON_COLUMNS if c not in table.columns]
     if missing:
         raise ConfigError(f"neuron_mode_census takes a neuron_modes table; missing columns {missing}")
+    extra = [c for c in ("cut", "reason") if c in table.columns]
+    columns = ["layer", *(["cut"] if "cut" in extra else []), *CENSUS_COLUMNS[1:], *(["reason"] if "reason" in extra
+                                                                                      else [])]
     if table.empty:
-        return _empty(CENSUS_COLUMNS, set())
+        return _empty(columns, set(extra))
     grouped = table.groupby("layer", sort=True)
+
+    def share(mode: str) -> Any:
+        return grouped["mode"].agg(lambda m: float((m[m != UNDEFINED] == mode).mean()))
+
     out = pd.DataFrame({
-        "opm": grouped["mode"].agg(lambda m: float((m == "OPM").mean())),
-        "npm": grouped["mode"].agg(lambda m: float((m == "NPM").mean())),
-        "inactive": grouped["mode"].agg(lambda m: float((m == "inactive").mean())),
+        "opm": share("OPM"),
+        "npm": share("NPM"),
+        "inactive": share("inactive"),
         "rho_mean": grouped["order_preservation"].mean(),
         "rho_q10": grouped["order_preservation"].quantile(0.10),
         "rho_q25": grouped["order_preservation"].quantile(0.25),
@@ -397,8 +515,9 @@ def neuron_mode_census(table: pd.DataFrame) -> pd.DataFrame:
         "rho_q75": grouped["order_preservation"].quantile(0.75),
         "order_index_mean": grouped["order_index"].mean(),
         "class_information_mean": grouped["class_information"].mean(),
+        **{c: grouped[c].first() for c in extra},
     }).reset_index()
-    return out[CENSUS_COLUMNS].astype({"layer": "int64"})
+    return out[columns].astype({"layer": "int64"})
 
 
 def _empty(columns: list[str], strings: set[str]) -> pd.DataFrame:

@@ -16,16 +16,29 @@ under random tie-breaking, both for the histogram of q = (position - 1/2) / P an
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import math
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from typing import Literal, TypeVar, overload
 
 import pandas as pd
 import torch
+from torch import nn
 
-from netdyn.analysis._common import net_device, resolve_layers, samples_for, seeded_subset, take, walk
+from netdyn.analysis._common import (
+    cut_layers,
+    is_own_network,
+    net_device,
+    resolve_layers,
+    samples_for,
+    seeded_subset,
+    take,
+    walk,
+    with_cuts,
+)
 from netdyn.analysis.lmap import lmap_matrix
+from netdyn.analysis.units import NO_PRIVILEGED_BASIS, no_privileged_basis, unit_contributions
 from netdyn.data.samples import DataLike, SampleSet
 from netdyn.errors import ConfigError, ModelError
 from netdyn.models import MLP
@@ -210,6 +223,45 @@ def rank_positions(values: torch.Tensor, weights: torch.Tensor, labels: torch.Te
     return RankPositions(position_mass=mass, neuron_top_mass=neuron_top, class_fractions=counts.double() / n)
 
 
+@torch.no_grad()
+def contribution_rank_positions(contributions: torch.Tensor, labels: torch.Tensor) -> RankPositions:
+    """Rank statistics of per-class contributions [C, P, N] (any model's RPD, SPEC 10).
+
+    Sample mu of class k is ranked, descending, in unit i's sequence {contributions[k, nu, i]} over all nu, ties
+    spread over their positions: :func:`rank_positions` where ``contributions[k] = weights[k] * values``, and the
+    same ranking where a unit's contribution is not one weight times one value (a conv channel's sum over
+    positions, a nonlinear tail's gradient x input). One sort per class and unit.
+    """
+    if contributions.ndim != 3 or labels.shape != contributions.shape[1:2] or contributions.shape[1] == 0:
+        raise ConfigError(f"contribution ranks take contributions [C, P, N] with P > 0 and P labels, got "
+                          f"{tuple(contributions.shape)} and {tuple(labels.shape)}")
+    if not torch.isfinite(contributions).all():
+        raise ModelError("the layer's contributions hold NaN or infinity: cannot rank them (did training diverge?)")
+    n_classes, n, width = contributions.shape
+    device = contributions.device
+    labels = labels.to(device)
+    if int(labels.min()) < 0 or int(labels.max()) >= n_classes:
+        raise ConfigError(f"labels must lie in 0..{n_classes - 1} (the network's classes)")
+    counts = torch.bincount(labels, minlength=n_classes)
+    diff = torch.zeros(n + 1, dtype=torch.float64, device=device)
+    neuron_top = torch.zeros(width, dtype=torch.float64, device=device)
+    step = max(1, CHUNK_ELEMENTS // n)
+    for k in torch.nonzero(counts).flatten().tolist():
+        own = labels == k
+        for lo in range(0, width, step):
+            hi = min(width, lo + step)
+            # descending: the entries strictly above a value come first, as those strictly below its negation
+            below, equal = tie_groups(-contributions[k, :, lo:hi].T)
+            start, size = below[:, own], equal[:, own]
+            share = 1.0 / size.double()
+            diff += torch.bincount(start.flatten(), weights=share.flatten(), minlength=n + 1)
+            diff -= torch.bincount((start + size).flatten(), weights=share.flatten(), minlength=n + 1)
+            inside = (torch.minimum(counts[k], start + size) - start).clamp_(min=0)
+            neuron_top[lo:hi] += (inside / size.double()).sum(-1)
+    mass = torch.cumsum(diff, 0)[:n].clamp_(min=0)
+    return RankPositions(position_mass=mass, neuron_top_mass=neuron_top / n, class_fractions=counts.double() / n)
+
+
 def density_gradient(q: torch.Tensor, density: torch.Tensor) -> float:
     """Minus the least-squares slope of density against q (0 for a flat RPD)."""
     q, d = q.double(), density.double()
@@ -250,13 +302,12 @@ def layer_rank_positions(
 
 
 def _training_subset(
-    net: MLP, data: SampleSet, max_samples: int | None, seed: int | torch.Generator
+    device: torch.device, data: SampleSet, max_samples: int | None, seed: int | torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
     x, y = data.x_train, data.y_train
     if x.shape[0] == 0:
         raise ConfigError("the training set is empty: the RPD needs samples")
     idx = seeded_subset(x.shape[0], max_samples, seed)
-    device = net_device(net)
     return take(x, idx), take(y, idx).to(device)
 
 
@@ -271,61 +322,121 @@ def _rpd_layers(
 ) -> Iterator[tuple[int, RankPositions]]:
     _check_options(bins, use)
     chosen = resolve_layers(net, layers, hidden_only=True)
-    x, y = _training_subset(net, data, max_samples, seed)
+    x, y = _training_subset(net_device(net), data, max_samples, seed)
     yield from layer_rank_positions(net, x, y, chosen, use)
 
 
 @torch.no_grad()
 def rpd(
-    net: MLP,
+    net: MLP | nn.Module,
     data: DataLike,
     layers: Sequence[int] | None = None,
     bins: int = 50,
     use: str = "output",
     max_samples: int | None = None,
     seed: int | torch.Generator = 0,
+    *,
+    input_shape: Sequence[int] | None = None,
+    cuts: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """The RPD of each hidden layer (default 1..L-1) on the training set: columns ``layer, q, density``.
 
     ``q`` are the bin centres of ``bins`` equal bins of [0, 1]; ``density`` integrates to 1. ``use="field"``
     ranks the local fields h^l instead of the outputs x^l. ``max_samples`` takes a seeded subset.
+
+    Any other ``nn.Module`` than a netdyn :class:`MLP` is read through the network adapter (SPEC 10; ``cuts`` and
+    ``input_shape`` as for :func:`~netdyn.analysis.lmap.lmap_accuracy`): contributions are gradient x input of the
+    linearised tail, per unit (a conv channel or a transformer unit summed over positions or tokens; see
+    :mod:`netdyn.analysis.units`), and the table adds ``cut`` and ``reason`` (empty where measured; why not where
+    the density is NaN: a transformer's residual stream). ``use="field"`` ranks the cut's local field, the input
+    of the transfer function that produces it (the cut itself where none does).
     """
-    return rpd_tables(net, data, layers, bins, use, max_samples, seed)[0]
+    return rpd_tables(net, data, layers, bins, use, max_samples, seed, input_shape=input_shape, cuts=cuts)[0]
 
 
 @torch.no_grad()
 def rpd_summary(
-    net: MLP,
+    net: MLP | nn.Module,
     data: DataLike,
     layers: Sequence[int] | None = None,
     bins: int = 50,
     use: str = "output",
     max_samples: int | None = None,
     seed: int | torch.Generator = 0,
+    *,
+    input_shape: Sequence[int] | None = None,
+    cuts: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """One row per hidden layer: ``layer, gradient, top_mass, order_index`` (SPEC 5.3).
 
     ``gradient`` is minus the least-squares slope of the RPD's density against q (the paper's indicator);
     ``top_mass`` T the expected fraction of pairs within the top n_k positions of their class;
     ``order_index`` O = (T - sum_k p_k^2) / (1 - sum_k p_k^2), 0 for a random order, ties included.
+    Any other ``nn.Module`` as for :func:`rpd` (the table adds ``cut`` and ``reason``).
     """
-    return rpd_tables(net, data, layers, bins, use, max_samples, seed)[1]
+    return rpd_tables(net, data, layers, bins, use, max_samples, seed, input_shape=input_shape, cuts=cuts)[1]
 
 
 @torch.no_grad()
 def rpd_tables(
-    net: MLP,
+    net: MLP | nn.Module,
     data: DataLike,
     layers: Sequence[int] | None = None,
     bins: int = 50,
     use: str = "output",
     max_samples: int | None = None,
     seed: int | torch.Generator = 0,
+    *,
+    input_shape: Sequence[int] | None = None,
+    cuts: Sequence[str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(rpd(...), rpd_summary(...))`` from one ranking of each layer (what ``analyze`` uses)."""
+    if not is_own_network(net, input_shape, cuts):
+        return _any_rpd_tables(net, data, layers, bins, use, max_samples, seed, input_shape, cuts)
     data = samples_for(net, data)
+    return _rpd_frames(_rpd_layers(net, data, layers, bins, use, max_samples, seed), bins)
+
+
+def _any_rpd_tables(
+    model: nn.Module,
+    data: DataLike,
+    layers: Sequence[int] | None,
+    bins: int,
+    use: str,
+    max_samples: int | None,
+    seed: int | torch.Generator,
+    input_shape: Sequence[int] | None,
+    cuts: Sequence[str] | None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The RPD of any model: per cut, the ranks of its units' contributions (NaN where it has no privileged basis)."""
+    _check_options(bins, use)
+    reader, samples, _ = cut_layers(model, data, None, input_shape, cuts)
+    chosen = resolve_layers(reader, layers, hidden_only=True)
+    network = reader.network
+    x, y = _training_subset(reader.device, samples, max_samples, seed)
+    reasons = {l: NO_PRIVILEGED_BASIS if no_privileged_basis(network, l) else "" for l in chosen}
+
+    def ranked() -> Iterator[tuple[int, RankPositions | None]]:
+        for l in chosen:
+            yield l, None if reasons[l] else contribution_rank_positions(unit_contributions(network, l, x, use), y)
+
+    curves, summary = _rpd_frames(ranked(), bins)
+    for table in (curves, summary):
+        table["reason"] = [reasons[int(l)] for l in table["layer"]]
+    return with_cuts(curves, reader), with_cuts(summary, reader)
+
+
+def _rpd_frames(
+    ranked: Iterable[tuple[int, RankPositions | None]], bins: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The RPD's curves and summary from each layer's rank statistics (None: NaN rows for that layer)."""
     frames, rows = [], []
-    for l, ranks in _rpd_layers(net, data, layers, bins, use, max_samples, seed):
+    for l, ranks in ranked:
+        if ranks is None:
+            q = (torch.arange(bins, dtype=torch.float64) + 0.5) / bins
+            frames.append(pd.DataFrame({"layer": l, "q": q.numpy(), "density": math.nan}))
+            rows.append({"layer": l, "gradient": math.nan, "top_mass": math.nan, "order_index": math.nan})
+            continue
         q, density = ranks.density(bins)
         frames.append(pd.DataFrame({"layer": l, "q": q.numpy(), "density": density.numpy()}))
         top_mass = float(ranks.neuron_top_mass.mean())

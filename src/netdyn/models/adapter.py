@@ -585,24 +585,70 @@ def build_tail(graph_module: fx.GraphModule, cut: fx.Node) -> tuple[fx.GraphModu
     the identity, batch norm the affine map of its running statistics, dropout the identity. Returns the
     GraphModule (inputs: the cut's value, then the skips crossing it) and the names of the nodes it takes.
     """
-    graph = graph_module.graph
+    body, inputs = _tail_nodes(graph_module.graph, cut)
+    (result,) = [n for n in graph_module.graph.nodes if n.op == "output"]
+    return _linearised_copy(graph_module, body, inputs, result.args[0])
+
+
+def build_segment(
+    graph_module: fx.GraphModule, sources: Sequence[fx.Node], target: fx.Node
+) -> tuple[fx.GraphModule, tuple[str, ...]]:
+    """The part of the graph that computes ``target`` from ``sources``, linearised as a tail is.
+
+    Its nodes are ``target`` and those of its ancestors that are neither a source nor a data-dependent ancestor of
+    one; each elementwise transfer function among them becomes the identity, batch norm its running-statistics map
+    (:func:`build_tail`). Returns the GraphModule (inputs: the sources' values, then those of the other trunk nodes
+    it reads, such as a skip) and the names of the nodes it takes.
+    """
+    dependent = _data_dependent(graph_module.graph)
+    known = set(sources).union(*(_ancestors(s) for s in sources)) & dependent
+    wanted = {target} | _ancestors(target)
+    body = [n for n in graph_module.graph.nodes
+            if n in wanted and n not in known and n.op not in ("placeholder", "output")]
+    inputs = list(sources)
+    read = [a for n in body for a in n.all_input_nodes] + ([] if target in body else [target])
+    for a in read:
+        if a in known and a not in inputs:
+            inputs.append(a)
+    return _linearised_copy(graph_module, body, inputs, target)
+
+
+def transfer_input(graph_module: fx.GraphModule, node: fx.Node) -> fx.Node:
+    """The local field of a node: the input of the transfer function that produces it.
+
+    Where ``node`` applies an elementwise transfer function (not a gate), its input; where ``node`` is the pooling
+    directly after one (a default cut of a conv net), that transfer function's input; ``node`` itself otherwise
+    (no transfer function produces it).
+    """
     modules = dict(graph_module.named_modules())
-    dependent = _data_dependent(graph)
-    body, inputs = _tail_nodes(graph, cut)
-    tail = fx.Graph()
-    env: dict[fx.Node, fx.Node] = {n: tail.placeholder(n.name) for n in inputs}
+    source = node
+    pools = (_MAX_POOL_MODULES + _AVG_POOL_MODULES, _MAX_POOL_FUNCTIONS + _AVG_POOL_FUNCTIONS)
+    if _is_pool(node, modules, *pools) and node.all_input_nodes:
+        source = node.all_input_nodes[0]
+    if _transfer_name(source, modules) is not None and not _is_gate(source, _data_dependent(graph_module.graph)):
+        return source.all_input_nodes[0]
+    return node
+
+
+def _linearised_copy(
+    graph_module: fx.GraphModule, body: Sequence[fx.Node], inputs: Sequence[fx.Node], result: Any
+) -> tuple[fx.GraphModule, tuple[str, ...]]:
+    """``body``'s nodes copied into a new graph that takes ``inputs`` and returns ``result``, linearised."""
+    modules = dict(graph_module.named_modules())
+    dependent = _data_dependent(graph_module.graph)
+    graph = fx.Graph()
+    env: dict[fx.Node, fx.Node] = {n: graph.placeholder(n.name) for n in inputs}
     for node in body:
         if _transfer_name(node, modules) is not None and not _is_gate(node, dependent):
             env[node] = env[node.all_input_nodes[0]]
         elif node.op == "call_module" and isinstance(modules[str(node.target)], nn.modules.dropout._DropoutNd):
             env[node] = env[node.all_input_nodes[0]]
         elif node.op == "call_module" and _running_batchnorm(bn := modules[str(node.target)]):
-            env[node] = _batchnorm_node(tail, str(node.target), bn, env[node.all_input_nodes[0]])
+            env[node] = _batchnorm_node(graph, str(node.target), bn, env[node.all_input_nodes[0]])
         else:
-            env[node] = tail.node_copy(node, lambda a: env[a])
-    (result,) = [n for n in graph.nodes if n.op == "output"]
-    tail.output(env[result.args[0]])
-    return fx.GraphModule(graph_module, tail), tuple(n.name for n in inputs)
+            env[node] = graph.node_copy(node, lambda a: env[a])
+    graph.output(env[result])
+    return fx.GraphModule(graph_module, graph), tuple(n.name for n in inputs)
 
 
 def _running_batchnorm(module: nn.Module) -> TypeGuard[nn.modules.batchnorm._BatchNorm]:
