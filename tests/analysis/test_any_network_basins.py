@@ -228,3 +228,73 @@ def test_seeded_any_model_basins_repeat(images):
     other = sample_basin(model, data, eps=[0.0, 1.0], repeats=2, input_shape=(1, 8, 8), seed=4, layer=2)
     assert np.array_equal(first.curve.to_numpy(), again.curve.to_numpy())
     assert other.settings["cut"] == "6"
+
+
+# ------------------------------------------------------------------------------------- LP and geometry, pooled
+@pytest.fixture(scope="module")
+def images64(images):
+    model, (x_train, y_train, x_test, y_test) = images
+    return copy.deepcopy(model).double(), (x_train.double(), y_train, x_test.double(), y_test)
+
+
+def pooled_cut(model, x, layer):
+    """The conv net's cut ``layer`` (input, first pooled ReLU, second) on samples x, average-pooled 2 x 2 by hand."""
+    a = x.reshape(-1, 1, 8, 8) if layer == 0 else model[: 4 if layer == 1 else 7](x.reshape(-1, 1, 8, 8))
+    a = a.detach().numpy()
+    n, c, h, w = a.shape
+    return a.reshape(n, c, h // 2, 2, w // 2, 2).mean(axis=(3, 5)).reshape(n, -1)
+
+
+def test_the_lp_of_a_cut_whose_dual_does_not_fit_is_fitted_on_pooled_activations(monkeypatch, images64):
+    from sklearn.linear_model import Ridge
+
+    from netdyn.analysis import probes
+    from netdyn.analysis.probes import lp_accuracy
+
+    model, data = images64
+    monkeypatch.setattr(probes, "PRIMAL_MAX_FEATURES", 20)
+    assert (lp_accuracy(model, data, input_shape=(1, 8, 8))["features"] == "dual").all()  # 2 GiB: the dual fits
+    table = lp_accuracy(model, data, input_shape=(1, 8, 8), memory_budget=100_000, ridge=1e-3)
+    assert (table["features"] == "pooled:2 x 2").all()
+    with torch.no_grad():
+        logits = model(data[0].reshape(-1, 1, 8, 8)).numpy()
+        for layer in range(3):
+            x_train, x_test = pooled_cut(model, data[0], layer), pooled_cut(model, data[2], layer)
+            centred = x_train - x_train.mean(0)
+            ridge = Ridge(alpha=1e-3 * np.trace(centred.T @ centred) / x_train.shape[1]).fit(x_train, logits)
+            for split, x, y in (("train", x_train, data[1]), ("test", x_test, data[3])):
+                expected = (ridge.predict(x).argmax(1) == y.numpy()).mean()
+                row = table[(table["layer"] == layer) & (table["split"] == split)]
+                assert row["accuracy"].item() == pytest.approx(expected, abs=1e-12)
+
+
+def test_a_flat_cut_that_fits_no_form_is_a_model_error(monkeypatch, data):
+    from netdyn.analysis import probes
+    from netdyn.analysis.probes import lp_accuracy
+    from netdyn.errors import ModelError
+
+    monkeypatch.setattr(probes, "PRIMAL_MAX_FEATURES", 5)
+    model = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 4)).double()
+    with pytest.raises(ModelError, match="only a conv cut"):
+        lp_accuracy(model, data, memory_budget=1000)
+    with pytest.raises(ConfigError, match="memory_budget"):
+        lp_accuracy(model, data, memory_budget=0)
+
+
+def test_class_geometry_pools_a_cut_whose_centres_do_not_fit(images64):
+    from netdyn.analysis.geometry import class_geometry
+
+    model, data = images64
+    full = class_geometry(model, data, input_shape=(1, 8, 8))
+    assert (full["features"] == "full").all()
+    table = class_geometry(model, data, input_shape=(1, 8, 8), memory_budget=2000)
+    assert (table["features"] == "pooled:2 x 2").all()
+    y = data[1].numpy()
+    for layer in range(3):
+        x = pooled_cut(model, data[0], layer)
+        centres = np.stack([x[y == k].mean(0) for k in range(3)])
+        own = centres[y]
+        cos = (x * own).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(own, axis=1))
+        assert table.loc[layer, "cos_dist_mean"] == pytest.approx((1 - cos).mean(), rel=1e-9)
+    samples = class_geometry(model, data, input_shape=(1, 8, 8), memory_budget=2000, per_sample=True, limit=3)
+    assert (samples["features"] == "pooled:2 x 2").all() and len(samples) == 3 * 3 * 3

@@ -240,6 +240,8 @@ class CutLayers:
     chosen: list[int]
     device: torch.device
     dtype: torch.dtype
+    shapes: list[tuple[int, ...]] = dataclasses.field(default_factory=list)
+    """Each cut's activations of one sample as the model holds them ([C, H, W] for a conv cut)."""
 
     @property
     def n_layers(self) -> int:
@@ -320,9 +322,10 @@ def cut_layers(
     chosen = resolve_layers(network, layers)
     probe = samples.x_train[:1] if samples.x_train.shape[0] else samples.x_test[:1]
     values = network.capture(probe, [c.node for c in network.cuts])
-    widths = [math.prod(values[c.node].shape[1:]) for c in network.cuts] + [values["logits"].shape[1]]
+    shapes = [tuple(values[c.node].shape[1:]) for c in network.cuts]
+    widths = [math.prod(shape) for shape in shapes] + [values["logits"].shape[1]]
     ref = values["logits"]
-    return CutLayers(network, widths, chosen, ref.device, ref.dtype), samples, chosen
+    return CutLayers(network, widths, chosen, ref.device, ref.dtype, shapes), samples, chosen
 
 
 def with_cuts(table: Any, reader: LayerReader) -> Any:

@@ -11,6 +11,9 @@ from netdyn import _config
 from netdyn._device import check_device_name
 from netdyn.errors import ConfigError
 
+#: Default of ``AnalysisConfig.memory_budget``: bytes the LP's and the geometry's working values may take per cut.
+MEMORY_BUDGET = 2 << 30
+
 
 def _positive_int(value: Any, name: str, low: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
@@ -41,6 +44,10 @@ class AnalysisConfig:
     """Classes whose output local fields are projected (the first two name the neuron pair)."""
     bn_batch_size: int = 100
     """Batch size whose statistics bn_perturbation compares with the running ones (the training batch)."""
+    memory_budget: int = MEMORY_BUDGET
+    """Bytes the LP and the class geometry may hold per cut of a model that is not a netdyn MLP (2 GiB; SPEC 10).
+    A cut wider than 8,192 features gets the LP's dual form while it fits, else a conv cut's activations are
+    average-pooled k x k to fit; the geometry pools the same way where its class centres do not fit."""
     seed: int = 0
     """Seed of every subset and noise draw."""
     device: str = "auto"
@@ -57,6 +64,7 @@ class AnalysisConfig:
         _positive_int(self.bins, "bins", 2)
         _positive_int(self.bn_batch_size, "bn_batch_size", 2)
         _positive_int(self.seed, "seed", 0)
+        _positive_int(self.memory_budget, "memory_budget")
         if self.basin_samples is not None:
             _positive_int(self.basin_samples, "basin_samples")
         if not isinstance(self.basins, bool):

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from netdyn.analysis._common import (
+    CutLayers,
     LayerReader,
     MLPLayers,
     chunk_rows,
@@ -29,6 +30,8 @@ from netdyn.analysis._common import (
     split_tensors,
     with_cuts,
 )
+from netdyn.analysis._pooling import PooledLayers, check_budget, features_label, pool_to_fit
+from netdyn.analysis.config import MEMORY_BUDGET
 from netdyn.data.samples import DataLike, SampleSet
 from netdyn.errors import ConfigError
 from netdyn.models import MLP
@@ -137,6 +140,7 @@ def class_geometry(
     *,
     input_shape: Sequence[int] | None = None,
     cuts: Sequence[str] | None = None,
+    memory_budget: int = MEMORY_BUDGET,
 ) -> pd.DataFrame:
     """Class geometry of the training set at each layer l = 0..L-1 (SPEC 5.5).
 
@@ -150,16 +154,38 @@ def class_geometry(
     ``classes`` (None: all), the first ``limit`` of each class in dataset order (``sample`` = training index).
 
     Any other ``nn.Module`` than a netdyn :class:`MLP` is read through the network adapter (SPEC 10): the
-    layers are its cuts, measured on their flattened activations, and the table adds ``cut``.
+    layers are its cuts, measured on their flattened activations, and the table adds ``cut`` and ``features``:
+    ``full``, or ``pooled:k x k`` where a conv cut's class centres would not fit ``memory_budget`` bytes and its
+    activations are average-pooled over k x k windows (the smallest k that fits), as the LP's are.
     """
-    reader: LayerReader
+    memory_budget = check_budget(memory_budget)
     if is_own_network(net, input_shape, cuts):
         data = samples_for(net, data)
         chosen = resolve_layers(net, layers)
-        reader = MLPLayers(net)
-    else:
-        reader, data, chosen = cut_layers(net, data, layers, input_shape, cuts)
-    return with_cuts(_geometry(reader, data, chosen, per_sample, classes, limit), reader)
+        return _geometry(MLPLayers(net), data, chosen, per_sample, classes, limit)
+    cut_reader, data, chosen = cut_layers(net, data, layers, input_shape, cuts)
+    pools = _pools(cut_reader, chosen, int(data.num_classes), memory_budget)
+    reader: LayerReader = PooledLayers(cut_reader, pools) if pools else cut_reader
+    table = with_cuts(_geometry(reader, data, chosen, per_sample, classes, limit), reader)
+    table["features"] = [features_label(pools.get(int(l))) for l in table["layer"]]
+    return table
+
+
+def _geometry_bytes(d: int, num_classes: int) -> int:
+    """Working memory of one layer's geometry at d features.
+
+    The float64 class sums, centres and S_B's basis, and a few rows of working copies.
+    """
+    return 8 * d * (3 * num_classes + 4)
+
+
+def _pools(reader: CutLayers, layers: list[int], num_classes: int, memory_budget: int) -> dict[int, int]:
+    """The k of each layer measured on k x k pooled activations: those whose geometry does not fit the budget."""
+    return {
+        l: pool_to_fit(reader.shapes[l], lambda w: _geometry_bytes(w, num_classes) <= memory_budget,
+                       f"class_geometry at {reader.network.cut(l).name}")
+        for l in layers if _geometry_bytes(reader.widths[l], num_classes) > memory_budget
+    }
 
 
 def _geometry(

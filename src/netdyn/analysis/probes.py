@@ -21,6 +21,7 @@ from torch import nn
 
 from netdyn.analysis._common import (
     SPLITS,
+    CutLayers,
     LayerReader,
     MLPLayers,
     chunk_rows,
@@ -34,6 +35,8 @@ from netdyn.analysis._common import (
     split_tensors,
     with_cuts,
 )
+from netdyn.analysis._pooling import PooledLayers, check_budget, features_label, pool_to_fit
+from netdyn.analysis.config import MEMORY_BUDGET
 from netdyn.data.samples import DataLike, SampleSet
 from netdyn.errors import ConfigError
 from netdyn.models import MLP
@@ -165,6 +168,36 @@ def _dual(reader: LayerReader, l: int) -> bool:
     return reader.names is not None and reader.widths[l] > PRIMAL_MAX_FEATURES
 
 
+def _dual_bytes(n: int, d: int, itemsize: int) -> int:
+    """Working memory of the dual LP of n samples of d features.
+
+    The activations, and about three n x n float64 matrices (the kernel, the system, its Cholesky factor).
+    """
+    return itemsize * n * d + 3 * 8 * n * n
+
+
+def _primal_bytes(d: int) -> int:
+    """Working memory of the primal LP of d features: about two d x d float64 matrices (the moments, the system)."""
+    return 2 * 8 * d * d
+
+
+def _pools(reader: CutLayers, n: int, layers: Sequence[int], memory_budget: int) -> dict[int, int]:
+    """The k of each layer whose LP is fitted on k x k pooled activations.
+
+    Those are the layers beyond ``PRIMAL_MAX_FEATURES`` whose dual form does not fit ``memory_budget``, pooled to
+    the smallest k whose primal form does.
+    """
+    pools = {}
+    for l in layers:
+        d = reader.widths[l]
+        if d > PRIMAL_MAX_FEATURES and _dual_bytes(n, d, reader.dtype.itemsize) > memory_budget:
+            pools[l] = pool_to_fit(
+                reader.shapes[l], lambda w: w <= PRIMAL_MAX_FEATURES and _primal_bytes(w) <= memory_budget,
+                f"lp at {reader.names[l] if reader.names else l}",
+            )
+    return pools
+
+
 def _gather(reader: LayerReader, x: torch.Tensor, l: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Layer l's training outputs [n, D] (the network's dtype) and the logits [n, C] (float64), whole."""
     outputs, logits = [], []
@@ -258,22 +291,29 @@ def lp_accuracy(
     *,
     input_shape: Sequence[int] | None = None,
     cuts: Sequence[str] | None = None,
+    memory_budget: int = MEMORY_BUDGET,
 ) -> pd.DataFrame:
     """Accuracy of the LP (SPEC 5.2) at each layer l = 0..L-1 on train and test: ``layer, split, accuracy``.
 
     The LP of layer l is the ridge map of :func:`fit_probe` from x^l to the network's logits; its accuracy is
     the argmax of its output against the labels. Any other ``nn.Module`` than a netdyn :class:`MLP` is read
     through the network adapter (SPEC 10) on its cuts' flattened activations; its table adds ``cut`` and
-    ``features``: ``full`` (the primal ridge, up to ``PRIMAL_MAX_FEATURES`` features) or ``dual`` (the same
-    ridge in dual form, on the kernel of the training samples, beyond).
+    ``features``: ``full`` (the primal ridge, up to ``PRIMAL_MAX_FEATURES`` features), ``dual`` (the same
+    ridge in dual form, on the kernel of the training samples, beyond, while it fits ``memory_budget`` bytes)
+    or ``pooled:k x k`` (a conv cut's activations average-pooled over k x k windows, the smallest k whose primal
+    ridge fits, where the dual does not). A netdyn MLP's LP is always the primal ridge.
     """
     ridge = _check_ridge(ridge)
+    memory_budget = check_budget(memory_budget)
+    pools: dict[int, int] = {}
     if is_own_network(net, input_shape, cuts):
         data = samples_for(net, data)
         chosen = resolve_layers(net, layers)
         reader: LayerReader = MLPLayers(net)
     else:
-        reader, data, chosen = cut_layers(net, data, layers, input_shape, cuts)
+        cut_reader, data, chosen = cut_layers(net, data, layers, input_shape, cuts)
+        pools = _pools(cut_reader, data.x_train.shape[0], chosen, memory_budget)
+        reader = PooledLayers(cut_reader, pools) if pools else cut_reader
     probes = _fit(reader, data, chosen, ridge)
     rows = []
     for split in SPLITS:
@@ -284,5 +324,6 @@ def lp_accuracy(
     table = table.sort_values(["split", "layer"], ignore_index=True)
     if reader.names is None:
         return table
-    table["features"] = ["dual" if _dual(reader, int(l)) else "full" for l in table["layer"]]
+    table["features"] = [features_label(pools[int(l)]) if int(l) in pools else "dual" if _dual(reader, int(l))
+                         else "full" for l in table["layer"]]
     return with_cuts(table, reader)

@@ -191,9 +191,10 @@ def _modes_summary(t: Tables, ctx: AnalysisContext) -> dict[str, Any]:
 
 def _geometry_tables(net: MLP, data: SampleSet, ctx: AnalysisContext) -> Tables:
     return {
-        "class_geometry": class_geometry(net, data, ctx.layers),
+        "class_geometry": class_geometry(net, data, ctx.layers, memory_budget=ctx.config.memory_budget),
         "class_geometry_samples": class_geometry(
-            net, data, ctx.layers, per_sample=True, classes=[ctx.geometry_class], limit=100
+            net, data, ctx.layers, per_sample=True, classes=[ctx.geometry_class], limit=100,
+            memory_budget=ctx.config.memory_budget,
         ),
     }
 
@@ -269,7 +270,7 @@ _RECORDS = [
     ),
     Quantity(
         name="lp",
-        compute=lambda net, data, ctx: {"lp": lp_accuracy(net, data, ctx.layers)},
+        compute=lambda net, data, ctx: {"lp": lp_accuracy(net, data, ctx.layers, memory_budget=ctx.config.memory_budget)},
         tables={"lp": ("layer", "split", "accuracy")},
         summarize=_effective("lp"),
         bounded=("accuracy",),
