@@ -25,6 +25,7 @@ subsets from its own generator, and restores the CPU and CUDA RNG states after e
 
 from __future__ import annotations
 
+import copy as model_copy
 import json
 import logging
 import math
@@ -40,14 +41,15 @@ import pandas as pd
 import torch
 from torch import nn
 
-from netdyn.analysis.compute import compute_quantity
+from netdyn.analysis._common import model_samples
+from netdyn.analysis.compute import compute_or_skip, read_model
 from netdyn.analysis.config import AnalysisConfig
 from netdyn.analysis.quantities import QUANTITIES, AnalysisContext
 from netdyn.data.samples import DataLike, SampleSet, as_samples, check_fits
 from netdyn.data.spec import DataSpec
 from netdyn.errors import ConfigError, ModelError, RunError
 from netdyn.models import MLP
-from netdyn.store import RunFolder
+from netdyn.store import RunFolder, check_factory, user_model_record
 from netdyn.training.loop import HISTORY_COLUMNS, compute_loss, evaluate
 from netdyn.training.recorder import Recorder, RecordPoint, Schedule
 from netdyn.training.schedule import StepSchedule
@@ -107,6 +109,15 @@ def history_scalars(history: pd.DataFrame) -> dict[str, float]:
     return scalars
 
 
+def _converts(model: nn.Sequential) -> bool:
+    """Whether ``MLP.from_sequential`` reads ``model`` (Linear, BatchNorm1d and activation modules)."""
+    try:
+        MLP.from_sequential(model)
+    except (ModelError, ConfigError):
+        return False
+    return True
+
+
 def monitor_steps(every: str | int, total_steps: int | None, step: int) -> bool:
     """Whether ``step`` is a scheduled point of ``every``.
 
@@ -144,6 +155,18 @@ class Monitor:
             the quantities' summary numbers at a full record, ...): TensorBoard ``SummaryWriter`` objects, Lightning
             loggers, or callables ``(scalars: dict, step)`` such as ``wandb.log``.
         batch_size: the batch of the batch-statistics evaluation of a net with batch norm (your training batch).
+        model_factory: ``"package.module:function"`` that builds the model, recorded in config.json with
+            ``model_args`` (its JSON keyword arguments) so that ``load_run(run_dir).model()`` rebuilds it; without
+            one, ``load_run(run_dir).model(into=net)`` loads the weights into a model you pass.
+        model_args: the factory's keyword arguments (a JSON object).
+        input_shape: how one sample is fed to the model, ``x.reshape(-1, *input_shape)`` (default: the data's).
+        cuts: the model's cuts by node or module name (SPEC 10; default: its transfer functions' outputs).
+
+    The model is any ``nn.Module`` the network adapter reads (SPEC 10): a netdyn ``MLP`` or an ``nn.Sequential``
+    that ``MLP.from_sequential`` converts is recorded as a netdyn MLP (unless a factory, ``input_shape`` or
+    ``cuts`` is given); any other model as itself (its class, factory and weights), its tables with a ``cut``
+    column. A quantity that does not read such a model yet is left out, logged once and listed under
+    ``skipped_quantities`` in the summary.
     """
 
     def __init__(
@@ -162,6 +185,10 @@ class Monitor:
         detect: bool = True,
         loggers: Sequence[Any] = (),
         batch_size: int = 100,
+        model_factory: str | None = None,
+        model_args: dict[str, Any] | None = None,
+        input_shape: Sequence[int] | None = None,
+        cuts: Sequence[str] | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.data = as_samples(data)
@@ -177,11 +204,17 @@ class Monitor:
         self.detect = detect
         self.loggers = list(loggers)
         self.batch_size = batch_size
+        self.model_factory = model_factory
+        self.model_args = model_args
+        self.input_shape = None if input_shape is None else tuple(input_shape)
+        if isinstance(cuts, str):
+            raise ConfigError(f"cuts takes a list of names, got the string {cuts!r}")
+        self.cuts = None if cuts is None else tuple(cuts)
         self.events: list[dict[str, Any]] = []
         """Transitions detected so far (``netdyn.transitions.detect_transitions``), one per kind, as first seen."""
         self._validate()
         self._recorder: Recorder | None = None
-        self._net: MLP | None = None
+        self._net: nn.Module | None = None
         self._folder = RunFolder(self.run_dir)
         self._samples: SampleSet | None = None
         self._last_step: int | None = None
@@ -194,6 +227,11 @@ class Monitor:
         self._model: nn.Module | None = None
         self._history_step: int | None = None
         self._scalars: dict[str, float] = {}
+        self._own: bool | None = None
+        """Whether the model is recorded as a netdyn MLP (decided at the first record)."""
+        self._shape: tuple[int, ...] | None = None
+        """How a sample is fed to a model that is not a netdyn MLP (resolved at the first record)."""
+        self._skipped: dict[str, str] = {}
 
     # ---------------------------------------------------------------- checks
     def _validate(self) -> None:
@@ -217,6 +255,7 @@ class Monitor:
         refused = [type(target).__name__ for target in self.loggers if not _accepts_scalars(target)]
         if refused:
             raise ConfigError(f"{LOGGERS_TAKE}; got {', '.join(refused)}")
+        check_factory(self.model_factory, self.model_args)
 
     def _subset(self, x: torch.Tensor, y: torch.Tensor, stream: int) -> tuple[torch.Tensor, torch.Tensor]:
         n = x.shape[0]
@@ -226,23 +265,39 @@ class Monitor:
         idx = torch.sort(torch.randperm(n, generator=gen)[: self.max_samples]).values
         return x[idx], y[idx]
 
-    def _as_mlp(self, model: nn.Module) -> MLP:
-        if isinstance(model, MLP):
-            import copy
+    def _copy(self, model: nn.Module) -> nn.Module:
+        """A copy of the user's model to record.
 
-            return copy.deepcopy(model)
-        if isinstance(model, nn.Sequential):
+        It is a netdyn MLP where the model is one or converts to one (and no factory, input shape or cuts say
+        otherwise), else the model itself (read through the network adapter).
+        """
+        if not isinstance(model, nn.Module):
+            raise ModelError(f"the monitor records a torch.nn.Module, got {type(model).__name__}")
+        if self._own is None:
+            self._own = self.model_factory is None and self.input_shape is None and self.cuts is None and (
+                isinstance(model, MLP) or (isinstance(model, nn.Sequential) and _converts(model)))
+        if self._own and isinstance(model, nn.Sequential):
             return MLP.from_sequential(model)
-        raise ModelError(
-            f"the monitor reads an nn.Sequential of Linear / BatchNorm1d / activations or a netdyn MLP, "
-            f"got {type(model).__name__}"
-        )
+        return model_copy.deepcopy(model)
 
     # ---------------------------------------------------------------- opening the folder
-    def _open(self, net: MLP) -> None:
+    def _open(self, net: nn.Module) -> None:
         data_spec = getattr(self.data, "spec", None)
+        if isinstance(net, MLP):
+            described: dict[str, Any] = {"model": net.spec.to_dict()}
+            num_classes = net.widths[-1]
+        else:
+            try:
+                fitted, self._shape = model_samples(net, self.data, self.input_shape)
+            except RuntimeError as exc:  # the model's own forward refuses the samples' shape
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise ModelError(f"{type(net).__name__} cannot take the data's samples as input_shape "
+                                 f"{self.input_shape or getattr(self.data, 'input_shape', None)} ({reason}); "
+                                 "pass input_shape=...") from None
+            num_classes = int(fitted.num_classes)
+            described = user_model_record(net, self.model_factory, self.model_args, self._shape, self.cuts)
         record = {
-            "model": net.spec.to_dict(),
+            **described,
             "train": None,
             "data": DataSpec.from_dict(data_spec).to_dict() if data_spec else None,
             "monitor": {
@@ -259,14 +314,15 @@ class Monitor:
         self._folder.open(record, hint="choose another run_dir")
         x_train, y_train = self._subset(self.data.x_train.flatten(1), self.data.y_train, 1)
         x_test, y_test = self._subset(self.data.x_test.flatten(1), self.data.y_test, 2)
-        self._samples = as_samples((x_train, y_train, x_test, y_test), num_classes=net.widths[-1])
-        check_fits(self._samples, net.widths[0], net.widths[-1])
+        self._samples = as_samples((x_train, y_train, x_test, y_test), num_classes=num_classes)
+        if isinstance(net, MLP):
+            check_fits(self._samples, net.widths[0], net.widths[-1])
         schedule = Schedule(self.total_steps or 0, frozenset(), frozenset())
         self._recorder = Recorder(schedule, self._measure, self._save if self.checkpoints else None, self._folder)
 
     # ---------------------------------------------------------------- recording
     @property
-    def _live(self) -> tuple[MLP, SampleSet]:
+    def _live(self) -> tuple[nn.Module, SampleSet]:
         """The network being recorded and the fixed samples (set only while :meth:`step` records)."""
         if self._net is None or self._samples is None:
             raise RuntimeError("the monitor measures only inside step()")
@@ -286,7 +342,8 @@ class Monitor:
         rows = []
         for split in ("train", "test"):
             x, y = getattr(samples, f"x_{split}").to(dtype), getattr(samples, f"y_{split}")
-            for mode, (loss, accuracy) in self._evaluate_modes(net, x, y).items():
+            modes = self._evaluate_modes(net, x, y) if isinstance(net, MLP) else self._evaluate_any(net, x, y)
+            for mode, (loss, accuracy) in modes.items():
                 rows.append({"step": step, "epoch": float("nan"), "wall_time": self._train_time, "split": split,
                              "bn_mode": mode, "loss": loss, "accuracy": accuracy})
         self._history_step = step
@@ -315,6 +372,36 @@ class Monitor:
             results[mode] = (total_loss / x.shape[0], correct / x.shape[0])
         return results
 
+    @torch.no_grad()
+    def _evaluate_any(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, tuple[float, float]]:
+        """(mean loss, accuracy) of one split of any model, under each BN evaluation where it has batch norm.
+
+        Batch statistics: the batch-norm modules in training mode over batches of ``batch_size`` (the rest in
+        evaluation mode), their running statistics put back afterwards.
+        """
+        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        modes = [("running", x.shape[0]), ("batch", self.batch_size)] if norms else [("none", x.shape[0])]
+        return {mode: self._evaluate_chunks(model, norms, x, y, mode, chunk) for mode, chunk in modes}
+
+    def _evaluate_chunks(self, model: nn.Module, norms: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor,
+                         mode: str, chunk: int) -> tuple[float, float]:
+        shape = self._shape or tuple(x.shape[1:])
+        kept = [{k: v.clone() for k, v in m.state_dict().items()} for m in norms]
+        total_loss, correct = 0.0, 0
+        try:
+            for start in range(0, x.shape[0], chunk):
+                part = slice(start, start + chunk)
+                for m in norms:
+                    m.train(mode == "batch" and x[part].shape[0] > 1)
+                logits = model(x[part].reshape(-1, *shape))
+                total_loss += float(compute_loss(logits, y[part], self.loss, reduction="sum"))
+                correct += int((logits.argmax(1) == y[part]).sum())
+        finally:
+            for m, state in zip(norms, kept, strict=True):
+                m.eval()
+                m.load_state_dict(state)
+        return total_loss / x.shape[0], correct / x.shape[0]
+
     def _measure(self, point: RecordPoint) -> dict[str, pd.DataFrame]:
         net, samples = self._live
         tables = {}
@@ -322,13 +409,18 @@ class Monitor:
             tables["history"] = self._history(point.step)
             self._scalars.update(history_scalars(tables["history"]))
         config = self._analysis_config()
-        ctx = AnalysisContext.build(net, samples, config)
+        samples, n_layers, shape = read_model(net, samples, self._shape, self.cuts)
+        ctx = AnalysisContext.build(net, samples, config, n_layers=n_layers, input_shape=shape, cuts=self.cuts)
         computed: dict[str, pd.DataFrame] = {}
         for name in self.quantities:
             record = QUANTITIES[name]
             if record.switch is not None and not getattr(config, record.switch):
                 continue
-            computed.update(compute_quantity(record, net, samples, ctx))
+            tables_of, reason = compute_or_skip(record, net, samples, ctx)
+            computed.update(tables_of)
+            if reason is not None and name not in self._skipped:
+                self._skipped[name] = reason
+                logger.warning("netdyn monitor: %s is not recorded for this model: %s", name, reason)
         self._scalars.update(self._quantity_scalars(computed, ctx))
         for name, table in computed.items():
             tables[name] = table.assign(step=point.step)
@@ -393,7 +485,7 @@ class Monitor:
         """
         start = time.perf_counter()
         with self._rng_kept():
-            self._net = self._as_mlp(model).eval()
+            self._net = self._copy(model).eval()
             try:
                 if self._recorder is None:
                     self._open(self._net)
@@ -519,6 +611,8 @@ class Monitor:
             "budget": self.budget,
             "events": [{k: e[k] for k in ("event", "step", "confidence", "detected_at")} for e in self.events],
         }
+        if self._skipped:
+            summary["skipped_quantities"] = dict(self._skipped)
         history = recorder.table("history")
         if history is None or not len(history):
             return summary

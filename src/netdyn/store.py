@@ -433,8 +433,43 @@ class RunFolder(Folder):
             )
         return chosen
 
-    def model(self, step: int | str | None = "last") -> MLP:
-        """The network at a checkpoint, rebuilt from config.json alone, in evaluation mode on the CPU."""
+    @property
+    def user_model(self) -> bool:
+        """Whether the run's model is a user's ``nn.Module`` (config.json records no netdyn architecture)."""
+        config = self.config
+        return not config.get("model") and bool(config.get("model_class") or config.get("model_factory"))
+
+    @property
+    def reading(self) -> dict[str, tuple[Any, ...] | None]:
+        """How the run's model is read (SPEC 10): ``input_shape`` and ``cuts`` as recorded (None for netdyn's MLP)."""
+        config = self.config
+        shape, cuts = config.get("input_shape"), config.get("cuts")
+        return {"input_shape": None if shape is None else tuple(shape), "cuts": None if cuts is None else tuple(cuts)}
+
+    def model(self, step: int | str | None = "last", into: torch.nn.Module | None = None) -> torch.nn.Module:
+        """The network at a checkpoint, in evaluation mode on the CPU.
+
+        A netdyn MLP is rebuilt from config.json alone. A user's model is rebuilt by the ``model_factory`` that
+        config.json records, called with its ``model_args``; without one, the weights are loaded ``into`` the model
+        passed (its architecture must match). A pruned model (``pruned`` in config.json) is rebuilt around its
+        original: ``into`` is then the original's architecture.
+        """
+        config = self.config
+        if not self.user_model:
+            if into is not None:
+                return _loaded(into, self.load_checkpoint(step), self.path)
+            return self._mlp(step)
+        base = into if into is not None else _built(config, self.path)
+        pruned = config.get("pruned")
+        if pruned:
+            from netdyn.models.pruned import Pruned
+
+            linear = torch.nn.Linear(int(pruned["features"]), int(pruned["classes"]))
+            base = Pruned(base, str(pruned["cut"]), linear, config.get("input_shape") or ())
+        return _loaded(base, self.load_checkpoint(step), self.path)
+
+    def _mlp(self, step: int | str | None) -> MLP:
+        """The netdyn MLP at a checkpoint, rebuilt from config.json alone."""
         recorded = self.config.get("model")
         if not recorded:
             raise RunError(f"{self.config_path} records no model architecture")
@@ -481,3 +516,90 @@ class RunFolder(Folder):
         if root is None and old is not None and Path(old).is_dir():
             root = old
         return spec.load(root=root)
+
+
+# ------------------------------------------------------------------------------------------- a user's model
+def user_model_record(
+    model: torch.nn.Module,
+    factory: str | None,
+    args: dict[str, Any] | None,
+    input_shape: tuple[int, ...] | None,
+    cuts: tuple[str, ...] | None,
+) -> dict[str, Any]:
+    """The config.json keys that describe a user's model (SPEC 10).
+
+    They are its class, ``model_factory`` with its JSON ``model_args`` (where given, so that :meth:`RunFolder.model`
+    rebuilds it), and how it is read (``input_shape``, ``cuts``).
+    """
+    check_factory(factory, args)
+    return {
+        "model": None,
+        "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+        "model_factory": factory,
+        "model_args": dict(args or {}),
+        "input_shape": None if input_shape is None else [int(s) for s in input_shape],
+        "cuts": None if cuts is None else list(cuts),
+    }
+
+
+def check_factory(factory: str | None, args: dict[str, Any] | None) -> None:
+    """A factory is ``"package.module:function"`` and its arguments a JSON object (ConfigError otherwise)."""
+    if factory is not None and (not isinstance(factory, str) or not re.fullmatch(r"[\w.]+:[\w.]+", factory)):
+        raise ConfigError(f"model_factory is 'package.module:function', got {factory!r}")
+    if args is not None:
+        if factory is None:
+            raise ConfigError("model_args are the arguments of model_factory: pass model_factory too")
+        try:
+            if not isinstance(args, dict) or json.loads(json.dumps(args)) != args:
+                raise TypeError("not a JSON object")
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"model_args must be a JSON object (names to numbers, strings, lists), got {args!r} "
+                              f"({exc})") from None
+
+
+def import_factory(factory: str) -> Callable[..., torch.nn.Module]:
+    """The function that ``"package.module:function"`` names (ModelError in one line when it cannot be found)."""
+    import importlib
+
+    module_name, _, attribute = factory.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise ModelError(f"cannot import the model factory {factory!r}: {exc}") from None
+    if not callable(target):
+        raise ModelError(f"the model factory {factory!r} is not callable")
+    return target
+
+
+def _built(config: dict[str, Any], path: Path) -> torch.nn.Module:
+    """The user's model that config.json's ``model_factory`` builds (ModelError in one line without one)."""
+    factory = config.get("model_factory")
+    if not factory:
+        raise ModelError(
+            f"{path} holds a {config.get('model_class') or 'user'} model saved without a model_factory: "
+            "pass the architecture, run.model(into=net), to load its weights"
+        )
+    model = import_factory(factory)(**(config.get("model_args") or {}))
+    if not isinstance(model, torch.nn.Module):
+        raise ModelError(f"the model factory {factory!r} returned {type(model).__name__}, not an nn.Module")
+    return model
+
+
+def _loaded(model: torch.nn.Module, checkpoint: dict[str, Any], path: Path) -> torch.nn.Module:
+    """``model`` with a checkpoint's weights, in evaluation mode (ModelError naming what does not match)."""
+    weights = checkpoint["model"]
+    expected = model.state_dict()
+    wrong = [k for k, v in weights.items() if k in expected and expected[k].shape != v.shape]
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    if wrong or missing or unexpected:
+        raise ModelError(
+            f"checkpoint step {checkpoint['step']} of {path} does not fit {type(model).__name__} (shapes differ for "
+            f"{wrong[:3]}, missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
+    floats = [v.dtype for v in weights.values() if v.is_floating_point()]
+    model.to(dtype=floats[0] if floats else torch.float32)
+    model.load_state_dict(weights)
+    return model.eval()

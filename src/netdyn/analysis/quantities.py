@@ -11,14 +11,17 @@ each of those) and its tests.
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from torch import nn
 
+from netdyn.analysis._common import is_own_network
 from netdyn.analysis.basins import (
     CPU_SAMPLES,
     CURVE_COLUMNS,
@@ -60,18 +63,39 @@ class AnalysisContext:
     """The class whose first samples the per-sample class geometry follows (digit 5, as the paper's Fig. 3e-f)."""
     basin_samples: int | None
     eps: list[float] | None
+    input_shape: tuple[int, ...] | None = None
+    """How one sample is fed to a model that is not netdyn's own MLP (SPEC 10); None for a netdyn MLP."""
+    cuts: tuple[str, ...] | None = None
+    """The cuts a model that is not netdyn's own MLP is read at, by name (None: its default cuts)."""
+    own: bool = True
+    """Whether the network takes netdyn's own MLP code path (no ``input_shape`` or ``cuts`` passed on)."""
 
     @classmethod
-    def build(cls, net: MLP, data: SampleSet, config: AnalysisConfig) -> AnalysisContext:
+    def build(
+        cls,
+        net: nn.Module,
+        data: SampleSet,
+        config: AnalysisConfig,
+        *,
+        n_layers: int | None = None,
+        input_shape: Sequence[int] | None = None,
+        cuts: Sequence[str] | None = None,
+    ) -> AnalysisContext:
         """The context of analysing ``net`` on ``data`` under ``config``.
 
         Layers and classes that the network or the data lack are dropped (with fewer than two classes left, the
         first three classes, or as many as there are, are projected); on the CPU, an unset ``basin_samples`` becomes
-        ``CPU_SAMPLES``.
+        ``CPU_SAMPLES``. A model that is not netdyn's own MLP (or an MLP read at ``cuts``) is read through the
+        network adapter: ``n_layers`` is its number of cuts, and ``input_shape`` and ``cuts`` are passed on to every
+        quantity that takes them.
         """
-        L = net.n_layers
+        own = is_own_network(net, input_shape, cuts)
+        L = net.n_layers if is_own_network(net, input_shape, cuts) else n_layers
+        if L is None:
+            raise ValueError("AnalysisContext.build needs n_layers for a model that is not a netdyn MLP")
         chosen = tuple(c for c in config.classes if 0 <= c < data.num_classes)
-        on_gpu = next(net.parameters()).device.type == "cuda"
+        ref = next(iter(net.parameters()), None)
+        on_gpu = ref is not None and ref.device.type == "cuda"
         basin_samples = config.basin_samples
         if basin_samples is None and not on_gpu:
             basin_samples = CPU_SAMPLES
@@ -84,7 +108,21 @@ class AnalysisContext:
             geometry_class=5 if data.num_classes > 5 else 0,
             basin_samples=basin_samples,
             eps=None if config.eps is None else list(config.eps),
+            input_shape=None if own or input_shape is None else tuple(int(d) for d in input_shape),
+            cuts=None if own or cuts is None else tuple(cuts),
+            own=own,
         )
+
+    def reading(self, fn: Callable[..., Any]) -> dict[str, Any]:
+        """The keywords that tell ``fn`` how to read a model that is not netdyn's own MLP (SPEC 10).
+
+        ``input_shape`` and ``cuts``, those of them that ``fn`` takes; none for netdyn's own MLP. A function that
+        does not take them yet refuses such a model itself (a ModelError), and ``analyze`` records it as skipped.
+        """
+        if self.own:
+            return {}
+        accepted = inspect.signature(fn).parameters
+        return {k: v for k, v in (("input_shape", self.input_shape), ("cuts", self.cuts)) if k in accepted}
 
 
 def _nothing(*_: Any) -> dict:
@@ -105,8 +143,8 @@ class Quantity:
 
     name: str
     """Its name in ``QUANTITIES`` and in ``AnalysisConfig.quantities``."""
-    compute: Callable[[MLP, SampleSet, AnalysisContext], Tables]
-    """(net, data, context) -> its tables, by name."""
+    compute: Callable[[Any, SampleSet, AnalysisContext], Tables]
+    """(net, data, context) -> its tables, by name (net: a netdyn MLP, or any model with ``context.reading``)."""
     tables: Mapping[str, tuple[str, ...]]
     """Each table it writes and that table's columns (before a ``step`` column is added over checkpoints)."""
     summarize: Callable[[Tables, AnalysisContext], dict[str, Any]] = _nothing
@@ -159,7 +197,9 @@ def _effective(table: str):
 
 def _rpd_tables(net: MLP, data: SampleSet, ctx: AnalysisContext) -> Tables:
     c = ctx.config
-    curves, summary = rpd_tables(net, data, ctx.hidden, bins=c.bins, max_samples=c.max_samples, seed=c.seed)
+    curves, summary = rpd_tables(
+        net, data, ctx.hidden, bins=c.bins, max_samples=c.max_samples, seed=c.seed, **ctx.reading(rpd_tables)
+    )
     return {"rpd": curves, "rpd_summary": summary}
 
 
@@ -175,7 +215,9 @@ def _rpd_summary(t: Tables, ctx: AnalysisContext) -> dict[str, Any]:
 
 def _modes_tables(net: MLP, data: SampleSet, ctx: AnalysisContext) -> Tables:
     c = ctx.config
-    table = neuron_modes(net, data, layers=ctx.hidden, max_samples=c.max_samples, seed=c.seed)
+    table = neuron_modes(
+        net, data, layers=ctx.hidden, max_samples=c.max_samples, seed=c.seed, **ctx.reading(neuron_modes)
+    )
     return {"neuron_modes": table, "neuron_mode_census": neuron_mode_census(table)}
 
 
@@ -191,10 +233,12 @@ def _modes_summary(t: Tables, ctx: AnalysisContext) -> dict[str, Any]:
 
 def _geometry_tables(net: MLP, data: SampleSet, ctx: AnalysisContext) -> Tables:
     return {
-        "class_geometry": class_geometry(net, data, ctx.layers, memory_budget=ctx.config.memory_budget),
+        "class_geometry": class_geometry(
+            net, data, ctx.layers, **ctx.reading(class_geometry), memory_budget=ctx.config.memory_budget
+        ),
         "class_geometry_samples": class_geometry(
             net, data, ctx.layers, per_sample=True, classes=[ctx.geometry_class], limit=100,
-            memory_budget=ctx.config.memory_budget,
+            **ctx.reading(class_geometry), memory_budget=ctx.config.memory_budget,
         ),
     }
 
@@ -203,7 +247,7 @@ def _geometry_tables(net: MLP, data: SampleSet, ctx: AnalysisContext) -> Tables:
 
 
 def _fields_tables(net: MLP, data: SampleSet, ctx: AnalysisContext) -> Tables:
-    lf = local_fields(net, data, classes=ctx.classes)
+    lf = local_fields(net, data, classes=ctx.classes, **ctx.reading(local_fields))
     return {"local_fields": lf.points, "local_fields_summary": lf.summary}
 
 
@@ -216,7 +260,10 @@ def _basin_record(kind: str) -> Quantity:
 
     def compute(net: MLP, data: SampleSet, ctx: AnalysisContext) -> Tables:
         c = ctx.config
-        curve = measure(net, data, eps=ctx.eps, repeats=c.repeats, n_samples=ctx.basin_samples, seed=c.seed)
+        curve = measure(
+            net, data, eps=ctx.eps, repeats=c.repeats, n_samples=ctx.basin_samples, seed=c.seed,
+            **ctx.reading(measure),
+        )
         return {name: curve.curve}
 
     def summarize(t: Tables, ctx: AnalysisContext) -> dict[str, Any]:
@@ -237,7 +284,7 @@ def _basin_record(kind: str) -> Quantity:
 
 def _bn_perturbation_tables(net: MLP, data: SampleSet, ctx: AnalysisContext) -> Tables:
     batch = min(ctx.config.bn_batch_size, data.x_train.shape[0])
-    return {"bn_perturbation": bn_perturbation(net, data, batch, seed=ctx.config.seed)}
+    return {"bn_perturbation": bn_perturbation(net, data, batch, seed=ctx.config.seed, **ctx.reading(bn_perturbation))}
 
 
 def _bn_perturbation_summary(t: Tables, ctx: AnalysisContext) -> dict[str, Any]:
@@ -254,7 +301,7 @@ def _distance_summary(t: Tables, ctx: AnalysisContext) -> dict[str, Any]:
 _RECORDS = [
     Quantity(
         name="network",
-        compute=lambda net, data, ctx: {"network": network_accuracy(net, data)},
+        compute=lambda net, data, ctx: {"network": network_accuracy(net, data, **ctx.reading(network_accuracy))},
         tables={"network": ("split", "accuracy")},
         summarize=_network_summary,
         bounded=("accuracy",),
@@ -262,7 +309,7 @@ _RECORDS = [
     ),
     Quantity(
         name="lmap",
-        compute=lambda net, data, ctx: {"lmap": lmap_accuracy(net, data, ctx.layers)},
+        compute=lambda net, data, ctx: {"lmap": lmap_accuracy(net, data, ctx.layers, **ctx.reading(lmap_accuracy))},
         tables={"lmap": ("layer", "split", "accuracy")},
         summarize=_effective("lmap"),
         bounded=("accuracy",),
@@ -270,7 +317,8 @@ _RECORDS = [
     ),
     Quantity(
         name="lp",
-        compute=lambda net, data, ctx: {"lp": lp_accuracy(net, data, ctx.layers, memory_budget=ctx.config.memory_budget)},
+        compute=lambda net, data, ctx: {"lp": lp_accuracy(net, data, ctx.layers, **ctx.reading(lp_accuracy),
+                                                          memory_budget=ctx.config.memory_budget)},
         tables={"lp": ("layer", "split", "accuracy")},
         summarize=_effective("lp"),
         bounded=("accuracy",),

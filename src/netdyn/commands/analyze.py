@@ -48,6 +48,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from netdyn._device import resolve_device
     from netdyn.analysis import AnalysisConfig
     from netdyn.analysis._common import check_config_fits
+    from netdyn.analysis.compute import Layers, read_model
     from netdyn.orchestration import analyze_checkpoints, check_report_target, load_run, write_run_report
 
     run = load_run(args.run)
@@ -58,7 +59,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     chosen, note = run.select_checkpoints(steps)
     check_report_target(run)
     data = run.dataset(root=args.data_root)
-    check_config_fits(config, run.model(chosen[-1]), int(data.num_classes))
+    samples, n_layers, _ = read_model(run.model(chosen[-1]), data, **run.reading)
+    check_config_fits(config, Layers(n_layers), int(samples.num_classes))
     if note is not None:
         print(f"netdyn analyze: note: {note}", file=sys.stderr)
     if run.summary.get("warning"):  # e.g. a monitor that saw no training step: its checkpoint is the untrained net

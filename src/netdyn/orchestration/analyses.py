@@ -15,22 +15,22 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
+from torch import nn
 
 from netdyn import _io
 from netdyn._device import resolve_device
 from netdyn._progress import progress_bar
-from netdyn.analysis._common import check_config_fits, samples_for
-from netdyn.analysis.compute import compute_quantities
+from netdyn.analysis._common import check_config_fits
+from netdyn.analysis.compute import Layers, compute_quantities, read_model
 from netdyn.analysis.config import AnalysisConfig
 from netdyn.analysis.quantities import selected, table_columns
 from netdyn.data.samples import DataLike
 from netdyn.errors import ConfigError, RunError
-from netdyn.models import MLP
 from netdyn.plots import save_figure
 from netdyn.plots.registry import analysis_figures
 from netdyn.report import render_report
@@ -38,6 +38,7 @@ from netdyn.report.sections import report_sections
 from netdyn.store import RunFolder
 
 ANALYSIS_FILE = "analysis.json"
+ModelT = TypeVar("ModelT", bound=nn.Module)
 
 
 @dataclass
@@ -47,6 +48,15 @@ class Analysis:
     tables: dict[str, pd.DataFrame]
     summary: dict[str, Any]
     config: AnalysisConfig = field(default_factory=AnalysisConfig)
+    input_shape: tuple[int, ...] | None = None
+    """How one sample was fed to a model that is not netdyn's own MLP (None for a netdyn MLP)."""
+    cuts: tuple[str, ...] | None = None
+    """The cuts such a model was read at, when they were named (None: its default cuts)."""
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        """The quantities that do not support the analysed model yet, with the reason (empty when none)."""
+        return dict(self.summary.get("skipped_quantities") or {})
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         """The table called ``name``."""
@@ -63,7 +73,8 @@ class Analysis:
         paths = [
             _io.write_parquet(directory / "metrics" / f"{name}.parquet", table) for name, table in self.tables.items()
         ]
-        record = {"summary": _io.jsonable(self.summary), "config": self.config.to_dict(), "tables": sorted(self.tables)}
+        record = {"summary": _io.jsonable(self.summary), "config": self.config.to_dict(), "tables": sorted(self.tables),
+                  "input_shape": _io.jsonable(self.input_shape), "cuts": _io.jsonable(self.cuts)}
         paths.append(_io.write_json(directory / ANALYSIS_FILE, record))
         return paths
 
@@ -107,33 +118,49 @@ def load_analysis(directory: str | Path) -> Analysis:
         present = set(folder.table_names())
         names = [name for name in table_columns() if name in present]
     tables = {name: folder.read_table(name) for name in names}
-    return Analysis(tables=tables, summary=record.get("summary") or {}, config=config)
+    shape, cuts = record.get("input_shape"), record.get("cuts")
+    return Analysis(tables=tables, summary=record.get("summary") or {}, config=config,
+                    input_shape=None if shape is None else tuple(shape), cuts=None if cuts is None else tuple(cuts))
 
 
-def _prepare(net: MLP, config: AnalysisConfig) -> MLP:
+def _prepare(net: ModelT, config: AnalysisConfig) -> ModelT:
     """The net on the analysis device and dtype, in evaluation mode; a copy when either changes."""
     device = resolve_device(config.device)
     dtype = getattr(torch, config.dtype)
-    ref = next(net.parameters())
-    if ref.device != device or ref.dtype != dtype:
+    ref = next(iter(net.parameters()), None)
+    if ref is not None and (ref.device != device or ref.dtype != dtype):
         net = copy.deepcopy(net).to(device=device, dtype=dtype)
     return net.eval()
 
 
-def analyze(net: MLP, data: DataLike, config: AnalysisConfig | None = None, progress: bool = False) -> Analysis:
+def analyze(
+    net: nn.Module,
+    data: DataLike,
+    config: AnalysisConfig | None = None,
+    progress: bool = False,
+    *,
+    input_shape: Sequence[int] | None = None,
+    cuts: Sequence[str] | None = None,
+) -> Analysis:
     """Run the framework's quantities on ``net`` and ``data`` and return their tables.
 
     The quantities are those of ``netdyn.analysis.QUANTITIES`` (by default SPEC 5.1-5.7). ``config.quantities``
     chooses which (the network's own accuracy always comes first); ``config.basins=False`` drops the basins.
     ``progress=True`` shows a progress bar over the quantities (the CLI's); nothing else is printed or written.
+
+    ``net`` is a netdyn MLP or any model the network adapter reads (SPEC 10): ``input_shape`` is how one sample is
+    fed (default: the data's own), ``cuts`` names its cuts (default: SPEC 10's); its tables add ``cut``. A quantity
+    that does not support such a model yet is left out and named, with the reason, in ``Analysis.skipped`` (the
+    summary's ``skipped_quantities``, analysis.json and the report).
     """
     config = config or AnalysisConfig()
-    samples = samples_for(net, data)
-    check_config_fits(config, net, int(samples.num_classes))
+    samples, n_layers, shape = read_model(net, data, input_shape, cuts)
+    check_config_fits(config, Layers(n_layers), int(samples.num_classes))
     net = _prepare(net, config)
+    named = None if cuts is None else tuple(cuts)
     if not progress:
-        tables, summary = compute_quantities(net, samples, config)
-        return Analysis(tables=tables, summary=summary, config=config)
+        tables, summary = compute_quantities(net, samples, config, input_shape=input_shape, cuts=cuts)
+        return Analysis(tables=tables, summary=summary, config=config, input_shape=shape, cuts=named)
     first = selected(config)[0].name
     bar = progress_bar(len(selected(config)))
 
@@ -143,11 +170,13 @@ def analyze(net: MLP, data: DataLike, config: AnalysisConfig | None = None, prog
         bar.set_description(name.replace("_", " "))
 
     try:
-        tables, summary = compute_quantities(net, samples, config, on_quantity=advance)
+        tables, summary = compute_quantities(
+            net, samples, config, on_quantity=advance, input_shape=input_shape, cuts=cuts
+        )
         bar.update(1)
     finally:
         bar.close()
-    return Analysis(tables=tables, summary=summary, config=config)
+    return Analysis(tables=tables, summary=summary, config=config, input_shape=shape, cuts=named)
 
 
 def analyze_checkpoints(
@@ -156,28 +185,33 @@ def analyze_checkpoints(
     config: AnalysisConfig | None = None,
     data: DataLike | None = None,
     progress: bool = False,
+    into: nn.Module | None = None,
 ) -> Analysis:
     """``analyze`` at several checkpoints of a run folder, tables stacked with a ``step`` column.
 
     ``steps`` is "all", "last" or a list of checkpoint steps; ``data`` defaults to the run's recorded dataset.
     The summary holds one entry per step under ``by_step``. Only checkpoints with finite weights are analysed:
     "last" and "all" pass over those of a diverged run (with a warning), and an explicit one that is not
-    finite is a ConfigError naming those that can be analysed.
+    finite is a ConfigError naming those that can be analysed. A user's model recorded without a factory is
+    loaded ``into`` the model given (see :meth:`RunFolder.model`), and read as the folder records it (its
+    ``input_shape`` and ``cuts``).
     """
     folder = run if isinstance(run, RunFolder) else RunFolder.open_existing(run)
     chosen, note = folder.select_checkpoints(steps)
     if note is not None:
         warnings.warn(note, stacklevel=2)
     config = config or AnalysisConfig()
+    reading = folder.reading
     if data is not None:
-        net = folder.model(chosen[-1])
-        check_config_fits(config, net, int(samples_for(net, data).num_classes))
+        samples, n_layers, _ = read_model(folder.model(chosen[-1], into=into), data, **reading)
+        check_config_fits(config, Layers(n_layers), int(samples.num_classes))
     data = data if data is not None else folder.dataset()
     parts: dict[str, list[pd.DataFrame]] = {}
     by_step: dict[int, dict[str, Any]] = {}
     bar = progress_bar(len(chosen), unit="checkpoint") if progress and len(chosen) > 1 else None
+    result = None
     for step in chosen:
-        result = analyze(folder.model(step), data, config, progress=progress and bar is None)
+        result = analyze(folder.model(step, into=into), data, config, progress=progress and bar is None, **reading)
         for name, table in result.tables.items():
             parts.setdefault(name, []).append(table.assign(step=step))
         by_step[step] = result.summary
@@ -187,4 +221,5 @@ def analyze_checkpoints(
         bar.close()
     tables = {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
     last = by_step[chosen[-1]]
-    return Analysis(tables=tables, summary={**last, "steps": chosen, "by_step": by_step}, config=config)
+    return Analysis(tables=tables, summary={**last, "steps": chosen, "by_step": by_step}, config=config,
+                    input_shape=None if result is None else result.input_shape, cuts=reading["cuts"])

@@ -34,6 +34,11 @@ BASIN_TEXT = (
     "and width (better generalisation); weight-space basins shrink (less structural stability)."
 )
 
+SKIPPED_TEXT = (
+    "These quantities do not read this kind of model yet (SPEC 10 is being extended to them one by one); the "
+    "analysis left them out rather than fail. The reason is each quantity's own message."
+)
+
 
 def _no_tables(tables: Tables, summary: dict) -> Captioned:
     return []
@@ -174,6 +179,11 @@ def report_sections(tables: Tables, summary: dict, history: pd.DataFrame | None 
     evolution = [f for name in names for f in evolution_figures(name, tables).values()]
     if evolution:
         sections["evolution"] = ReportSection("Evolution during training", EVOLUTION_TEXT, evolution)
+    skipped = summary.get("skipped_quantities") or {}
+    if skipped:
+        table = pd.DataFrame({"quantity": list(skipped), "reason": list(skipped.values())})
+        sections["skipped"] = ReportSection("Not computed for this model", SKIPPED_TEXT,
+                                            tables=[("quantities left out", table)])
     return [s for s in sections.values() if s.figures or s.tables]
 
 
