@@ -692,6 +692,53 @@ def test_any_network_function_reads_a_plain_module_and_refuses_its_bad_data(name
     assert len(table) > 0
 
 
+class _Untraceable(torch.nn.Module):
+    """Data-dependent control flow (torch.fx fails) and no transfer-function module (the hook path finds no cut)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x) if x.sum() > 0 else -self.fc(x)
+
+
+class _FusedAttention(torch.nn.Module):
+    """Three tokens of two features through nn.MultiheadAttention: attention as one fused op."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed, self.act = torch.nn.Linear(2, 4), torch.nn.ReLU()
+        self.attn, self.head = torch.nn.MultiheadAttention(4, 2, batch_first=True), torch.nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.embed(x.reshape(x.shape[0], 3, 2)))
+        return self.head(self.attn(h, h, h, need_weights=False)[0].mean(1))
+
+
+#: (case, model, keyword arguments, error class, what the one line says) for the functions that read any model
+ANY_MODEL_FAULTS = [
+    ("both_paths_fail", _Untraceable, {}, ModelError, "torch.fx failed to trace.*forward hooks failed too"),
+    ("constant_through_fused_attention", _FusedAttention, {"lmap_variant": "constant"}, ModelError,
+     "MultiheadAttention 'attn'"),
+    ("unknown_lmap_variant", _FusedAttention, {"lmap_variant": "frozen"}, ConfigError, "lmap_variant must be"),
+]
+ANY_MODEL_CASES = [(name, *fault) for name in ("lmap_accuracy", "lmap_matrix", "lp_accuracy", "class_geometry")
+                   for fault in ANY_MODEL_FAULTS if name.startswith("lmap") or fault[0] == "both_paths_fail"]
+
+
+@pytest.mark.parametrize("name, case, model, kwargs, error, message", ANY_MODEL_CASES,
+                         ids=[f"{c[0]}-{c[1]}" for c in ANY_MODEL_CASES])
+def test_a_model_the_adapter_cannot_read_or_an_impossible_lmap_variant_is_one_line(name, case, model, kwargs, error,
+                                                                                   message):
+    bad = fault_data("bad_label", 6, 3)
+    data = netdyn.Dataset(bad.x_train, bad.y_train % 3, bad.x_test, bad.y_test % 3, 3, "clean", (6,), {})
+    args = (1,) if name == "lmap_matrix" else ()
+    with pytest.raises(error, match=message) as info:
+        getattr(netdyn, name)(model().eval(), *args, data=data, **kwargs)
+    assert len(str(info.value).splitlines()) == 1
+
+
 def test_the_api_matrix_covers_the_spec_functions():
     spec_59 = {
         "lmap_accuracy", "lp_accuracy", "rpd", "rpd_summary", "neuron_modes", "class_geometry", "sample_basin",

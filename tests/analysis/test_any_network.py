@@ -195,3 +195,144 @@ def test_lmap_matrix_of_any_model_is_the_tails_affine_map():
         netdyn.lmap_matrix(gated, 1, data=data)
     with pytest.raises(netdyn.ConfigError, match="needs data"):
         netdyn.lmap_matrix(seq, 1)
+
+
+@pytest.fixture
+def hooks_only(monkeypatch):
+    """Every any-network function reads its model through forward hooks."""
+    from functools import partial
+
+    from netdyn.analysis import _common
+    from netdyn.models.adapter import read_network
+
+    monkeypatch.setattr(_common, "read_network", partial(read_network, path="hooks"))
+
+
+def test_the_hook_path_gives_the_traced_paths_tables(seq, data, images, request):
+    conv = conv_net(nn.ReLU).eval()
+    traced = [lmap_accuracy(seq, data), network_accuracy(seq, data),
+              lmap_accuracy(conv, images, input_shape=(1, 8, 8)), network_accuracy(conv, images, input_shape=(1, 8, 8))]
+    request.getfixturevalue("hooks_only")
+    hooked = [lmap_accuracy(seq, data), network_accuracy(seq, data),
+              lmap_accuracy(conv, images, input_shape=(1, 8, 8)), network_accuracy(conv, images, input_shape=(1, 8, 8))]
+    for table, reference in zip(hooked, traced, strict=True):
+        pd.testing.assert_frame_equal(table, reference)
+    assert list(hooked[2]["cut"].unique()) == ["input", "3", "6", "9"]
+
+
+class Branching(nn.Module):
+    """An MLP with data-dependent control flow in its forward (torch.fx cannot trace it)."""
+
+    def __init__(self, seq):
+        super().__init__()
+        self.seq = seq
+
+    def forward(self, x):
+        if x.abs().sum() < 0:  # never taken
+            return torch.zeros(x.shape[0], 4)
+        return self.seq(x)
+
+
+def test_a_model_with_data_dependent_control_flow_gets_its_tables(seq, data):
+    from netdyn.models.adapter import read_network
+
+    model = Branching(seq)
+    assert read_network(model, (10,)).path == "hooks"
+    reference = lmap_accuracy(seq, data)
+    table = lmap_accuracy(model, data)
+    assert list(table["cut"].unique()) == ["x", "seq.1", "seq.3"]
+    pd.testing.assert_frame_equal(table.drop(columns="cut"), reference.drop(columns="cut"))
+    pd.testing.assert_frame_equal(network_accuracy(model, data), network_accuracy(seq, data))
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention written out: the softmax pattern is a node of the graph."""
+
+    def __init__(self, d, heads):
+        super().__init__()
+        self.heads, self.qkv, self.out = heads, nn.Linear(d, 3 * d), nn.Linear(d, d)
+
+    def forward(self, h):
+        b, t, d = h.shape
+        q, k, v = self.qkv(h).reshape(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        pattern = torch.softmax(q @ k.transpose(-2, -1) / (d // self.heads) ** 0.5, dim=-1)
+        return self.out((pattern @ v).transpose(1, 2).reshape(b, t, d))
+
+
+class PreLN(nn.Module):
+    def __init__(self, d, fused):
+        super().__init__()
+        self.fused, self.ln1, self.ln2 = fused, nn.LayerNorm(d), nn.LayerNorm(d)
+        self.attn = nn.MultiheadAttention(d, 2, batch_first=True) if fused else Attention(d, 2)
+        self.mlp = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
+
+    def forward(self, h):
+        a = self.ln1(h)
+        h = h + (self.attn(a, a, a, need_weights=False)[0] if self.fused else self.attn(a))
+        return h + self.mlp(self.ln2(h))
+
+
+class TinyTransformer(nn.Module):
+    """Tokens of 2 features each, two pre-LN blocks, a final LayerNorm, mean pooling and a linear head."""
+
+    def __init__(self, fused=False, d=8):
+        super().__init__()
+        self.embed = nn.Linear(2, d)
+        self.blocks = nn.ModuleList([PreLN(d, fused), PreLN(d, fused)])
+        self.norm, self.head = nn.LayerNorm(d), nn.Linear(d, 4)
+
+    def forward(self, x):
+        h = self.embed(x.reshape(x.shape[0], -1, 2))
+        for block in self.blocks:
+            h = block(h)
+        return self.head(self.norm(h).mean(1))
+
+
+@pytest.mark.parametrize("path", ["fx", "hooks"])
+def test_lmap_variant_constant_makes_a_layer_norm_and_attention_tail_affine(data, path, request):
+    if path == "hooks":
+        request.getfixturevalue("hooks_only")
+    torch.manual_seed(0)
+    model = TinyTransformer().eval()
+    keep = lmap_accuracy(model, data)
+    constant = lmap_accuracy(model, data, lmap_variant="constant")
+    assert list(keep["cut"].unique()) == ["x", "embed", "blocks.0", "blocks.1"]
+    assert (keep["tail"] == "nonlinear").all() and (keep["variant"] == "keep").all()
+    assert (constant["tail"] == "affine").all() and (constant["variant"] == "constant").all()
+    assert constant["accuracy"].between(0, 1).all()
+    m, c = netdyn_lmap_matrix(model, 2, data=data, lmap_variant="constant")
+    assert m.shape == (4, 5 * 8) and c.shape == (4,)
+    with pytest.raises(ModelError, match="nonlinear, not affine"):
+        netdyn_lmap_matrix(model, 2, data=data)
+
+
+def netdyn_lmap_matrix(*args, **kwargs):
+    from netdyn.analysis.lmap import lmap_matrix
+
+    return lmap_matrix(*args, **kwargs)
+
+
+def test_the_constant_variant_holds_layer_norm_scales_at_their_training_means(data):
+    """On a LayerNorm-only tail, held at the mean 1/std over the training set, the L-map is computed by hand."""
+    from netdyn.models.adapter import read_network
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 6), nn.ReLU(), nn.Linear(6, 6), nn.LayerNorm(6), nn.Linear(6, 4)).eval()
+    x = data.x_train
+    network = read_network(model, (10,)).constant_variant(x)
+    with torch.no_grad():
+        h = F.relu(model[0](x))
+        g = model[2](h)
+        scale = torch.rsqrt(g.double().var(1, unbiased=False) + model[3].eps).mean().float()
+        expected = model[4]((g - g.mean(1, keepdim=True)) * scale * model[3].weight + model[3].bias)
+        torch.testing.assert_close(network.run_tail(1, [h]), expected)
+    assert network.variant == "constant" and network.tail_kind(1, x) == "affine"
+
+
+def test_lmap_variant_constant_through_fused_attention_is_one_model_error(data):
+    torch.manual_seed(0)
+    model = TinyTransformer(fused=True).eval()
+    assert (lmap_accuracy(model, data)["tail"] == "nonlinear").all()
+    with pytest.raises(ModelError, match="MultiheadAttention 'blocks.0.attn'.*lmap_variant='keep'") as info:
+        lmap_accuracy(model, data, lmap_variant="constant")
+    assert "\n" not in str(info.value)

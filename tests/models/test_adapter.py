@@ -211,15 +211,158 @@ def test_netdyn_activations_and_a_registered_one_are_transfer_functions(monkeypa
     assert [c.name for c in read_network(softplus, (6,)).cuts] == ["input", "1"]
 
 
-def test_a_model_fx_cannot_trace_is_one_clear_model_error():
-    class Branchy(nn.Module):
+class Branchy(nn.Module):
+    """Data-dependent control flow: torch.fx cannot trace it, forward hooks read it."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.act, self.fc2, self.out = nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 4), nn.Linear(4, 3)
+        self.act2 = nn.Tanh()
+
+    def forward(self, x):
+        h = self.act(self.fc1(x))
+        if x.sum() > -1e6:  # taken on every batch the tests feed
+            h = h * 2
+        return self.out(self.act2(self.fc2(h)))
+
+
+def test_a_model_fx_cannot_trace_is_read_through_forward_hooks(x):
+    torch.manual_seed(0)
+    model = Branchy().eval()
+    with pytest.raises(ModelError, match="torch.fx failed to trace"):
+        read_network(model, (6,), path="fx")
+    net = read_network(model, (6,))
+    assert net.path == "hooks" and [c.name for c in net.cuts] == ["x", "act", "act2"]
+    with torch.no_grad():
+        h = F.relu(model.fc1(x))
+        expected = model.out(model.fc2(2 * h))  # the tanh after the cut is the identity
+    torch.testing.assert_close(net.activations(x, "act"), h)
+    torch.testing.assert_close(net.run_tail("act", [h, net.feed(x)]), expected)
+    assert net.tail_kind("act", x) == "affine"
+    with pytest.raises(ModelError, match="no graph"):
+        net.graph_module  # noqa: B018 - the property is the check
+
+
+def test_a_model_neither_path_reads_is_one_clear_model_error():
+    class Hopeless(nn.Module):
         def __init__(self):
             super().__init__()
             self.fc = nn.Linear(6, 3)
 
         def forward(self, x):
-            return self.fc(x) if x.sum() > 0 else -self.fc(x)
+            return {"logits": self.fc(x) if x.sum() > 0 else -self.fc(x)}
 
-    with pytest.raises(ModelError, match="cannot read Branchy: torch.fx failed to trace") as info:
-        read_network(Branchy(), (6,))
+    with pytest.raises(ModelError, match="cannot read Hopeless: torch.fx failed to trace .*forward hooks failed too: "
+                       ".*returns dict") as info:
+        read_network(Hopeless(), (6,))
     assert "\n" not in str(info.value)
+
+
+def hooked_and_traced(model, shape, **kwargs):
+    return read_network(model, shape, path="fx", **kwargs), read_network(model, shape, path="hooks", **kwargs)
+
+
+def assert_same_tails(traced, hooked, x):
+    """Both paths: the same cuts, activations, L-map outputs and tail kinds."""
+    assert [c.name for c in hooked.cuts] == [c.name for c in traced.cuts]
+    assert (traced.path, hooked.path) == ("fx", "hooks")
+    for cut in traced.cuts:
+        outputs = []
+        for net in (traced, hooked):
+            values = net.capture(x, net.tail_inputs(cut.layer), logits=False)
+            outputs.append(net.run_tail(cut.layer, [values[n] for n in net.tail_inputs(cut.layer)]))
+        torch.testing.assert_close(outputs[1], outputs[0])
+        assert hooked.tail_kind(cut.layer, x) == traced.tail_kind(cut.layer, x)
+
+
+@pytest.mark.parametrize("pool", [nn.AvgPool2d, nn.MaxPool2d])
+def test_the_hook_path_reads_a_conv_net_as_tracing_does(pool):
+    torch.manual_seed(0)
+    images = torch.randn(80, 64)
+    model = trained_bn(small_conv(nn.ReLU, pool), images.reshape(-1, 1, 8, 8))
+    assert_same_tails(*hooked_and_traced(model, (1, 8, 8)), images)
+
+
+def test_the_hook_path_cuts_a_module_called_twice_twice_and_a_residual_model_after_each_block(x):
+    torch.manual_seed(0)
+    assert_same_tails(*hooked_and_traced(SharedAct().eval(), (6,)), x)
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.act = nn.Linear(6, 6), nn.ReLU(inplace=True)
+
+        def forward(self, h):
+            h = h + self.act(self.fc(h))
+            return h
+
+    class Res(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem, self.stem_act = nn.Linear(6, 6), nn.ReLU()
+            self.blocks, self.head = nn.Sequential(Block(), Block()), nn.Linear(6, 3)
+
+        def forward(self, x):
+            return self.head(self.blocks(self.stem_act(self.stem(x))))
+
+    traced, hooked = hooked_and_traced(Res().eval(), (6,))
+    assert hooked.residual and [c.name for c in hooked.cuts] == ["x", "stem_act", "blocks.0", "blocks.1"]
+    assert_same_tails(traced, hooked, x)
+    _, inner = hooked_and_traced(Res().eval(), (6,), cuts=["blocks.0.fc"])
+    assert (inner.activations(x, "blocks.0.fc") == inner.activations(x, "blocks.0.fc")).all()
+    assert (inner.activations(x, "blocks.0.fc") < 0).any()  # cloned before the in-place ReLU
+
+
+def test_the_hook_path_keeps_a_gate_and_linearises_a_registered_transfer_module(monkeypatch, x):
+    torch.manual_seed(0)
+    model = Gated().eval()
+    net = read_network(model, (6,), cuts=["fc2"], path="hooks")
+    h = net.activations(x, "fc2")
+    with torch.no_grad():
+        torch.testing.assert_close(net.run_tail("fc2", [h, net.feed(x)]), model.fc3(h * torch.sigmoid(h)))
+
+    monkeypatch.setattr(adapter, "_TRANSFER_MODULES", dict(adapter._TRANSFER_MODULES))
+    register_transfer_function(nn.Softplus, "softplus")
+    softplus = nn.Sequential(nn.Linear(6, 5), nn.Softplus(), nn.Linear(5, 5), nn.Softplus(), nn.Linear(5, 3))
+    assert_same_tails(*hooked_and_traced(softplus, (6,)), x)
+
+
+def test_a_cut_the_batch_does_not_compute_is_a_model_error(x):
+    class Switch(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.a, self.b, self.out = nn.Linear(6, 4), nn.ReLU(), nn.Tanh(), nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.out(self.a(self.fc(x)) if x.sum() > 0 else self.b(self.fc(x)))
+
+    with pytest.raises(ModelError, match="names no module call of Switch; valid names: fc, a, out"):
+        read_network(Switch(), (6,), cuts=["b"])  # the probe batch takes the other branch
+    net = read_network(Switch(), (6,), cuts=["a"])
+    assert net.path == "hooks"
+    with pytest.raises(ModelError, match="did not compute cut") as info:
+        net.activations(torch.full((2, 6), -1.0), "a")
+    assert "\n" not in str(info.value)
+
+
+def test_an_opaque_transformer_layer_is_cut_at_its_output_and_linearised_inside():
+    """A TorchFunctionMode sees the GELU of an eval-mode nn.TransformerEncoderLayer (the mode turns its fused fast
+    path off): the layer's tail equals the same layer built with an identity activation."""
+    torch.manual_seed(0)
+
+    def model(activation):
+        layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, activation=activation, batch_first=True)
+        return nn.Sequential(nn.Linear(12, 8), nn.Unflatten(1, (1, 8)), layer, nn.Flatten(), nn.Linear(8, 3)).eval()
+
+    gelu = model("gelu")
+    identity = model(lambda t: t)
+    identity.load_state_dict(gelu.state_dict())
+    x = torch.randn(50, 12)
+    for path in ("fx", "hooks"):
+        net = read_network(gelu, (12,), path=path)
+        assert [c.name for c in net.cuts] == ["input", "2"]
+        with torch.no_grad():
+            torch.testing.assert_close(net.run_tail(0, [x]), identity(x), rtol=1e-5, atol=1e-5)
+            assert (net.run_tail(0, [x]) - gelu(x)).abs().max() > 1e-3  # the GELU did matter
+        assert net.tail_kind(0, x) == "nonlinear"  # LayerNorm and attention stay
+        assert net.tail_kind(1, x) == "affine"

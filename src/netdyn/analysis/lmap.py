@@ -31,7 +31,7 @@ from netdyn.analysis._common import (
 from netdyn.data.samples import DataLike
 from netdyn.errors import ConfigError, ModelError
 from netdyn.models import MLP, fold_block
-from netdyn.models.adapter import fit_affine
+from netdyn.models.adapter import LMAP_VARIANTS, Network, fit_affine
 
 
 def lmap_matrix(
@@ -42,6 +42,7 @@ def lmap_matrix(
     data: DataLike | None = None,
     input_shape: Sequence[int] | None = None,
     cuts: Sequence[str] | None = None,
+    lmap_variant: str = "keep",
 ) -> tuple[torch.Tensor, ...]:
     """The L-map of layer l: h^L = M_l x^l + c_l (+ S_l x^{l-1} where a skip crosses the cut).
 
@@ -52,10 +53,12 @@ def lmap_matrix(
     ``data``: M_l is the tail's Jacobian (vector-Jacobian products, float64) at the training mean of the cut's
     activations (flattened), c_l = tail(mean) - M_l mean, and the tail must be affine on the training samples
     (:class:`~netdyn.errors.ModelError` naming its kind otherwise). With ``with_skip=True`` the matrices of the
-    other tensors the tail reads (skips crossing the cut) follow, one each.
+    other tensors the tail reads (skips crossing the cut) follow, one each. ``lmap_variant`` is as for
+    :func:`lmap_accuracy`: ``"constant"`` makes a LayerNorm / attention tail affine, so that it has a matrix.
     """
+    _check_variant(lmap_variant)
     if not is_own_network(net, input_shape, cuts):
-        return _any_lmap_matrix(net, l, with_skip, data, input_shape, cuts)
+        return _any_lmap_matrix(net, l, with_skip, data, input_shape, cuts, lmap_variant)
     if data is not None:  # not needed for netdyn's own MLP, but data that does not fit it is still an error
         samples_for(net, data)
     L = check_network(net).n_layers
@@ -96,13 +99,14 @@ def _any_lmap_matrix(
     data: DataLike | None,
     input_shape: Sequence[int] | None,
     cuts: Sequence[str] | None,
+    lmap_variant: str,
 ) -> tuple[torch.Tensor, ...]:
     """:func:`lmap_matrix` of any model, from the float64 affine fit of its tail on the training samples."""
     if data is None:
         raise ConfigError("lmap_matrix of a model that is not a netdyn MLP needs data= (the tail is linearised there)")
     reader, samples, chosen = cut_layers(model, data, [l], input_shape, cuts)
-    network = reader.network
     x_train, _ = split_tensors(samples, "train")
+    network = _variant(reader.network, lmap_variant, x_train)
     fit = fit_affine(network, l, x_train)
     kind = network.kind_of_fit(l, fit)
     if kind != "affine":
@@ -122,15 +126,23 @@ def lmap_accuracy(
     *,
     input_shape: Sequence[int] | None = None,
     cuts: Sequence[str] | None = None,
+    lmap_variant: str = "keep",
 ) -> pd.DataFrame:
     """Accuracy of the L-map at each layer l = 0..L-1 on train and test: columns ``layer, split, accuracy``.
 
     Any other ``nn.Module`` than a netdyn :class:`MLP` is read through the network adapter (SPEC 10: layers are
     its cuts, ``cuts`` names them, ``input_shape`` is how a sample is fed); its table adds ``cut`` (the cut's
-    name) and ``tail`` (``affine``, ``piecewise_linear`` or ``nonlinear``, checked on the training set).
+    name), ``tail`` (``affine``, ``piecewise_linear`` or ``nonlinear``, checked on the training set) and
+    ``variant``. ``lmap_variant="keep"`` (default) leaves LayerNorm and softmax attention in the tail, which is
+    then nonlinear; ``"constant"`` holds each LayerNorm's scale and each explicit softmax's attention pattern at
+    their training-set means, as batch norm's running statistics are (:meth:`~netdyn.models.Network.constant_variant`),
+    so that the tail is affine; a tail through fused attention (``nn.MultiheadAttention``,
+    ``scaled_dot_product_attention``) is then a :class:`~netdyn.errors.ModelError` naming it. A netdyn MLP has
+    neither, so both variants give its one table.
     """
+    _check_variant(lmap_variant)
     if not is_own_network(net, input_shape, cuts):
-        return _any_lmap_accuracy(net, data, layers, input_shape, cuts)
+        return _any_lmap_accuracy(net, data, layers, input_shape, cuts, lmap_variant)
     data = samples_for(net, data)
     chosen = resolve_layers(net, layers)
     maps = {l: lmap_matrix(net, l, with_skip=True) for l in chosen}
@@ -159,10 +171,12 @@ def _any_lmap_accuracy(
     layers: Sequence[int] | None,
     input_shape: Sequence[int] | None,
     cuts: Sequence[str] | None,
+    lmap_variant: str,
 ) -> pd.DataFrame:
     """The L-map of any model: per chunk one pass captures every chosen cut's tail inputs, then each tail runs."""
     reader, samples, chosen = cut_layers(model, data, layers, input_shape, cuts)
-    network = reader.network
+    x_train, _ = split_tensors(samples, "train")
+    network = _variant(reader.network, lmap_variant, x_train)
     wanted = {l: network.tail_inputs(l) for l in chosen}
     per_row = reader.dtype.itemsize * (sum(reader.widths[l] for l in chosen) * 2 + max(reader.widths))
     rows = []
@@ -179,7 +193,17 @@ def _any_lmap_accuracy(
             rows.append({"layer": l, "split": split, "accuracy": correct[l] / x.shape[0] if x.shape[0] else math.nan})
     table = pd.DataFrame(rows, columns=["layer", "split", "accuracy"]).sort_values(["split", "layer"],
                                                                                   ignore_index=True)
-    x_train, _ = split_tensors(samples, "train")
     kinds = {l: network.tail_kind(l, x_train) for l in chosen}
     table["tail"] = [kinds[int(l)] for l in table["layer"]]
+    table["variant"] = network.variant
     return with_cuts(table, reader)
+
+
+def _check_variant(lmap_variant: str) -> None:
+    if lmap_variant not in LMAP_VARIANTS:
+        raise ConfigError(f"lmap_variant must be one of {', '.join(map(repr, LMAP_VARIANTS))}, got {lmap_variant!r}")
+
+
+def _variant(network: Network, lmap_variant: str, x_train: torch.Tensor) -> Network:
+    """The network whose tails the L-map runs: as read, or with LayerNorm and attention held constant."""
+    return network.constant_variant(x_train) if lmap_variant == "constant" else network
