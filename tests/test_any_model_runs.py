@@ -12,6 +12,8 @@ from torch import nn
 import netdyn
 from any_models import INPUT_SHAPE, image_data, small_cnn, trained
 from netdyn import MLP, AnalysisConfig, ConfigError, ModelError, Monitor, analyze, load_analysis, load_run
+from netdyn.models.pruned import Pruned
+from netdyn.prune import prune_network, prune_run
 
 FACTORY = "any_models:small_cnn"
 FAST = AnalysisConfig(basins=False, max_samples=200)
@@ -192,3 +194,42 @@ def test_the_lightning_callback_records_a_cnn(images, tmp_path):
                                                  strict=True))
     assert math.isclose(run.summary["test_accuracy"], float(netdyn.network_accuracy(
         rebuilt, images).set_index("split").loc["test", "accuracy"]), abs_tol=1e-9)
+
+
+# ------------------------------------------------------------------------------------------------------ prune
+def test_prune_a_cnn_run_into_its_trunk_and_one_linear(images, tmp_path):
+    run_dir = tmp_path / "m"
+    with Monitor(run_dir, images, every=40, total_steps=40, quantities=("network",), model_factory=FACTORY,
+                 max_samples=1000) as monitor:
+        model = _loop(images, 40, monitor).eval()
+    result = prune_run(run_dir, tmp_path / "p", tolerance=0.05, data=images)
+    scan = result.scan.set_index("layer")
+    assert list(scan["cut"]) == ["2", "5"] and set(scan["tail"]) == {"affine"}
+    cut = scan.loc[result.layer, "cut"]
+    lmap = netdyn.lmap_accuracy(model, images, input_shape=INPUT_SHAPE).set_index(["layer", "split"])["accuracy"]
+    pruned = load_run(tmp_path / "p")
+    rebuilt = pruned.model()
+    assert isinstance(rebuilt, Pruned) and rebuilt.cut == cut and rebuilt.linear.in_features == {"2": 64, "5": 16}[cut]
+    accuracy = netdyn.network_accuracy(rebuilt, images, input_shape=INPUT_SHAPE).set_index("split")["accuracy"]
+    # the pruned CNN is the L-map at its cut: the same accuracy on both splits
+    assert accuracy["test"] == lmap[(result.layer, "test")] and accuracy["train"] == lmap[(result.layer, "train")]
+    before, after = result.table.iloc[0], result.table.iloc[1]
+    assert after["parameters"] < before["parameters"] and after["test_accuracy"] == accuracy["test"]
+    assert pruned.config["pruned"]["cut"] == cut and pruned.config["model_factory"] == FACTORY
+    assert pruned.summary["pruned_from"]["layer"] == result.layer
+    # without a factory the original architecture is passed, and the pruned model is built around it
+    with Monitor(tmp_path / "n", images, every=1, quantities=("network",)) as monitor:
+        monitor.step(model, 1)
+    prune_run(tmp_path / "n", tmp_path / "q", tolerance=0.05, data=images, into=small_cnn())
+    with pytest.raises(ModelError, match="without a model_factory"):
+        load_run(tmp_path / "q").model()
+    into = load_run(tmp_path / "q").model(into=small_cnn())
+    assert torch.equal(into(images.x_test.reshape(-1, *INPUT_SHAPE)), rebuilt(images.x_test.reshape(-1, *INPUT_SHAPE)))
+
+
+def test_prune_refuses_a_model_without_an_affine_tail(images):
+    model = trained(small_cnn(pool="max"), images, steps=20)
+    with pytest.raises(ModelError, match="no cut of Sequential has an affine tail.*1: piecewise_linear"):
+        prune_network(model, images, input_shape=INPUT_SHAPE, cuts=["1", "4"])
+    with pytest.raises(ConfigError, match="prunes netdyn MLPs; prune a Sequential with lmap"):
+        prune_network(model, images, method="lp")

@@ -15,7 +15,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Find the earliest layer l whose linear replacement (lmap: the network's own tail with the "
         "identity for every later transfer function; lp: the ridge map from x^l to the logits) keeps the test "
         "accuracy within --tolerance, replace layers l+1..L by it, and save the smaller MLP as a run folder of its "
-        "own. Prints parameters, accuracy and measured inference time before and after.",
+        "own. A user's model (a Monitor's run folder, rebuilt by its recorded model_factory) is cut at the earliest "
+        "effective cut whose L-map tail is affine and saved as its trunk followed by one Linear. Prints parameters, "
+        "accuracy and measured inference time before and after.",
     )
     p.add_argument("run", metavar="RUN_FOLDER", type=Folder("read"),
                    help="a run folder written by netdyn train (read only: the pruned model goes to --out)")
