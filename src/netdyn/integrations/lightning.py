@@ -39,10 +39,12 @@ class NetdynCallback(pl.Callback):
     """Records the framework's quantities while a LightningModule trains (the arguments after ``network`` are
     :class:`netdyn.Monitor`'s).
 
-    ``network`` finds the ``nn.Sequential`` (or netdyn ``MLP``) inside the LightningModule: an attribute name
-    (default ``"model"``), or a function of the module. When None, the module's only ``nn.Sequential`` child is
-    used. Unless given, ``total_steps`` is read from the trainer, ``batch_size`` from its training loader, and the
-    trainer's loggers join ``loggers``.
+    ``network`` finds the network inside the LightningModule (any ``nn.Module`` the monitor records: a netdyn
+    ``MLP``, an ``nn.Sequential``, a CNN, ...): an attribute name (default ``"model"``), or a function of the module.
+    When None, the module's only ``nn.Sequential`` child is used. Unless given, ``total_steps`` is read from the
+    trainer, ``batch_size`` from its training loader, and the trainer's loggers join ``loggers``. Pass the
+    monitor's ``model_factory`` (and ``model_args``) so that ``load_run(run_dir).model()`` rebuilds a user's model,
+    and ``input_shape`` / ``cuts`` to say how it is read.
     """
 
     def __init__(
