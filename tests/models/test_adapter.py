@@ -366,3 +366,7 @@ def test_an_opaque_transformer_layer_is_cut_at_its_output_and_linearised_inside(
             assert (net.run_tail(0, [x]) - gelu(x)).abs().max() > 1e-3  # the GELU did matter
         assert net.tail_kind(0, x) == "nonlinear"  # LayerNorm and attention stay
         assert net.tail_kind(1, x) == "affine"
+    encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True), 2,
+                                    enable_nested_tensor=False)
+    stacked = nn.Sequential(nn.Linear(12, 8), nn.Unflatten(1, (1, 8)), encoder, nn.Flatten(), nn.Linear(8, 3)).eval()
+    assert [c.name for c in read_network(stacked, (12,)).cuts] == ["input", "2"]  # the encoder is one leaf

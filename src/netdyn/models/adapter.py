@@ -88,7 +88,8 @@ _MULS = (operator.mul, operator.imul, torch.mul)
 #: Library blocks whose forward torch.fx cannot see into (fast paths, data-dependent checks): each is one leaf
 #: node, cut at its output, its transfer functions linearised in a tail by :class:`Linearising`.
 OPAQUE_MODULES: tuple[type[nn.Module], ...] = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer,
-                                               nn.MultiheadAttention)
+                                               nn.MultiheadAttention, nn.TransformerEncoder, nn.TransformerDecoder,
+                                               nn.Transformer)
 #: How a network was read (``Network.path``): a torch.fx graph, or forward hooks where tracing fails.
 ReadPath = Literal["fx", "hooks"]
 READ_PATHS: tuple[str, ...] = ("auto", "fx", "hooks")
@@ -1011,6 +1012,14 @@ _SOFTMAX_CALLS = frozenset({F.softmax, torch.softmax, torch.Tensor.softmax})
 _MODE_SEEN = frozenset({nn.ReLU, nn.GELU, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.ELU, nn.SiLU, nn.Identity, Gauss})
 
 
+def _among(func: Any, calls: frozenset[Any]) -> bool:
+    """Whether a function a TorchFunctionMode sees is one of ``calls`` (False for an unhashable callable)."""
+    try:
+        return func in calls
+    except TypeError:
+        return False
+
+
 def _tensors_in(value: Any) -> list[torch.Tensor]:
     if isinstance(value, torch.Tensor):
         return [value]
@@ -1081,9 +1090,9 @@ class _Observing(TorchFunctionMode):
         inputs = [t for t in _tensors_in((args, kwargs)) if id(t) in self.ancestry]
         if _is_max_pool(func):
             self.probe.max_pools.append(len(self.probe.calls))
-        if func in _ADD_CALLS and len(inputs) == 2 and self._joins(*inputs):
+        if _among(func, _ADD_CALLS) and len(inputs) == 2 and self._joins(*inputs):
             self.probe.residual_scopes.append(self.probe.stack[-1] if self.probe.stack else "")
-        if func in _MUL_CALLS and len(inputs) == 2:
+        if _among(func, _MUL_CALLS) and len(inputs) == 2:
             for t in inputs:
                 if id(t) in self.transfer_outputs:
                     self.probe.gates.add(self.transfer_outputs[id(t)])
@@ -1172,12 +1181,12 @@ class _TailMode(Linearising):
 
     def _held(self, func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> torch.Tensor | None:
         assert self.constants is not None
-        if func in _LAYER_NORM_CALLS:
+        if _among(func, _LAYER_NORM_CALLS):
             key = f"layer_norm_{self._count('layer_norm')}"
             if self.active:
                 x, shape, weight, bias, _ = layer_norm_call(args, kwargs)
                 return held_layer_norm(x, shape, weight, bias, self.constants[key].to(x.dtype))
-        elif func in _SOFTMAX_CALLS:
+        elif _among(func, _SOFTMAX_CALLS):
             key = f"softmax_{self._count('softmax')}"
             if self.active:
                 x = args[0] if args else kwargs["input"]
@@ -1199,12 +1208,12 @@ class _Gathering(TorchFunctionMode):
                            kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        if func in _LAYER_NORM_CALLS:
+        if _among(func, _LAYER_NORM_CALLS):
             x, shape, _, _, eps = layer_norm_call(args, kwargs)
             shape = [shape] if isinstance(shape, int) else shape
             self.sums.add_layer_norm(f"layer_norm_{self.counts['layer_norm']}", x, len(shape), eps)
             self.counts["layer_norm"] += 1
-        elif func in _SOFTMAX_CALLS:
+        elif _among(func, _SOFTMAX_CALLS):
             self.sums.add_pattern(f"softmax_{self.counts['softmax']}", out)
             self.counts["softmax"] += 1
         return out
