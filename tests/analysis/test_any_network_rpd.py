@@ -140,15 +140,26 @@ def test_a_channels_contribution_is_its_positions_summed(images):
                                atol=1e-12)
 
 
-def test_captums_layer_gradient_x_activation_gives_the_contributions(images):
+def test_one_jacobian_for_an_affine_tail_equals_the_per_sample_gradients(images, monkeypatch):
+    model = trained(conv_net(), images).double()
+    network = read_network(model, (1, 8, 8))
+    x = images.x_train.double()
+    shared_matrix = units.unit_contributions(network, 2, x)
+    monkeypatch.setattr(units, "AFFINE_TOLERANCE", -1.0)  # every tail takes the per-sample path
+    torch.testing.assert_close(units.unit_contributions(network, 2, x), shared_matrix, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("pool", [nn.AvgPool2d, nn.MaxPool2d])  # an affine tail, and one that is not
+def test_captums_layer_gradient_x_activation_gives_the_contributions(images, pool):
     from captum.attr import LayerGradientXActivation
 
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 5, 3), nn.AvgPool2d(2),
-                          nn.Flatten(), nn.Linear(5 * 3 * 3, 3)).double().eval()  # linear after the ReLU
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 5, 3), pool(2),
+                          nn.Flatten(), nn.Linear(5 * 3 * 3, 3)).double().eval()  # no transfer function after 1
     x, y = images.x_train.double(), images.y_train
     network = read_network(model, (1, 8, 8))
     assert network.cut(1).name == "1"
+    assert network.tail_kind(1, images.x_train.double()) == ("affine" if pool is nn.AvgPool2d else "piecewise_linear")
     ours = units.element_contributions(network, 1, x)[y, torch.arange(x.shape[0])]
     theirs = LayerGradientXActivation(model, model[1]).attribute(x.reshape(-1, 1, 8, 8), target=y)
     torch.testing.assert_close(ours, theirs, rtol=1e-9, atol=1e-12)

@@ -48,9 +48,8 @@ from netdyn.analysis.ranks import (
 )
 from netdyn.analysis.units import (
     NO_PRIVILEGED_BASIS,
-    activations,
+    activations_and_reference,
     as_units,
-    linear_reference,
     no_privileged_basis,
     unit_axis,
     unit_contributions,
@@ -442,7 +441,7 @@ def _any_neuron_modes(
             frames.append(frame)
             continue
         axis = unit_axis(network, l)
-        x_l, r_l = (as_units(v, axis) for v in (activations(network, l, x), linear_reference(network, l, x)))
+        x_l, r_l = (as_units(v, axis) for v in activations_and_reference(network, l, x))
         if not (torch.isfinite(x_l).all() and torch.isfinite(r_l).all()):
             raise ModelError(f"layer {l} ({network.cut(l).name}) has NaN or infinite values: cannot measure its "
                              "neuron modes")

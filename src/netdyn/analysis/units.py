@@ -25,7 +25,7 @@ A ResNet has no LayerNorm or attention, and its block outputs end in a ReLU anyw
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from netdyn.analysis._common import chunk_rows, iter_chunks
-from netdyn.models.adapter import Network, build_segment, evaluating, transfer_input
+from netdyn.models.adapter import AFFINE_TOLERANCE, Network, build_segment, evaluating, fit_affine, transfer_input
 
 NO_PRIVILEGED_BASIS = (
     "no privileged basis: a transformer's residual stream (a rotation absorbed by the weights changes nothing); "
@@ -109,28 +109,24 @@ def _samples_per_chunk(network: Network, layer: int, n: int, factor: int) -> int
     return chunk_rows(n, 8 * probe[0].numel() * factor)
 
 
-def activations(network: Network, layer: int, x: torch.Tensor) -> torch.Tensor:
-    """Cut ``layer``'s activations on samples ``x`` ([P, d]), in the model's dtype, [P, *shape]."""
-    size = _samples_per_chunk(network, layer, x.shape[0], 2)
-    return torch.cat([network.activations(x[rows], layer) for rows in iter_chunks(x.shape[0], size)])
+def activations_and_reference(network: Network, layer: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cut ``layer``'s activations and linear reference on samples ``x`` ([P, d]), in the model's dtype, [P, *shape].
 
-
-def linear_reference(network: Network, layer: int, x: torch.Tensor) -> torch.Tensor:
-    """Cut ``layer``'s linear reference on samples ``x`` ([P, d]), in the model's dtype, [P, *shape].
-
-    Computed from the previous cut's local field with every transfer function up to this cut linearised (SPEC 10;
-    for a netdyn-style MLP the reference of SPEC 5.4). Skips crossing into the segment keep their true values.
+    The reference is computed from the previous cut's local field with every transfer function up to this cut
+    linearised (SPEC 10; for a netdyn-style MLP the reference of SPEC 5.4). Skips crossing into the segment keep
+    their true values. One pass of the model per chunk gives both.
     """
     graph_module = network.graph_module
-    field = transfer_input(graph_module, _node(network, layer - 1))
-    segment, names = build_segment(graph_module, [field], _node(network, layer))
+    node = _node(network, layer)
+    segment, names = build_segment(graph_module, [transfer_input(graph_module, _node(network, layer - 1))], node)
     size = _samples_per_chunk(network, layer, x.shape[0], 4)
-    parts = []
+    values, references = [], []
     for rows in iter_chunks(x.shape[0], size):
-        values = network.capture(x[rows], names, logits=False)
+        captured = network.capture(x[rows], {*names, node.name}, logits=False)
+        values.append(captured[node.name])
         with torch.no_grad(), evaluating(segment):
-            parts.append(segment(*[values[n] for n in names]))
-    return torch.cat(parts)
+            references.append(segment(*[captured[n] for n in names]))
+    return torch.cat(values), torch.cat(references)
 
 
 def element_contributions(network: Network, layer: int, x: torch.Tensor, use: str = "output") -> torch.Tensor:
@@ -141,11 +137,45 @@ def element_contributions(network: Network, layer: int, x: torch.Tensor, use: st
     (the field itself at a transfer function's output, its pooling where pooling follows; the cut itself where no
     transfer function produces it), and the gradient that of the tail there: M_l[k] h^l for an affine tail.
     """
-    tail = copy.deepcopy(network.tail(layer)).double()
-    names = list(network.tail_inputs(layer))
-    segment, field_names = _field_segment(network, layer) if use == "field" else (None, ())
-    wanted = set(names) | set(field_names)
+    return torch.cat(list(_contribution_chunks(network, layer, x, use)), dim=1)
+
+
+def unit_contributions(network: Network, layer: int, x: torch.Tensor, use: str = "output") -> torch.Tensor:
+    """:func:`element_contributions` summed over each unit's positions: float64 [C, P, units]."""
+    axis = unit_axis(network, layer)
     parts = []
+    for chunk in _contribution_chunks(network, layer, x, use):
+        if chunk.ndim > 3:
+            moved = chunk.movedim(axis if axis < 0 else axis + 1, 2)
+            chunk = moved.reshape(*moved.shape[:3], -1).sum(-1)
+        parts.append(chunk)
+    return torch.cat(parts, dim=1)
+
+
+def _contribution_chunks(network: Network, layer: int, x: torch.Tensor, use: str) -> Iterator[torch.Tensor]:
+    """:func:`element_contributions` by chunks of samples.
+
+    Where the tail passes the affine check (:func:`~netdyn.models.adapter.fit_affine` on ``x``), its gradient is
+    the same matrix M_l at every sample and one Jacobian serves them all; otherwise one vector-Jacobian product
+    per class and chunk gives each sample's own gradient.
+    """
+    fit = fit_affine(network, layer, x)
+    names = list(network.tail_inputs(layer))
+    contribute: Callable[[list[Any]], torch.Tensor]
+    if fit.error <= AFFINE_TOLERANCE:
+        matrix = fit.matrices[0]
+        names = names[:1]
+
+        def contribute(inputs: list[Any]) -> torch.Tensor:
+            return matrix.view(-1, 1, *inputs[0].shape[1:]) * inputs[0]
+    else:
+        tail = copy.deepcopy(network.tail(layer)).double()
+
+        def contribute(inputs: list[Any]) -> torch.Tensor:
+            return _class_gradients(tail, inputs) * inputs[0]
+
+    segment, field_names = _field_segment(network, layer) if use == "field" else (None, ())
+    wanted = set(field_names) | set(names)
     size = _samples_per_chunk(network, layer, x.shape[0], 16)
     for rows in iter_chunks(x.shape[0], size):
         captured = network.capture(x[rows], wanted, logits=False)
@@ -153,19 +183,7 @@ def element_contributions(network: Network, layer: int, x: torch.Tensor, use: st
         if segment is not None:
             with torch.no_grad(), evaluating(segment):
                 inputs[0] = segment(*[_double(captured[n]) for n in field_names])
-        gradients = _class_gradients(tail, inputs)
-        parts.append(gradients * inputs[0])
-    return torch.cat(parts, dim=1)
-
-
-def unit_contributions(network: Network, layer: int, x: torch.Tensor, use: str = "output") -> torch.Tensor:
-    """:func:`element_contributions` summed over each unit's positions: float64 [C, P, units]."""
-    contributions = element_contributions(network, layer, x, use)
-    axis = unit_axis(network, layer)
-    if contributions.ndim == 3:
-        return contributions
-    moved = contributions.movedim(axis if axis < 0 else axis + 1, 2)
-    return moved.reshape(*moved.shape[:3], -1).sum(-1)
+        yield contribute(inputs)
 
 
 def _field_segment(network: Network, layer: int) -> tuple[fx.GraphModule, tuple[str, ...]]:
