@@ -298,3 +298,42 @@ def test_class_geometry_pools_a_cut_whose_centres_do_not_fit(images64):
         assert table.loc[layer, "cos_dist_mean"] == pytest.approx((1 - cos).mean(), rel=1e-9)
     samples = class_geometry(model, data, input_shape=(1, 8, 8), memory_budget=2000, per_sample=True, limit=3)
     assert (samples["features"] == "pooled:2 x 2").all() and len(samples) == 3 * 3 * 3
+
+
+# ------------------------------------------------------------------------------------------- bn_perturbation
+def test_an_nn_module_mlp_has_the_netdyn_mlps_bn_perturbation(data):
+    from netdyn.analysis.basins import bn_perturbation
+
+    torch.manual_seed(7)
+    seq = nn.Sequential(nn.Linear(10, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 12), nn.BatchNorm1d(12),
+                        nn.ReLU(), nn.Linear(12, 4)).double()
+    seq = train(seq, data.x_train, data.y_train, steps=20)
+    before = copy.deepcopy(seq.state_dict())
+    reference = bn_perturbation(MLP.from_sequential(seq), data, 40, seed=2)
+    table = bn_perturbation(seq, data, 40, seed=2)
+    assert list(table["module"]) == ["1", "4"]
+    pd.testing.assert_frame_equal(table.drop(columns="module"), reference, rtol=1e-9)
+    assert all(torch.equal(before[k], v) for k, v in seq.state_dict().items())
+
+
+def test_a_conv_batch_norms_perturbation_is_its_folded_kernels(images64):
+    from netdyn.analysis.basins import bn_perturbation
+
+    model, data = images64
+    table = bn_perturbation(model, data, 120, n_batches=1, input_shape=(1, 8, 8))
+    assert list(table.columns) == ["layer", "module", "eps_equivalent"] and list(table["module"]) == ["1"]
+    conv, bn = model[0], model[1]
+    with torch.no_grad():
+        a = conv(data[0].reshape(-1, 1, 8, 8))  # the whole training set is the one batch: its order does not matter
+    rows = torch.linalg.vector_norm(conv.weight.flatten(1), dim=1)
+
+    def fold(mean, var):
+        g = bn.weight / torch.sqrt(var + bn.eps)
+        return torch.cat([rows * g, (conv.bias - mean) * g + bn.bias])
+
+    with torch.no_grad():
+        running = fold(bn.running_mean, bn.running_var)
+        batch = fold(a.mean((0, 2, 3)), a.var((0, 2, 3), unbiased=False))
+        expected = (torch.linalg.vector_norm(batch - running) / torch.linalg.vector_norm(running)).item()
+    assert table["eps_equivalent"].item() == pytest.approx(expected, rel=1e-9)
+    assert table["layer"].item() == 1

@@ -11,12 +11,18 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
-from netdyn.analysis._common import CutLayers
 from netdyn.errors import ConfigError, ModelError
+
+if TYPE_CHECKING:  # annotations only: the config imports this module's budget, and _common stays out of its way
+    from netdyn.analysis._common import CutLayers
+
+#: Default of ``AnalysisConfig.memory_budget``: bytes the LP's and the geometry's working values may take per cut.
+MEMORY_BUDGET = 2 << 30
 
 
 def check_budget(memory_budget: int) -> int:

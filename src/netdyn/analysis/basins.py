@@ -950,7 +950,14 @@ def nearest_train_distance(
 
 
 def bn_perturbation(
-    net: MLP, data: DataLike, batch_size: int, n_batches: int | None = None, seed: int | torch.Generator = 0
+    net: MLP | nn.Module,
+    data: DataLike,
+    batch_size: int,
+    n_batches: int | None = None,
+    seed: int | torch.Generator = 0,
+    *,
+    input_shape: Sequence[int] | None = None,
+    cuts: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Per batch-norm layer, ||W~_batch - W~_run||_F / ||W~_run||_F: columns ``layer, eps_equivalent``.
 
@@ -960,14 +967,18 @@ def bn_perturbation(
     training set (full batches only, as many epochs as ``n_batches`` needs; default one epoch) and the ratio
     is averaged over them: the weight perturbation that evaluating with running instead of batch statistics
     amounts to, comparable with a weight basin's eps. Empty for a network without batch norm.
+
+    Any other ``nn.Module`` than a netdyn :class:`MLP` is read through the network adapter (SPEC 10): one row
+    per batch-norm module (``layer, module, eps_equivalent``; layer as in :func:`weight_basin`), W the Linear or
+    convolution whose output it normalises (a kernel's rows are its output channels; the identity where no such
+    module feeds it), the statistics per channel over the batch and its positions, every batch norm before it in
+    batch mode. The model's running statistics are left as they were.
     """
+    if not is_own_network(net, input_shape, cuts):
+        return _model_bn_perturbation(net, data, batch_size, n_batches, seed, input_shape, cuts)
     data = samples_for(net, data)
     x = data.x_train.flatten(1)
-    total = x.shape[0]
-    batch_size = _check_count(batch_size, "batch_size")
-    if not 2 <= batch_size <= total:
-        raise ConfigError(f"batch_size must be in 2..{total} (the training set size), got {batch_size}")
-    n_batches = total // batch_size if n_batches is None else _check_count(n_batches, "n_batches")
+    batch_size, n_batches = _check_batches(x.shape[0], batch_size, n_batches)
     bn_layers = [l for l in net.hidden_layers if net.block(l).bn is not None]
     if not bn_layers:
         empty = {"layer": pd.Series([], dtype="int64"), "eps_equivalent": pd.Series([], dtype="float64")}
@@ -983,6 +994,83 @@ def bn_perturbation(
         {"layer": bn_layers, "eps_equivalent": [totals[l] / n_batches for l in bn_layers]},
         columns=["layer", "eps_equivalent"],
     )
+
+
+def _check_batches(total: int, batch_size: int, n_batches: int | None) -> tuple[int, int]:
+    batch_size = _check_count(batch_size, "batch_size")
+    if not 2 <= batch_size <= total:
+        raise ConfigError(f"batch_size must be in 2..{total} (the training set size), got {batch_size}")
+    return batch_size, total // batch_size if n_batches is None else _check_count(n_batches, "n_batches")
+
+
+_FOLDED_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def _model_folds(network: Network) -> dict[str, tuple[int, _RowFold]]:
+    """Each batch norm of a traced model (with running statistics) by module name: its layer and its fold."""
+    modules = dict(network.model.named_modules())
+    cut_nodes = {c.node for c in network.cuts[1:]}
+    folds: dict[str, tuple[int, _RowFold]] = {}
+    layer = 1
+    for node in network.graph_module.graph.nodes:
+        bn = modules.get(str(node.target)) if node.op == "call_module" else None
+        if isinstance(bn, nn.modules.batchnorm._BatchNorm) and bn.running_mean is not None:
+            feeder = node.args[0]
+            affine = modules.get(str(feeder.target)) if isinstance(feeder, fx.Node) and feeder.op == "call_module" \
+                else None
+            folds.setdefault(str(node.target), (layer, _RowFold.of(bn, affine if isinstance(affine, _FOLDED_MODULES)
+                                                                   else None)))
+        if node.name in cut_nodes:
+            layer += 1
+    return folds
+
+
+def _batch_norm_inputs(model: nn.Module, x: torch.Tensor, names: Sequence[str]) -> dict[str, torch.Tensor]:
+    """The input of each named batch norm on batch x [n, ...], as [rows, channels] (a conv map's positions rows).
+
+    Every batch norm runs in batch mode on copies of its running statistics: the model's are left as they were.
+    """
+    modules = dict(model.named_modules())
+    seen: dict[str, torch.Tensor] = {}
+
+    def keep(name: str) -> Callable[[nn.Module, tuple[Any, ...]], None]:
+        def hook(_: nn.Module, args: tuple[Any, ...]) -> None:
+            seen.setdefault(name, args[0].detach().movedim(1, -1).flatten(0, -2).double())
+
+        return hook
+
+    hooks = [modules[name].register_forward_pre_hook(keep(name)) for name in names]
+    bns = [m for m in modules.values() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    copies = {f"{n}.{b}": t.clone() for n, m in modules.items() if m in bns for b, t in m.named_buffers(recurse=False)}
+    try:
+        with evaluating(model):
+            for bn in bns:
+                bn.train()
+            functional_call(model, copies, (x,))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return seen
+
+
+def _model_bn_perturbation(
+    model: nn.Module, data: DataLike, batch_size: int, n_batches: int | None, seed: int | torch.Generator,
+    input_shape: Sequence[int] | None, cuts: Sequence[str] | None,
+) -> pd.DataFrame:
+    reader, samples, _ = cut_layers(model, data, None, input_shape, cuts)
+    x = samples.x_train.flatten(1)
+    batch_size, n_batches = _check_batches(x.shape[0], batch_size, n_batches)
+    gen = make_generator(seed)
+    with torch.no_grad():
+        folds = _model_folds(reader.network)
+        totals = dict.fromkeys(folds, 0.0)
+        for batch in _training_batches(x, batch_size, n_batches, gen) if folds else ():
+            for name, a in _batch_norm_inputs(model, reader.network.feed(batch), list(folds)).items():
+                totals[name] += folds[name][1].distance(a)
+    table = {"layer": pd.Series([layer for layer, _ in folds.values()], dtype="int64"),
+             "module": pd.Series(list(folds), dtype="object"),
+             "eps_equivalent": pd.Series([totals[name] / n_batches for name in folds], dtype="float64")}
+    return pd.DataFrame(table, columns=["layer", "module", "eps_equivalent"])
 
 
 @dataclass
@@ -1003,10 +1091,20 @@ class _RowFold:
     """The fold with the running statistics, ``[g ||W_i|| | b~]`` flattened."""
 
     @classmethod
-    def of(cls, bn: nn.BatchNorm1d, linear: nn.Linear) -> _RowFold:
-        row_norms = torch.linalg.vector_norm(linear.weight.double(), dim=1, keepdim=True)
-        bias = linear.bias.double() if linear.bias is not None else None
+    def of(cls, bn: nn.modules.batchnorm._BatchNorm, linear: nn.Module | None) -> _RowFold:
+        """The fold of ``bn`` after ``linear``.
+
+        ``linear`` is a Linear or a convolution (a row per output channel), or None for the identity.
+        """
         mean, var, bn_weight, bn_bias = (t.double() for t in batchnorm_tensors(bn))
+        bias = None
+        if linear is None:
+            row_norms = torch.ones(mean.shape[0], 1, dtype=torch.float64, device=mean.device)
+        else:
+            weight, linear_bias = linear.weight, linear.bias
+            assert isinstance(weight, torch.Tensor)
+            row_norms = torch.linalg.vector_norm(weight.double().flatten(1), dim=1, keepdim=True)
+            bias = linear_bias.double() if isinstance(linear_bias, torch.Tensor) else None
         fold = cls(row_norms, bias, bn.eps, bn_weight, bn_bias, torch.empty(0, dtype=torch.float64))
         fold.running = fold.folded(mean, var)
         return fold

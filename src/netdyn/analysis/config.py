@@ -9,10 +9,8 @@ from typing import Any
 
 from netdyn import _config
 from netdyn._device import check_device_name
+from netdyn.analysis._pooling import MEMORY_BUDGET
 from netdyn.errors import ConfigError
-
-#: Default of ``AnalysisConfig.memory_budget``: bytes the LP's and the geometry's working values may take per cut.
-MEMORY_BUDGET = 2 << 30
 
 
 def _positive_int(value: Any, name: str, low: int = 1) -> None:

@@ -35,8 +35,7 @@ from netdyn.analysis._common import (
     split_tensors,
     with_cuts,
 )
-from netdyn.analysis._pooling import PooledLayers, check_budget, features_label, pool_to_fit
-from netdyn.analysis.config import MEMORY_BUDGET
+from netdyn.analysis._pooling import MEMORY_BUDGET, PooledLayers, check_budget, features_label, pool_to_fit
 from netdyn.data.samples import DataLike, SampleSet
 from netdyn.errors import ConfigError
 from netdyn.models import MLP

@@ -53,7 +53,9 @@ def fold_batchnorm(
     return g.unsqueeze(-1) * weight, g * shift + bn_bias
 
 
-def batchnorm_tensors(bn: nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def batchnorm_tensors(
+    bn: nn.modules.batchnorm._BatchNorm,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(running_mean, running_var, weight, bias)`` of a batch norm, detached; ModelError if it lacks one."""
     values = []
     for name in ("running_mean", "running_var", "weight", "bias"):
