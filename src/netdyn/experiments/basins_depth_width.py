@@ -13,8 +13,9 @@ The helpers :func:`basin_tables`, :func:`rank_trend` and :func:`converged_at` ar
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -33,6 +34,7 @@ from netdyn.experiments.base import (
     seeded,
     with_params,
 )
+from netdyn.experiments.criteria import CannotEvaluate, Criterion
 from netdyn.models.spec import ModelSpec
 from netdyn.orchestration import RunSpec
 
@@ -320,6 +322,9 @@ class BasinsDepthWidth(Experiment[BasinsDepthWidthConfig]):
         figs["fig5_test_accuracy"] = fig
         return figs
 
+    def criteria(self, config: BasinsDepthWidthConfig) -> list[Criterion]:
+        return basins_depth_width_criteria(config)
+
     def summary(self, tables: dict[str, pd.DataFrame], config: BasinsDepthWidthConfig) -> dict[str, Any]:
         sizes, members = tables["basin_sizes"], tables["members"]
         mean = _mean_sizes(sizes, ["batchnorm", "depth", "width", "space"])
@@ -376,6 +381,186 @@ def _depth_curves(
     if legend is not None:
         legend.set_loc("lower left")  # below a curve's fall and left of its tail: empty on every panel
     ax.set_title(f"{VARIANT_LABELS[batchnorm]}, width {width}: {space}-space basins")
+
+
+# ------------------------------------------------------------------------------------------ criteria
+# Written from the paper's text on Fig. 5 (section V, "The depth and width dependence of attraction basins") and on
+# Fig. 7 vs 5(a) (section VI, grokking: the deep net's sample-space basin is far larger than a shallow net's) before
+# any run used them (SPEC 6.1). The paper's nets have batch norm; the nets without it and the BN nets started from
+# the plain nets' initial rule are controls (SPEC 6.1) whose criteria count like the others: a depth or width
+# dependence the paper ascribes to DNNs should not hinge on batch norm or on the initial rule. Depth 1 is the
+# shallow baseline. One value per seed, from that seed's nets.
+
+MIN_TREND = 0.5
+"""A Spearman correlation that counts as a trend with depth or width (|rho| >= 0.5)."""
+PAPER_CONVERGED_DEPTH = 6
+"""'converge after the DNNs exceed about 8 layers': depth 6 in netdyn's counting (layers = depth + 2)."""
+PAPER_CONVERGED_WIDTH = 400
+"""'The converged width is around 400'."""
+CONVERGED_SHARE = 2 / 3
+"""Share of the depths whose size must have converged against width."""
+DEEP_OVER_SHALLOW = 1.25
+"""How much larger (ratio) the deepest net's sample-space basin must be than the depth-1 net's."""
+
+
+def _sizes(tables: Mapping[str, pd.DataFrame], config: Any, seed: int, space: str, batchnorm: bool,
+           init: str | None = None) -> pd.DataFrame:
+    """One seed's ``size_half`` rows of one space and variant, from the initial rule ``init`` (default: the
+    variant's own), depth 1 included."""
+    table = tables.get("basin_sizes")
+    rows = None if table is None else table[(table["seed"] == seed) & (table["space"] == space)
+                                            & (table["batchnorm"] == batchnorm)]  # fmt: skip
+    if rows is not None and "init" in rows.columns:
+        own = config.init_bn if batchnorm else config.init_plain
+        rows = rows[rows["init"] == (own if init is None else init)]
+    elif init is not None and init != (config.init_bn if batchnorm else config.init_plain):
+        rows = None
+    if rows is None or rows.empty:
+        what = VARIANT_LABELS[batchnorm] + (f", {init} initial weights" if init else "")
+        raise CannotEvaluate(f"no {space}-space basin of a {what} net of seed {seed} (diverged or not run)")
+    return rows
+
+
+def _trend(x: pd.Series, y: pd.Series, what: str) -> float:
+    value = rank_trend(x, y)
+    if math.isnan(value):
+        raise CannotEvaluate(f"no rank correlation over {what} (fewer than two sizes reached, or all equal)")
+    return value
+
+
+def mean_trend(tables: Mapping[str, pd.DataFrame], config: Any, seed: int, *, space: str, batchnorm: bool,
+               against: str) -> float:
+    """Mean over the other axis of Spearman's correlation of ``size_half`` with ``against`` (depth or width),
+    over the grid's depths (depth 1, the shallow baseline, left out)."""
+    rows = _sizes(tables, config, seed, space, batchnorm)
+    rows = rows[rows["depth"].isin(config.depths)]
+    other = "width" if against == "depth" else "depth"
+    trends = [rank_trend(group[against], group["size_half"]) for _, group in rows.groupby(other)]
+    finite = [t for t in trends if math.isfinite(t)]
+    if not finite:
+        raise CannotEvaluate(f"no {other} with a rank correlation against {against}")
+    return float(np.mean(finite))
+
+
+def widest_depth_trend(tables: Mapping[str, pd.DataFrame], config: Any, seed: int, *, space: str, batchnorm: bool,
+                       init: str) -> float:
+    """Spearman's correlation of ``size_half`` with depth at the widest width, nets from initial rule ``init``."""
+    rows = _sizes(tables, config, seed, space, batchnorm, init)
+    rows = rows[(rows["width"] == max(config.widths)) & rows["depth"].isin(config.depths)]
+    return _trend(rows["depth"], rows["size_half"], "depths")
+
+
+def converged_depth(tables: Mapping[str, pd.DataFrame], config: Any, seed: int, *, space: str) -> float:
+    """BN nets at the widest width: the depth from which ``size_half`` stays within 10% (:func:`converged_at`)."""
+    rows = _sizes(tables, config, seed, space, True)
+    rows = rows[(rows["width"] == max(config.widths)) & rows["depth"].isin(config.depths)]
+    value = converged_at(rows["depth"], rows["size_half"])
+    if math.isnan(value):
+        raise CannotEvaluate(f"the {space}-space size does not level off over the grid's depths")
+    return value
+
+
+def converged_width_share(tables: Mapping[str, pd.DataFrame], config: Any, seed: int, *, space: str) -> float:
+    """BN nets: share of the grid's depths whose ``size_half`` levels off against width by twice the paper's
+    converged width."""
+    if max(config.widths) < PAPER_CONVERGED_WIDTH:
+        raise CannotEvaluate(f"the widest net ({max(config.widths)}) is narrower than the paper's converged width "
+                             f"({PAPER_CONVERGED_WIDTH})")
+    rows = _sizes(tables, config, seed, space, True)
+    rows = rows[rows["depth"].isin(config.depths)]
+    at = [converged_at(group["width"], group["size_half"]) for _, group in rows.groupby("depth")]
+    return float(np.mean([math.isfinite(w) and w <= 2 * PAPER_CONVERGED_WIDTH for w in at]))
+
+
+def deep_over_shallow(tables: Mapping[str, pd.DataFrame], config: Any, seed: int, *, space: str,
+                      batchnorm: bool) -> float:
+    """At the widest width: ``size_half`` of the deepest net over that of the depth-1 net."""
+    rows = _sizes(tables, config, seed, space, batchnorm)
+    rows = rows[rows["width"] == max(config.widths)].set_index("depth")["size_half"]
+    deepest = max(config.depths)
+    if 1 not in rows.index or deepest not in rows.index:
+        raise CannotEvaluate("no depth-1 baseline or no deepest net at the widest width")
+    if not (math.isfinite(rows[1]) and math.isfinite(rows[deepest])) or rows[1] <= 0:
+        raise CannotEvaluate("a size_half was not reached on the noise grid")
+    return float(rows[deepest] / rows[1])
+
+
+def _trend_criteria(batchnorm: bool, statement_nets: str) -> list[Criterion]:
+    v = "bn" if batchnorm else "plain"
+    nets = f"{VARIANT_LABELS[batchnorm]} nets from their own initial rule, the grid's depths (not depth 1)"
+    claims = (
+        ("sample", "depth", ">=", "grows", "the attraction basin on the sample vector space ... increases with the "
+         "increase of depth' (Fig. 5(a); 'for a fixed width', Fig. 5(c)"),
+        ("weight", "depth", "<=", "shrinks", "the attraction basin on the weight vector space decreases with the "
+         "increase of depth' (Fig. 5(b); 'for a fixed width', Fig. 5(d)"),
+        ("sample", "width", ">=", "grows", "for a fixed depth, the attraction basin on the sample vector space ... "
+         "increases ... with the increase of width' (Fig. 5(c)"),
+        ("weight", "width", "<=", "shrinks", "for a fixed depth, the attraction basin ... on the weight vector "
+         "space ... decreases ... with the increase of width' (Fig. 5(d)"),
+    )
+    out = []
+    for space, against, rule, verb, quote in claims:
+        other = "width" if against == "depth" else "depth"
+        out.append(Criterion(
+            f"{space}_basin_{verb}_with_{against}_{v}",
+            f"'{quote}){statement_nets}",
+            f"mean over {other}s of Spearman's correlation of the {space}-space size_half with {against}; {nets}",
+            rule, MIN_TREND if rule == ">=" else -MIN_TREND,
+            partial(mean_trend, space=space, batchnorm=batchnorm, against=against),
+        ))
+    return out
+
+
+def basins_depth_width_criteria(config: BasinsDepthWidthConfig) -> list[Criterion]:
+    """The criteria of ``basins-depth-width`` (SPEC 6.1) for the variants ``config`` trains."""
+    out: list[Criterion] = []
+    if True in config.batchnorms:
+        out += _trend_criteria(True, "")
+        for space, paper in (("sample", "the attraction basins on the sample vector space increase with the "
+                              "increase of depth initially but converge after the DNNs exceed about 8 layers"),
+                             ("weight", "the attraction basins on the wight-vector space decreases with the "
+                              "increase of depth initially but converge after also the DNNs exceed 8 layers")):
+            out.append(Criterion(
+                f"{space}_basin_converges_in_depth_bn",
+                f"Fig. 5({'a' if space == 'sample' else 'b'}): '{paper}'",
+                f"BN nets at the widest width: the depth from which the {space}-space size_half stays within "
+                f"{CONVERGENCE_TOLERANCE:g} of its median (at least {MIN_PLATEAU} depths), at most depth "
+                f"{PAPER_CONVERGED_DEPTH} (8 layers)",
+                "<=", PAPER_CONVERGED_DEPTH, partial(converged_depth, space=space),
+            ))
+            out.append(Criterion(
+                f"{space}_basin_converges_in_width_bn",
+                f"Fig. 5({'c' if space == 'sample' else 'd'}): the size "
+                f"'{'increases' if space == 'sample' else 'decreases'} firstly with the increase of width and then "
+                "tends to converge. The converged width is around 400'",
+                f"BN nets: share of the depths whose {space}-space size_half levels off against width (as in the "
+                f"depth criterion) from a width of at most {2 * PAPER_CONVERGED_WIDTH}; needs a grid reaching "
+                f"width {PAPER_CONVERGED_WIDTH}",
+                ">=", CONVERGED_SHARE, partial(converged_width_share, space=space),
+            ))
+        out.append(Criterion(
+            "sample_basin_deep_exceeds_shallow_bn",
+            "Section VI on Fig. 5(a) vs the shallow net of Fig. 7(b): 'the noise level required to observe such a "
+            "transition is significantly higher in the DNN than in the shallow network ... the depth leads to a "
+            "huge basin of attraction in sample vector space'",
+            "BN nets at the widest width: sample-space size_half of the deepest net over that of the depth-1 net "
+            f"(the shallow baseline), at least {DEEP_OVER_SHALLOW:g}",
+            ">=", DEEP_OVER_SHALLOW, partial(deep_over_shallow, space="sample", batchnorm=True),
+        ))
+    if False in config.batchnorms:
+        out += _trend_criteria(False, "; control: the same claims on nets without batch norm")
+    if True in config.batchnorms and config.init_plain != config.init_bn:
+        for space, rule, verb in (("sample", ">=", "grows"), ("weight", "<=", "shrinks")):
+            out.append(Criterion(
+                f"{space}_basin_{verb}_with_depth_bn_same_init",
+                f"Fig. 5({'a' if space == 'sample' else 'b'}): the {space}-space basin {verb} with depth; control: "
+                "BN nets from the plain nets' initial rule, so that BN and plain nets differ in batch norm only",
+                f"BN nets from the '{config.init_plain}' initial rule at the widest width: Spearman's correlation "
+                f"of the {space}-space size_half with depth",
+                rule, MIN_TREND if rule == ">=" else -MIN_TREND,
+                partial(widest_depth_trend, space=space, batchnorm=True, init=config.init_plain),
+            ))
+    return out
 
 
 EXPERIMENT = BasinsDepthWidth

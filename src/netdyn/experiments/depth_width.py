@@ -9,6 +9,8 @@ layer of the width-128 nets (layer 1 is OPM or inactive by construction: its ref
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +20,7 @@ import pandas as pd
 from netdyn.analysis.config import AnalysisConfig
 from netdyn.data.spec import DataSpec
 from netdyn.experiments.base import Experiment, ExperimentConfig, ExperimentRuns, Member, member_name, seeded
+from netdyn.experiments.criteria import CannotEvaluate, Criterion
 from netdyn.models.spec import ModelSpec
 from netdyn.orchestration import RunSpec
 
@@ -198,6 +201,9 @@ class DepthWidth(Experiment[DepthWidthConfig]):
         figs["fig4b_neuron_modes"] = fig
         return figs
 
+    def criteria(self, config: DepthWidthConfig) -> list[Criterion]:
+        return depth_width_criteria()
+
     def summary(self, tables: dict[str, pd.DataFrame], config: DepthWidthConfig) -> dict[str, Any]:
         test = tables["accuracy"][tables["accuracy"]["split"] == "test"]
         mean = test.groupby(["width", "depth"])["accuracy"].mean()
@@ -260,6 +266,122 @@ def _paper_axis(ax: Axes, depths: pd.Series) -> None:
     )
     top.set_xticks(sorted({int(d) + PAPER_OFFSET for d in depths}))
     top.set_xlabel("the paper's layer count n = depth + 2", fontsize="small")
+
+
+# ------------------------------------------------------------------------------------------ criteria
+# Written from the paper's text on Fig. 4 (section V, "The depth and width dependence of test accuracy") before any
+# run used them (SPEC 6.1); one value per seed, from that seed's nets only.
+
+PEAK_SHARE = 2 / 3
+"""Share of the widths whose accuracy must peak at an interior depth ('for a fixed width' read as: most widths)."""
+PAPER_OPTIMUM = (7, 9)
+"""The paper's optimum, 'approximately 8-layer DNNs', as a range of its layer counts (depth 5 to 7)."""
+WIDTH_ORDER = 0.75
+"""Share of (depth, adjacent widths) where the wider net is at least as accurate ('generally increases')."""
+
+
+def _test_accuracy(tables: Mapping[str, pd.DataFrame], seed: int) -> pd.DataFrame:
+    table = tables.get("accuracy")
+    rows = None if table is None else table[(table["seed"] == seed) & (table["split"] == "test")]
+    if rows is None or rows.empty:
+        raise CannotEvaluate(f"no test accuracy of seed {seed} (every net diverged)")
+    return rows
+
+
+def interior_peak_share(tables: Mapping[str, pd.DataFrame], config: Any, seed: int) -> float:
+    """Share of the widths whose most accurate depth is neither the shallowest nor the deepest of the grid."""
+    test = _test_accuracy(tables, seed)
+    depths = sorted(set(tables["accuracy"]["depth"]))
+    if len(depths) < 3:
+        raise CannotEvaluate("fewer than three depths: no interior depth")
+    best = best_depths(test)
+    return float(np.mean([depths[0] < d < depths[-1] for d in best.values()]))
+
+
+def optimum_paper_layers(tables: Mapping[str, pd.DataFrame], config: Any, seed: int) -> float:
+    """The median over widths of the most accurate depth, in the paper's layer count (depth + 2)."""
+    best = best_depths(_test_accuracy(tables, seed))
+    return float(np.median(list(best.values()))) + PAPER_OFFSET
+
+
+def width_order(tables: Mapping[str, pd.DataFrame], config: Any, seed: int) -> float:
+    """:func:`width_order_fraction` of one seed's nets."""
+    value = width_order_fraction(_test_accuracy(tables, seed))
+    if math.isnan(value):
+        raise CannotEvaluate("fewer than two widths")
+    return value
+
+
+def width_convergence(tables: Mapping[str, pd.DataFrame], config: Any, seed: int) -> float:
+    """Mean |accuracy difference| over depths between the two widest widths, over that between the two narrowest
+    (below 1: the curves draw together as the width grows)."""
+    wide = _test_accuracy(tables, seed).groupby(["depth", "width"])["accuracy"].mean().unstack("width")
+    wide = wide.sort_index(axis=1)
+    if wide.shape[1] < 3:
+        raise CannotEvaluate("fewer than three widths: no narrow and wide pair to compare")
+    narrow = float((wide.iloc[:, 1] - wide.iloc[:, 0]).abs().mean())
+    widest = float((wide.iloc[:, -1] - wide.iloc[:, -2]).abs().mean())
+    if narrow == 0:
+        raise CannotEvaluate("the two narrowest widths have the same accuracy at every depth")
+    return widest / narrow
+
+
+def head_density_at_optimum(tables: Mapping[str, pd.DataFrame], config: Any, seed: int) -> float:
+    """At the RPD width: grid steps between the depth whose first hidden layer has the lowest high-rank RPD
+    density and the most accurate depth of that width."""
+    summary = tables.get("rpd_summary")
+    rows = None if summary is None else summary[(summary["seed"] == seed) & (summary["layer"] == 1)]
+    if rows is None or rows.empty or rows["head_density"].isna().all():
+        raise CannotEvaluate(f"no first-layer RPD of seed {seed}")
+    test = _test_accuracy(tables, seed)
+    width = int(rows["width"].iloc[0])
+    best = best_depths(test[test["width"] == width]).get(width)
+    if best is None:
+        raise CannotEvaluate(f"no test accuracy at width {width}")
+    lowest = int(rows.sort_values("depth")["depth"].to_numpy()[rows.sort_values("depth")["head_density"].argmin()])
+    depths = sorted(set(tables["accuracy"]["depth"]))
+    return float(abs(depths.index(lowest) - depths.index(best)))
+
+
+def depth_width_criteria() -> list[Criterion]:
+    """The criteria of ``depth-width`` (SPEC 6.1)."""
+    grid = "one seed's BN ReLU nets, test accuracy at the last evaluation (BN running statistics)"
+    return [
+        Criterion(
+            "accuracy_peaks_inside_depth_range",
+            "Fig. 4(a): 'for a fixed width, the accuracy initially increases and then decreases with depth'",
+            f"share of the widths whose most accurate depth is neither the shallowest nor the deepest; {grid}",
+            ">=", PEAK_SHARE, interior_peak_share,
+        ),
+        Criterion(
+            "optimum_near_8_layers",
+            "Fig. 4(a): 'The maximum accuracy occurs for DNNs with approximately for 8-layer DNNs'",
+            "median over widths of the most accurate depth in the paper's layer count (depth + 2), between "
+            f"{PAPER_OPTIMUM[0]} and {PAPER_OPTIMUM[1]}; {grid}",
+            "between", (float(PAPER_OPTIMUM[0]), float(PAPER_OPTIMUM[1])), optimum_paper_layers,
+        ),
+        Criterion(
+            "accuracy_grows_with_width",
+            "Fig. 4(a): 'For a fixed depth, the accuracy generally increases with width'",
+            f"share of (depth, adjacent widths) where the wider net is at least as accurate; {grid}",
+            ">=", WIDTH_ORDER, width_order,
+        ),
+        Criterion(
+            "curves_converge_with_width",
+            "Fig. 4(a): the accuracy curves of the widths 'approximately converge to a universal curve'",
+            "mean |accuracy difference| over depths between the two widest widths over that between the two "
+            f"narrowest (below 1: the curves draw together); {grid}",
+            "<", 1.0, width_convergence,
+        ),
+        Criterion(
+            "layer1_npm_richest_at_optimum",
+            "Fig. 4(b): 'in the high rank region, the probability of 8-layer DNN is the lowest, meaning that "
+            "there achieves the highest ratio of NPM neurons' (the 8-layer net being the most accurate, Fig. 4(a))",
+            "at the RPD width: grid steps between the depth of the lowest first-layer RPD density at q < "
+            f"{HEAD_Q:g} and the most accurate depth (at most one step: 'approximately'); one seed's nets",
+            "<=", 1.0, head_density_at_optimum,
+        ),
+    ]
 
 
 EXPERIMENT = DepthWidth

@@ -15,8 +15,9 @@ the input scale decides whether the tanh units ever leave their linear range.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -32,6 +33,7 @@ from netdyn.experiments.base import (
     seeded,
     with_params,
 )
+from netdyn.experiments.criteria import CannotEvaluate, Criterion
 from netdyn.models.spec import ModelSpec
 from netdyn.orchestration import RunSpec
 
@@ -257,6 +259,9 @@ class Shallow(Experiment[ShallowConfig]):
         figs["fig2_neuron_modes"] = fig
         return figs
 
+    def criteria(self, config: ShallowConfig) -> list[Criterion]:
+        return shallow_criteria(config)
+
     def summary(self, tables: dict[str, pd.DataFrame], config: ShallowConfig) -> dict[str, Any]:
         out: dict[str, Any] = {"steps": config.steps, "width": config.width}
         sizes = tables["size_accuracy"]
@@ -345,6 +350,181 @@ def gap_table(curves: pd.DataFrame, x: str) -> pd.DataFrame:
 def _present(order: Sequence[str], values: Iterable[str]) -> list[str]:
     have = set(values)
     return [v for v in order if v in have]
+
+
+# ------------------------------------------------------------------------------------------ criteria
+# Written from the paper's text on Fig. 2 (section IV) before any run used them (SPEC 6.1). The paper does not say
+# how its inputs were scaled, and the scaling decides whether the tanh units leave their linear range: every claim
+# is tested under each scaling the config runs, and each counts (the write-up may explain a scaling that fails,
+# never drop it).
+
+AGREE = 0.01
+"""Test-accuracy difference (one point) within which two of Fig. 2's curves count as converged."""
+SEPARATE = 0.01
+"""Lead of the tanh net over its L-map0 (one point) that counts as the curves having separated."""
+RPD_MATCH = 0.05
+"""Relative difference of the tanh and linear nets' RPD gradients within which the RPDs count as aligned."""
+RPD_STEEPER = 0.1
+"""How much steeper (relative) the linear net's RPD gradient must be to count as 'a steeper gradient'."""
+RISE_FALL = 0.05
+"""Share of the peak RPD gradient by which it must rise before the peak and fall after it."""
+EARLY = 0.8
+"""'Initially': the first evaluation where the tanh net has reached this share of its final test accuracy."""
+
+
+def _readouts(tables: Mapping[str, pd.DataFrame], name: str, normalize: str, seed: int) -> pd.DataFrame:
+    table = tables.get(name)
+    rows = None if table is None else table[(table["normalize"] == normalize) & (table["seed"] == seed)
+                                            & (table["split"] == "test")]  # fmt: skip
+    if rows is None or rows.empty:
+        raise CannotEvaluate(f"no {name} rows of seed {seed} with {INPUTS.get(normalize, normalize)}")
+    return rows
+
+
+def _curves_at(rows: pd.DataFrame) -> pd.Series:
+    """Test accuracy of each of Fig. 2's four curves in ``rows`` (one size, one step)."""
+    curves = curve_table(rows)
+    values = curves.groupby("curve")["accuracy"].first()
+    missing = [c for c in CURVES if c not in values.index]
+    if missing:
+        raise CannotEvaluate(f"curve(s) {', '.join(missing)} missing (a member diverged or was not run)")
+    return values
+
+
+def _largest_gap(values: pd.Series) -> float:
+    """The largest difference between the tanh network and any other curve."""
+    net = float(values["tanh network"])
+    return max(abs(net - float(values[c])) for c in CURVES[1:])
+
+
+def curves_agree_smallest(tables: Mapping[str, pd.DataFrame], config: Any, seed: int, *, normalize: str) -> float:
+    """Largest test-accuracy difference between the tanh net and its L-map0, its LP0 or the linear net, at the
+    smallest training-set size."""
+    rows = _readouts(tables, "size_accuracy", normalize, seed)
+    return _largest_gap(_curves_at(rows[rows["train_size"] == rows["train_size"].min()]))
+
+
+def lmap_gap_largest(tables: Mapping[str, pd.DataFrame], config: Any, seed: int, *, normalize: str) -> float:
+    """Test accuracy of the tanh net minus that of its L-map0 at the largest training-set size."""
+    rows = _readouts(tables, "size_accuracy", normalize, seed)
+    values = _curves_at(rows[rows["train_size"] == rows["train_size"].max()])
+    return float(values["tanh network"] - values["tanh L-map0"])
+
+
+def curves_agree_early(tables: Mapping[str, pd.DataFrame], config: Any, seed: int, *, normalize: str) -> float:
+    """At the largest size, the largest difference between the tanh net and the other curves at the first
+    evaluation (after step 0) where the tanh net has reached ``EARLY`` of its final test accuracy."""
+    rows = _readouts(tables, "time_accuracy", normalize, seed)
+    net = rows[(rows["activation"] == "tanh") & (rows["readout"] == "network") & (rows["step"] > 0)]
+    net = net.sort_values("step")
+    if len(net) < 2:
+        raise CannotEvaluate("fewer than two evaluations after step 0")
+    reached = net[net["accuracy"] >= EARLY * float(net["accuracy"].iloc[-1])]
+    step = int(reached["step"].iloc[0])
+    if step == int(net["step"].iloc[-1]):
+        raise CannotEvaluate("the tanh net reaches its final accuracy only at the last evaluation: no early phase")
+    return _largest_gap(_curves_at(rows[rows["step"] == step]))
+
+
+def _gradients(tables: Mapping[str, pd.DataFrame], normalize: str, seed: int, size: str) -> tuple[float, float]:
+    """The final RPD gradient of the tanh and of the linear net's hidden layer at the smallest or largest size."""
+    table = tables.get("rpd_summary")
+    rows = None if table is None else table[(table["normalize"] == normalize) & (table["seed"] == seed)]
+    if rows is None or rows.empty:
+        raise CannotEvaluate(f"no RPD summary of seed {seed} with {INPUTS.get(normalize, normalize)}")
+    rows = rows[rows["train_size"] == (rows["train_size"].min() if size == "smallest" else rows["train_size"].max())]
+    rows = rows[rows["step"] == rows.groupby("member")["step"].transform("max")].set_index("activation")
+    if not {"tanh", "linear"} <= set(rows.index):
+        raise CannotEvaluate("the tanh or the linear net has no RPD at this size")
+    return float(rows.loc["tanh", "gradient"]), float(rows.loc["linear", "gradient"])
+
+
+def rpd_match_smallest(tables: Mapping[str, pd.DataFrame], config: Any, seed: int, *, normalize: str) -> float:
+    """|tanh - linear| / linear RPD gradient of the hidden layer at the smallest size."""
+    tanh, linear = _gradients(tables, normalize, seed, "smallest")
+    return abs(tanh - linear) / abs(linear)
+
+
+def rpd_steeper_linear_largest(tables: Mapping[str, pd.DataFrame], config: Any, seed: int, *, normalize: str) -> float:
+    """(linear - tanh) / linear RPD gradient of the hidden layer at the largest size (positive: linear steeper)."""
+    tanh, linear = _gradients(tables, normalize, seed, "largest")
+    return (linear - tanh) / abs(linear)
+
+
+def rpd_rise_and_fall(tables: Mapping[str, pd.DataFrame], config: Any, seed: int, *, normalize: str) -> float:
+    """Tanh net at the largest size over training (steps > 0): the smaller of the rise before the RPD gradient's
+    peak and the fall after it, as a share of the peak (0 when the peak is the first or last checkpoint)."""
+    table = tables.get("rpd_summary")
+    rows = None if table is None else table[(table["normalize"] == normalize) & (table["seed"] == seed)
+                                            & (table["activation"] == "tanh") & (table["step"] > 0)]  # fmt: skip
+    if rows is None or rows.empty:
+        raise CannotEvaluate(f"no RPD summary of the tanh net of seed {seed}")
+    rows = rows[rows["train_size"] == rows["train_size"].max()].sort_values("step")
+    if len(rows) < 3:
+        raise CannotEvaluate("fewer than three checkpoints after step 0")
+    gradient = rows["gradient"].astype(float).to_numpy()
+    peak = float(gradient.max())
+    if peak <= 0:
+        raise CannotEvaluate("the RPD gradient is never positive")
+    return min(peak - float(gradient[0]), peak - float(gradient[-1])) / peak
+
+
+def shallow_criteria(config: ShallowConfig) -> list[Criterion]:
+    """The criteria of ``shallow`` (SPEC 6.1), one set per input scaling the config runs."""
+    out: list[Criterion] = []
+    for normalize in config.normalizations:
+        key = "01" if normalize == "none" else normalize
+        inputs = INPUTS.get(normalize, normalize)
+        out += [
+            Criterion(
+                f"curves_agree_smallest_{key}",
+                "Fig. 2(a): 'For small training sets, we observe that the four accuracy curves converge, "
+                "indicating that the NNN behaves effectively as a LNN'",
+                "largest test-accuracy difference between the tanh net and its L-map0, its LP0 or the linear net "
+                f"at the smallest training set; {inputs}",
+                "<=", AGREE, partial(curves_agree_smallest, normalize=normalize),
+            ),
+            Criterion(
+                f"curves_separate_largest_{key}",
+                "Fig. 2(a): 'as the training set size increases, the accuracy curves deviate, indicating the "
+                "significant activation of NPM neurons'",
+                f"test accuracy of the tanh net minus its L-map0's at the largest training set; {inputs}",
+                ">=", SEPARATE, partial(lmap_gap_largest, normalize=normalize),
+            ),
+            Criterion(
+                f"curves_overlap_early_{key}",
+                "Fig. 2(b): 'Initially, the four accuracy curves overlap but gradually diverge as training "
+                "progresses'",
+                "largest test-accuracy difference between the tanh net and the other three curves at the first "
+                f"evaluation where the tanh net has {EARLY:g} of its final accuracy, largest training set; {inputs}",
+                "<=", AGREE, partial(curves_agree_early, normalize=normalize),
+            ),
+            Criterion(
+                f"rpd_aligned_smallest_{key}",
+                "Fig. 2(c): 'The precise alignment of the RPD curves for the LNN and Tanh-NNN confirms that this "
+                "NNN is composed entirely of OPM neurons' (600 samples)",
+                "|tanh - linear| / linear RPD gradient of the hidden layer at the smallest training set, last "
+                f"checkpoint; {inputs}",
+                "<=", RPD_MATCH, partial(rpd_match_smallest, normalize=normalize),
+            ),
+            Criterion(
+                f"rpd_linear_steeper_largest_{key}",
+                "Fig. 2(d): 'the RPDs diverge markedly with a training set size of 60,000, with the LNN exhibiting "
+                "a steeper gradient'",
+                "(linear - tanh) / linear RPD gradient of the hidden layer at the largest training set, last "
+                f"checkpoint; {inputs}",
+                ">=", RPD_STEEPER, partial(rpd_steeper_linear_largest, normalize=normalize),
+            ),
+            Criterion(
+                f"rpd_gradient_rises_then_falls_{key}",
+                "Fig. 2(e): 'the gradient increases initially, reaches a maximum, and then decreases towards the "
+                "final state'",
+                "tanh net at the largest training set, checkpoints after step 0: the smaller of the RPD gradient's "
+                f"rise to its peak and its fall after it, as a share of the peak; {inputs}",
+                ">=", RISE_FALL, partial(rpd_rise_and_fall, normalize=normalize),
+            ),
+        ]
+    return out
 
 
 EXPERIMENT = Shallow
