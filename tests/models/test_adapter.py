@@ -183,6 +183,49 @@ def test_residual_models_are_cut_after_each_block():
     assert inner.tail_kind("blocks.0.relu", data) == "affine"
 
 
+class TorchvisionBlock(nn.Module):
+    """A basic block as torchvision writes it: the shortcut is a projection where the shape changes."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2, self.bn2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
+        self.downsample = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                           if stride != 1 or cin != cout else None)
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out += identity
+        return self.relu(out)
+
+
+class TinyResNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn1, self.relu = nn.Conv2d(1, 4, 3, 1, 1, bias=False), nn.BatchNorm2d(4), nn.ReLU()
+        self.layer1 = nn.Sequential(TorchvisionBlock(4, 4, 1), TorchvisionBlock(4, 4, 1))
+        self.layer2 = nn.Sequential(TorchvisionBlock(4, 8, 2))  # a stage whose only block has a projection
+        self.pool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(8, 3)
+
+    def forward(self, x):
+        x = self.layer2(self.layer1(self.relu(self.bn1(self.conv1(x)))))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+@pytest.mark.parametrize("path", ["fx", "hooks"])
+def test_a_block_whose_shortcut_is_a_projection_is_a_block_cut(path):
+    """torchvision's ``out += downsample(x)`` joins two descendants of the block's input, neither an ancestor of
+    the other: the block is still a residual block, on both paths, even as the only block of its stage."""
+    net = read_network(TinyResNet().eval(), (1, 8, 8), path=path)
+    assert net.residual
+    assert [c.name for c in net.cuts] == ["x", "relu", "layer1.0", "layer1.1", "layer2.0"]
+
+
 def test_dropout_and_layer_norm_do_not_break_the_adapter(x):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Dropout(0.5), nn.LayerNorm(5), nn.Linear(5, 5), nn.GELU(),

@@ -496,14 +496,29 @@ def _has_max_pool(graph_module: nn.Module) -> bool:
 
 def _residual_adds(graph: fx.Graph, dependent: set[fx.Node]) -> list[fx.Node]:
     """Adds that join a tensor to one of its own descendants."""
-    adds = []
-    for node in graph.nodes:
-        if not _is_op(node, _ADDS, ("add", "add_")):
-            continue
-        terms = [a for a in node.all_input_nodes if a in dependent]
-        if len(terms) == 2 and (terms[0] in _ancestors(terms[1]) or terms[1] in _ancestors(terms[0])):
-            adds.append(node)
-    return adds
+    return [node for node in _joining_adds(graph, dependent)
+            if (terms := [a for a in node.all_input_nodes if a in dependent])
+            and (terms[0] in _ancestors(terms[1]) or terms[1] in _ancestors(terms[0]))]
+
+
+def _joining_adds(graph: fx.Graph, dependent: set[fx.Node]) -> list[fx.Node]:
+    """Adds of two data-dependent tensors (a residual add, or a projection shortcut's ``out += downsample(x)``)."""
+    return [node for node in graph.nodes if _is_op(node, _ADDS, ("add", "add_"))
+            and len([a for a in node.all_input_nodes if a in dependent]) == 2]
+
+
+def _block_adds(traced: _Traced, graph: fx.Graph, dependent: set[fx.Node]) -> list[fx.Node]:
+    """A residual model's block joins.
+
+    Its residual adds, and every other add of two data-dependent tensors inside a block (a child of a ModuleList /
+    Sequential), such as the projection shortcut of a ResNet stage's first block, whose two terms both descend
+    from the block's input rather than one from the other.
+    """
+    residual = _residual_adds(graph, dependent)
+    if not residual:
+        return []
+    return [node for node in _joining_adds(graph, dependent)
+            if node in residual or _block_of(traced.model, traced.scopes.get(node, ""))]
 
 
 @dataclass
@@ -571,7 +586,7 @@ def _drop_fixed_arguments(graph: fx.Graph, model_name: str) -> fx.Node:
 
 def _default_cuts(traced: _Traced, dependent: set[fx.Node]) -> tuple[list[tuple[str, fx.Node]], bool]:
     """The default cuts (SPEC 10) and whether the model is residual."""
-    adds = _residual_adds(traced.graph_module.graph, dependent)
+    adds = _block_adds(traced, traced.graph_module.graph, dependent)
     if adds:
         return _block_cuts(traced, adds), True
     modules = traced.modules
@@ -1066,6 +1081,8 @@ class _Probe:
     calls: list[_Call] = field(default_factory=list)
     stack: list[str] = field(default_factory=list)
     residual_scopes: list[str] = field(default_factory=list)
+    #: scopes of every add of two data-dependent tensors (a projection shortcut's add included)
+    join_scopes: list[str] = field(default_factory=list)
     #: number of calls completed when each max-pool ran
     max_pools: list[int] = field(default_factory=list)
     #: indices (in call order) of the transfer functions whose output multiplies another data-dependent tensor
@@ -1090,8 +1107,11 @@ class _Observing(TorchFunctionMode):
         inputs = [t for t in _tensors_in((args, kwargs)) if id(t) in self.ancestry]
         if _is_max_pool(func):
             self.probe.max_pools.append(len(self.probe.calls))
-        if _among(func, _ADD_CALLS) and len(inputs) == 2 and self._joins(*inputs):
-            self.probe.residual_scopes.append(self.probe.stack[-1] if self.probe.stack else "")
+        if _among(func, _ADD_CALLS) and len(inputs) == 2:
+            scope = self.probe.stack[-1] if self.probe.stack else ""
+            self.probe.join_scopes.append(scope)
+            if self._joins(*inputs):
+                self.probe.residual_scopes.append(scope)
         if _among(func, _MUL_CALLS) and len(inputs) == 2:
             for t in inputs:
                 if id(t) in self.transfer_outputs:
@@ -1405,7 +1425,7 @@ def _read_hooked(model: nn.Module, shape: tuple[int, ...], cuts: Sequence[str] |
     if cuts is not None:
         chosen = _hooked_named_cuts(model, calls, list(cuts))
     else:
-        blocks = _hooked_block_cuts(model, calls, probe.residual_scopes) if residual else []
+        blocks = _hooked_block_cuts(model, calls, probe.join_scopes) if residual else []
         chosen = blocks or _hooked_default_cuts(model, calls)
     for call in chosen:
         if call.output is out:
@@ -1447,7 +1467,10 @@ def _hooked_default_cuts(model: nn.Module, calls: list[_Call]) -> list[_Call]:
 
 
 def _hooked_block_cuts(model: nn.Module, calls: list[_Call], scopes: list[str]) -> list[_Call]:
-    """The stem's output (where a module computes it), then the last call of each block holding a residual add."""
+    """The stem's output (where a module computes it), then the last call of each block holding a join.
+
+    A join is an add of two data-dependent tensors: a residual add, or a projection shortcut's.
+    """
     blocks = list(dict.fromkeys(b for b in (_block_of(model, s) for s in scopes) if b))
     chosen = []
     firsts = []
