@@ -17,7 +17,9 @@ is the distance of their half-rise steps in decades of steps.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,6 +29,7 @@ from netdyn.analysis.basins import curve_sizes
 from netdyn.analysis.config import AnalysisConfig
 from netdyn.data.spec import DataSpec
 from netdyn.experiments.base import Experiment, ExperimentRuns, Member, with_params
+from netdyn.experiments.criteria import CannotEvaluate, Criterion
 from netdyn.experiments.grokking import first_crossing_step, grokking_stages, stage_rows
 from netdyn.experiments.structure import StructureConfig, member_specs
 from netdyn.transitions import accuracy_jump, jump_table
@@ -278,6 +281,9 @@ class BNGrokking(Experiment[BNGrokkingConfig]):
                                                                        ["test_in_train_fraction"].mean())
         return out
 
+    def criteria(self, config: BNGrokkingConfig) -> list[Criterion]:
+        return bn_grokking_criteria(config)
+
 
 def _num(value: Any) -> Any:
     """A table number as plain JSON (NaN -> None; whole floats -> int)."""
@@ -287,6 +293,217 @@ def _num(value: Any) -> Any:
     if math.isnan(value):
         return None
     return int(value) if value.is_integer() else value
+
+
+# ------------------------------------------------------------------------------------------ criteria
+# Written from the paper's text on its Fig. 6 (printed as Fig. 8) and on the grokking of Fig. 3(g) (section V,
+# "Explaining the grokking and double decent effects") before any run used them. Each claim about what the
+# network does is measured under BN running statistics (marked running-only) and under batch statistics.
+
+MIN_LAG = 3.0
+"""How many times later than the training accuracy's rise the test accuracy must rise to count as a late jump
+(grokking); the same factor as ``lmap-training``'s ``min_lag`` and the transition detector's ``min_delay``."""
+MIN_GAP = 0.1
+"""Training minus test accuracy that counts as the training samples being classified while the test samples are
+not."""
+MIN_TREND = 0.5
+"""A Spearman correlation with depth that counts as a trend."""
+
+
+def _member_history(tables: Mapping[str, pd.DataFrame], seed: int, depth: int) -> pd.DataFrame:
+    history = tables["history"]
+    rows = history[(history["seed"] == seed) & (history["depth"] == depth)]
+    if rows.empty:
+        raise CannotEvaluate(f"no history of the depth-{depth} net of seed {seed}")
+    return rows
+
+
+def _deepest(config: BNGrokkingConfig) -> int:
+    return max(config.depths)
+
+
+def late_jump_decades(
+    tables: Mapping[str, pd.DataFrame], config: BNGrokkingConfig, seed: int, *, mode: str, depth: int | None = None
+) -> float:
+    """log10 of how many times later the test accuracy (under ``mode``) passes half its rise than the training
+    accuracy under batch statistics (what the optimiser sees) does; 0 when the test accuracy has no jump."""
+    history = _member_history(tables, seed, _deepest(config) if depth is None else depth)
+    train = accuracy_jump(history, "train", fit_threshold=None, bn_mode="batch", min_rise=config.min_rise)
+    if train.mid_step is None:
+        raise CannotEvaluate("the training accuracy under batch statistics never rises")
+    test = accuracy_jump(history, "test", fit_threshold=None, bn_mode=mode, min_rise=config.min_rise)
+    if test.mid_step is None:
+        return 0.0
+    return math.log10(max(test.mid_step, 1) / max(train.mid_step, 1))
+
+
+def late_jump_trend(tables: Mapping[str, pd.DataFrame], config: BNGrokkingConfig, seed: int) -> float:
+    """Spearman correlation of the running-statistics late jump (decades) with depth."""
+    values = {}
+    for depth in config.depths:
+        try:
+            values[depth] = late_jump_decades(tables, config, seed, mode="running", depth=depth)
+        except CannotEvaluate:
+            continue
+    series = pd.Series(values, dtype=float)
+    if len(series) < 2:
+        raise CannotEvaluate("fewer than two depths to correlate")
+    if series.nunique() < 2:
+        raise CannotEvaluate("the same value at every depth: no rank correlation")
+    return float(pd.Series(series.index, dtype=float).rank().corr(series.reset_index(drop=True).rank()))
+
+
+def _running_jump(tables: Mapping[str, pd.DataFrame], config: BNGrokkingConfig, seed: int) -> pd.Series:
+    jumps = tables.get("jump")
+    if jumps is None:
+        raise CannotEvaluate("no jump table (every member diverged)")
+    rows = jumps[(jumps["seed"] == seed) & (jumps["depth"] == _deepest(config)) & (jumps["bn_mode"] == "running")]
+    if rows.empty:
+        raise CannotEvaluate(f"no jump of the deepest net of seed {seed}")
+    row = rows.iloc[0]
+    if pd.isna(row["end_step"]):
+        raise CannotEvaluate("the test accuracy under running statistics has no jump")
+    return row
+
+
+def training_ahead(tables: Mapping[str, pd.DataFrame], config: BNGrokkingConfig, seed: int, *, mode: str) -> float:
+    """Training minus test accuracy under ``mode`` at the last evaluation at or before the onset of the
+    running-statistics test jump (deepest net)."""
+    onset = float(_running_jump(tables, config, seed)["onset_step"])
+    history = _member_history(tables, seed, _deepest(config))
+    rows = history[(history["bn_mode"] == mode) & (history["step"] <= onset)].sort_values("step")
+    if rows.empty:
+        raise CannotEvaluate(f"no evaluation under {mode} statistics before the jump")
+    last = rows[rows["step"] == rows["step"].iloc[-1]].set_index("split")["accuracy"]
+    return float(last["train"] - last["test"])
+
+
+def perturbation_over_basin(
+    tables: Mapping[str, pd.DataFrame], config: BNGrokkingConfig, seed: int, *, when: str
+) -> float:
+    """Mean BN perturbation over the trained net's weight-basin size (size_half at the last checkpoint), at the
+    last checkpoint at or before the running-statistics jump's onset (``when="before"``) or the first at or
+    after its end (``"after"``); deepest net."""
+    jump = _running_jump(tables, config, seed)
+    table = tables.get("bn_vs_basin")
+    rows = None if table is None else table[(table["seed"] == seed) & (table["depth"] == _deepest(config))]
+    if rows is None or rows.empty:
+        raise CannotEvaluate("no BN perturbation of the deepest net")
+    rows = rows.sort_values("step")
+    reference = rows["size_half"].iloc[-1]
+    if pd.isna(reference):
+        raise CannotEvaluate("the trained net's weight basin is not reached on the noise grid")
+    picked = (rows[rows["step"] <= jump["onset_step"]].tail(1) if when == "before"
+              else rows[rows["step"] >= jump["end_step"]].head(1))
+    if picked.empty:
+        raise CannotEvaluate(f"no checkpoint {when} the jump")
+    return float(picked["eps_equivalent"].iloc[0] / reference)
+
+
+def fields_test_in_train(
+    tables: Mapping[str, pd.DataFrame], config: BNGrokkingConfig, seed: int, *, stage: str, mode: str
+) -> float:
+    """Mean over the projected classes of the share of test samples whose nearest training projection has
+    their own label, at ``stage`` ("before" / "after" the running-statistics jump), fields under ``mode``."""
+    _running_jump(tables, config, seed)
+    table = tables.get("local_fields_summary")
+    if table is None:
+        raise CannotEvaluate("no local fields (every member diverged)")
+    if "bn_mode" in table.columns:
+        table = table[table["bn_mode"] == mode]
+    elif mode != "running":
+        raise CannotEvaluate(f"no local fields under {mode} statistics")
+    values = table[(table["seed"] == seed) & (table["stage"] == stage)]["test_in_train_fraction"].dropna()
+    if values.empty:
+        raise CannotEvaluate(f"no local fields of seed {seed} {stage} the jump")
+    return float(values.mean())
+
+
+def _field_criteria(config: BNGrokkingConfig) -> list[Criterion]:
+    pair = f"(h_{config.classes[0]}, h_{config.classes[1]})"
+    classes = ", ".join(map(str, config.classes))
+    out = []
+    for mode in MODES:
+        shared = (f"mean over classes {classes} of the share of test samples whose nearest training sample in the "
+                  f"plane of output local fields {pair} (evaluated with BN {mode} statistics) has their label, "
+                  "deepest net, at the checkpoint {when} the running-statistics jump")
+        out += [
+            Criterion(
+                f"test_fields_far_before_jump_{mode}",
+                "Fig. 6(a) (printed as 8a): 'before grokking, the projections of test samples are far from the "
+                "projections of training samples, implying that the test samples are outside the attraction "
+                "basins'",
+                shared.format(when="just before") + " (far: fewer than half)",
+                "<", 0.5, partial(fields_test_in_train, stage="before", mode=mode), running_only=mode == "running",
+            ),
+            Criterion(
+                f"test_fields_overlap_after_jump_{mode}",
+                "Fig. 6(d) (printed as 8d): 'After grokking, however, the projections of test and training samples "
+                "overlap, indicating that most test samples have fallen into the attraction basins'",
+                shared.format(when="just after") + " (most: at least half)",
+                ">=", 0.5, partial(fields_test_in_train, stage="after", mode=mode), running_only=mode == "running",
+            ),
+        ]
+    return out
+
+
+def bn_grokking_criteria(config: BNGrokkingConfig) -> list[Criterion]:
+    """The criteria of ``bn-grokking`` (SPEC 6.1)."""
+    lag = (f"log10 of (the step where the deepest net's test accuracy, evaluated with BN {{mode}} statistics, "
+           "passes half its rise) over (the same step of the training accuracy under batch statistics); 0 when "
+           f"the test accuracy has no rise of at least {config.min_rise:g}")
+    gap = ("training minus test accuracy, both evaluated with BN {mode} statistics, at the last evaluation at or "
+           "before the onset of the deepest net's running-statistics test jump")
+    perturbation = ("mean over BN layers of the BN perturbation (running against batch statistics as a relative "
+                    "weight change) over the trained deepest net's weight-basin size (size_half at the last "
+                    "checkpoint), at the {when}")
+    return [
+        Criterion(
+            "late_jump_running",
+            "Fig. 3(g) and Fig. 6(c) (printed as 8c): deep BN nets grok, their test accuracy jumping late, when "
+            "evaluated in evaluation mode (running statistics)",
+            lag.format(mode="running") + f" (late: at least {MIN_LAG:g}x)",
+            ">=", math.log10(MIN_LAG), partial(late_jump_decades, mode="running"), running_only=True,
+        ),
+        Criterion(
+            "no_late_jump_batch",
+            "Fig. 6(c) (printed as 8c): with the statistics of the current mini-batch during evaluation, 'the "
+            "grokking disappears'",
+            lag.format(mode="batch") + f" (no late jump: under {MIN_LAG:g}x)",
+            "<", math.log10(MIN_LAG), partial(late_jump_decades, mode="batch"),
+        ),
+        Criterion(
+            "late_jump_grows_with_depth_running",
+            "Fig. 3(g): the grokking becomes 'increasingly pronounced as the number of hidden layers increases'",
+            "Spearman correlation with depth of the running-statistics late jump (decades, as late_jump_running) "
+            "over the trained depths",
+            ">=", MIN_TREND, late_jump_trend, running_only=True,
+        ),
+        *[Criterion(
+            f"training_ahead_before_jump_{mode}",
+            "Fig. 6(a) (printed as 8a): before the jump the test samples lie outside the attraction basins of the "
+            "training samples, which the net already classifies",
+            gap.format(mode=mode) + f" (at least {MIN_GAP:g})",
+            ">=", MIN_GAP, partial(training_ahead, mode=mode), running_only=mode == "running",
+        ) for mode in MODES],
+        Criterion(
+            "perturbation_beyond_basin_before_jump",
+            "Section V: the running statistics are 'a significant perturbation to the weights', comparable with "
+            "the small weight-space basin, so samples fall outside their basins until the statistics settle",
+            perturbation.format(when="last checkpoint at or before the running-statistics jump's onset")
+            + " (beyond the basin: at least 1)",
+            ">=", 1.0, partial(perturbation_over_basin, when="before"),
+        ),
+        Criterion(
+            "perturbation_inside_basin_after_jump",
+            "Section V: once the running statistics settle the perturbation lies inside the weight basin and the "
+            "test samples fall into their basins (the jump)",
+            perturbation.format(when="first checkpoint at or after the running-statistics jump's end")
+            + " (inside: below 1)",
+            "<", 1.0, partial(perturbation_over_basin, when="after"),
+        ),
+        *_field_criteria(config),
+    ]
 
 
 EXPERIMENT = BNGrokking

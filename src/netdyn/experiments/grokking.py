@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,6 +41,7 @@ from netdyn.experiments.base import (
     seeded,
     with_params,
 )
+from netdyn.experiments.criteria import CannotEvaluate, Criterion
 from netdyn.models.spec import ModelSpec
 from netdyn.orchestration import RunSpec
 from netdyn.transitions import Jump, accuracy_jump, curve, jump_table
@@ -376,6 +378,9 @@ class Grokking(Experiment[GrokkingConfig]):
             out[key] = values[0] if len(values) == 1 else values
         return out
 
+    def criteria(self, config: GrokkingConfig) -> list[Criterion]:
+        return grokking_criteria(config)
+
 
 def _sizes_by_step(curves: pd.DataFrame, num_classes: int) -> pd.DataFrame:
     """The clean accuracy (eps = 0), size_mid and size_half of each step's basin curve."""
@@ -397,6 +402,135 @@ def _clean(value: Any, step: bool = False) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
     return int(value) if step else value
+
+
+# ------------------------------------------------------------------------------------------ criteria
+# Written from the paper's text on Fig. 7 (section V, "Explaining the grokking and double decent effects") before
+# any run used them; one value per seed. The net has no batch norm: nothing here depends on BN statistics.
+
+MIN_DELAY = 10.0
+"""How many times later than the fit the test accuracy must plateau to count as delayed (one decade on the
+log-step axis the figure draws)."""
+
+
+def _seed_rows(tables: Mapping[str, pd.DataFrame], name: str, seed: int) -> pd.DataFrame:
+    table = tables.get(name)
+    rows = table[table["seed"] == seed] if table is not None else None
+    if rows is None or rows.empty:
+        raise CannotEvaluate(f"no {name} rows of seed {seed} (it diverged or was not analysed)")
+    return rows
+
+
+def delay(tables: Mapping[str, pd.DataFrame], config: Any, seed: int) -> float:
+    """plateau step / fit step of the test accuracy's jump (0 when the test accuracy has no jump)."""
+    jump = _seed_rows(tables, "jump", seed).iloc[0]
+    if pd.isna(jump["fit_step"]):
+        raise CannotEvaluate("the training set is never fitted: no reference for a delay")
+    return float(jump["delay"]) if pd.notna(jump["end_step"]) else 0.0
+
+
+def _median_distance(tables: Mapping[str, pd.DataFrame]) -> float:
+    distance = tables["nearest_train_distance"]["distance"].dropna()
+    if distance.empty:
+        raise CannotEvaluate("no test sample has a distance to the training set")
+    return float(distance.median())
+
+
+def _with_jump(tables: Mapping[str, pd.DataFrame], seed: int) -> None:
+    if pd.isna(_seed_rows(tables, "jump", seed)["end_step"].iloc[0]):
+        raise CannotEvaluate("the test accuracy has no jump: no stages just before and just after it")
+
+
+def _stage_size(tables: Mapping[str, pd.DataFrame], seed: int, stage: str, kind: str) -> float:
+    """A stage's basin size_half; a size not reached on the noise grid is beyond it: the grid's top, a lower
+    bound."""
+    _with_jump(tables, seed)
+    stages = _seed_rows(tables, "stages", seed).set_index("stage")
+    size = float(stages[f"{kind}_size_half"].astype(float)[stage])
+    if not math.isnan(size):
+        return size
+    curves = _seed_rows(tables, "stage_basins", seed)
+    return float(curves[(curves["stage"] == stage) & (curves["kind"] == kind)]["eps"].max())
+
+
+def basin_over_distance(tables: Mapping[str, pd.DataFrame], config: Any, seed: int, *, stage: str) -> float:
+    """The sample basin's size (accuracy halved) at ``stage`` over the test samples' median relative distance
+    to their nearest training sample."""
+    return _stage_size(tables, seed, stage, "sample") / _median_distance(tables)
+
+
+def weight_over_sample(tables: Mapping[str, pd.DataFrame], config: Any, seed: int) -> float:
+    """The smaller, over the stages just before and just after the jump, of the weight basin's size over the
+    sample basin's (>= 1: the weight-space transition comes at larger eps)."""
+    return min(_stage_size(tables, seed, stage, "weight") / _stage_size(tables, seed, stage, "sample")
+               for stage in ("before", "after"))
+
+
+def fields_test_in_train(tables: Mapping[str, pd.DataFrame], config: Any, seed: int, *, stage: str) -> float:
+    """Mean over the projected classes of the share of test samples whose nearest training projection (output
+    local fields of the classes' first two neurons) has their own label, at ``stage``."""
+    _with_jump(tables, seed)
+    rows = _seed_rows(tables, "local_fields_summary", seed)
+    values = rows[rows["stage"] == stage]["test_in_train_fraction"].dropna()
+    if values.empty:
+        raise CannotEvaluate(f"no local fields at the stage {stage!r}")
+    return float(values.mean())
+
+
+def grokking_criteria(config: GrokkingConfig) -> list[Criterion]:
+    """The criteria of ``grokking`` (SPEC 6.1)."""
+    fields = ("mean over classes {classes} of the share of test samples whose nearest training sample in the "
+              "plane of output local fields {pair} has their label, at the checkpoint {when} the jump"
+              ).format(classes=", ".join(map(str, config.classes)), pair=f"(h_{config.classes[0]}, "
+                       f"h_{config.classes[1]})", when="{when}")
+    return [
+        Criterion(
+            "delayed_generalisation",
+            "Fig. 7(a): 'a notable delay in test accuracy compared to training accuracy' (the grokking of this "
+            "net in Omnigrok)",
+            "step at which the test accuracy reaches its plateau over the first step with every training sample "
+            "right (0 when the test accuracy has no jump)",
+            ">=", MIN_DELAY, delay,
+        ),
+        Criterion(
+            "basin_inside_test_distance_before_jump",
+            "Fig. 7(b): just before grokking the sample-space transition (noised training samples) lies below "
+            "the test samples' variation amplitude, so test samples fall outside the basins",
+            "sample-basin size (noise amplitude halving the accuracy above chance) at the checkpoint just before "
+            "the jump over the test samples' median relative distance to their nearest training sample",
+            "<", 1.0, partial(basin_over_distance, stage="before"),
+        ),
+        Criterion(
+            "basin_beyond_test_distance_after_jump",
+            "Fig. 7(b): just after grokking the sample-space transition lies beyond the test samples' variation "
+            "amplitude ('we can anticipate that grokking will occur for test samples')",
+            "sample-basin size at the checkpoint just after the jump over the test samples' median relative "
+            "distance to their nearest training sample (a size beyond the noise grid counts as the grid's top)",
+            ">=", 1.0, partial(basin_over_distance, stage="after"),
+        ),
+        Criterion(
+            "weight_transition_later",
+            "Fig. 7(b): 'The transition for noised weights occurs slightly later' (read: at a larger noise "
+            "amplitude than the noised samples')",
+            "weight-basin size over sample-basin size, the smaller of the two at the checkpoints just before and "
+            "just after the jump",
+            ">=", 1.0, weight_over_sample,
+        ),
+        Criterion(
+            "test_fields_mixed_before_jump",
+            "Fig. 7(c, e): 'Before grokking, the projections of test samples are mixed and distributed across a "
+            "vast region, far outside where the projections of training samples are distributed'",
+            fields.format(when="just before") + " (mixed: fewer than half)",
+            "<", 0.5, partial(fields_test_in_train, stage="before"),
+        ),
+        Criterion(
+            "test_fields_overlap_after_jump",
+            "Fig. 7(d, f): 'After grokking, the projections of test samples overlap with those of training "
+            "samples, indicating that most test samples have fallen within the attraction basins'",
+            fields.format(when="just after") + " (most: at least half)",
+            ">=", 0.5, partial(fields_test_in_train, stage="after"),
+        ),
+    ]
 
 
 EXPERIMENT = Grokking

@@ -23,7 +23,9 @@ Definitions (netdyn's; the paper names the grokking point without defining it):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,6 +35,7 @@ from netdyn.analysis.config import AnalysisConfig
 from netdyn.analysis.network import EFFECTIVE_TOLERANCE, effective_index, effective_layer, is_effective
 from netdyn.data.spec import DataSpec
 from netdyn.experiments.base import Experiment, ExperimentConfig, ExperimentRuns, Member, member_name, seeded
+from netdyn.experiments.criteria import CannotEvaluate, Criterion
 from netdyn.experiments.residual import VARIANTS
 from netdyn.models.spec import ModelSpec
 from netdyn.orchestration import RunSpec
@@ -256,6 +259,91 @@ class LmapTraining(Experiment[LmapTrainingConfig]):
             out["lmap_tail_start_after_grokking"] = {int(s): v for s, v in zip(steps[i:i + 4], starts[i:i + 4],
                                                                                 strict=True)}
         return out
+
+    def criteria(self, config: LmapTrainingConfig) -> list[Criterion]:
+        return lmap_training_criteria(config)
+
+
+# ------------------------------------------------------------------------------------------ criteria
+# Written from the paper's text on Fig. 10 (conclusion 7) before any rerun used them. The L-map folds in the BN
+# statistics it is given: each claim is measured with running statistics (marked running-only) and with batch
+# statistics (the training set's own, SPEC 5.8's bn_mode="batch"), the grokking point under the same statistics.
+
+MODES = ("running", "batch")
+
+
+def _history(tables: Mapping[str, pd.DataFrame], seed: int) -> pd.DataFrame:
+    history = tables["history"]
+    rows = history[history["seed"] == seed]
+    if rows.empty:
+        raise CannotEvaluate(f"no history of seed {seed}")
+    return rows
+
+
+def _grokking_step(tables: Mapping[str, pd.DataFrame], seed: int, mode: str) -> int:
+    step = rise_step(_history(tables, seed), "test", mode)
+    if step is None:
+        raise CannotEvaluate(f"the test accuracy under {mode} statistics never rises: no grokking point")
+    return step
+
+
+def grokking_lag(tables: Mapping[str, pd.DataFrame], config: LmapTrainingConfig, seed: int, *, mode: str) -> float:
+    """The test accuracy's rise step under ``mode`` over the training accuracy's under batch statistics."""
+    learn = rise_step(_history(tables, seed), "train", "batch")
+    if learn is None:
+        raise CannotEvaluate("the training accuracy under batch statistics never rises")
+    return _grokking_step(tables, seed, mode) / max(learn, 1)
+
+
+def convergence_over_grokking(
+    tables: Mapping[str, pd.DataFrame], config: LmapTrainingConfig, seed: int, *, mode: str
+) -> float:
+    """Median over the followed layers of the step their L-map (training set, BN ``mode`` statistics) has
+    converged to the network's own training accuracy (same statistics), over the grokking point (the test
+    accuracy's rise step under ``mode``)."""
+    table = tables.get("convergence")
+    if table is None:
+        raise CannotEvaluate("no convergence table (every member diverged)")
+    rows = table[(table["seed"] == seed) & (table["reference"] == "network")]
+    if "bn_mode" in rows.columns:
+        rows = rows[rows["bn_mode"] == mode]
+    elif mode != "running":
+        raise CannotEvaluate(f"no L-map under {mode} statistics")
+    rows = rows[rows["layer"].isin(config.layers)]
+    if rows.empty:
+        raise CannotEvaluate(f"no L-map convergence of seed {seed}")
+    never = sorted(int(layer) for layer in rows.loc[rows["converged_step"].isna(), "layer"])
+    if never:
+        raise CannotEvaluate(f"the L-map of layer(s) {never} never converges to the training accuracy")
+    return float(rows["converged_step"].astype(float).median()) / max(_grokking_step(tables, seed, mode), 1)
+
+
+def lmap_training_criteria(config: LmapTrainingConfig) -> list[Criterion]:
+    """The criteria of ``lmap-training`` (SPEC 6.1)."""
+    layers = ", ".join(map(str, config.layers))
+    out: list[Criterion] = []
+    for mode in MODES:
+        running = mode == "running"
+        out += [
+            Criterion(
+                f"grokking_{mode}",
+                "Fig. 10: the net has a grokking point, the test accuracy rising late",
+                f"step at which the test accuracy (BN {mode} statistics) covers half its rise over the same step of "
+                f"the training accuracy under batch statistics (late: at least min_lag = {config.min_lag:g})",
+                ">=", config.min_lag, partial(grokking_lag, mode=mode), running_only=running,
+            ),
+            Criterion(
+                f"lmap_converges_shortly_after_grokking_{mode}",
+                "Fig. 10 / conclusion 7: 'the pruning accuracy [of the L-map on the training set, later layers] "
+                "rapidly converges to the training accuracy shortly after the grokking point'",
+                f"median over layers {layers} of the step from which on the L-map's training accuracy stays within "
+                f"0.005 of the network's (both with BN {mode} statistics), over the grokking point under the same "
+                f"statistics (shortly after: from 1 to min_lag = {config.min_lag:g} times it)",
+                "between", (1.0, float(config.min_lag)), partial(convergence_over_grokking, mode=mode),
+                running_only=running,
+            ),
+        ]
+    return out
 
 
 EXPERIMENT = LmapTraining
