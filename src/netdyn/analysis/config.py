@@ -12,6 +12,9 @@ from netdyn._device import check_device_name
 from netdyn.analysis._pooling import MEMORY_BUDGET
 from netdyn.errors import ConfigError
 
+#: The values of ``AnalysisConfig.bn_mode``.
+BN_MODES = ("running", "batch")
+
 
 def _positive_int(value: Any, name: str, low: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
@@ -42,6 +45,13 @@ class AnalysisConfig:
     """Classes whose output local fields are projected (the first two name the neuron pair)."""
     bn_batch_size: int = 100
     """Batch size whose statistics bn_perturbation compares with the running ones (the training batch)."""
+    bn_mode: str = "running"
+    """The batch-norm statistics every quantity evaluates the network with: "running" (its running statistics, as
+    in evaluation mode) or "batch": the training set's own statistics at the current weights, i.e. each batch-norm
+    layer's mean and variance recomputed by one pass over the training samples (cumulative, momentum None; one
+    batch while the inputs fit memory_budget) on a copy of the model, what batch statistics estimate, free of
+    batch noise. The L-map, LP, RPD, neuron modes, basins and local fields all see it; a net without batch norm
+    is the same under both."""
     memory_budget: int = MEMORY_BUDGET
     """Bytes the LP and the class geometry may hold per cut of a model that is not a netdyn MLP (2 GiB; SPEC 10).
     A cut wider than 8,192 features gets the LP's dual form while it fits, else a conv cut's activations are
@@ -56,6 +66,8 @@ class AnalysisConfig:
     def __post_init__(self) -> None:
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if self.bn_mode not in BN_MODES:
+            raise ConfigError(f"bn_mode must be one of {', '.join(BN_MODES)}, got {self.bn_mode!r}")
         check_device_name(self.device)
         _positive_int(self.repeats, "repeats")
         _positive_int(self.max_samples, "max_samples", 2)

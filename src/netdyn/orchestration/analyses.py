@@ -29,8 +29,9 @@ from netdyn.analysis._common import check_config_fits
 from netdyn.analysis.compute import Layers, compute_quantities, read_model
 from netdyn.analysis.config import AnalysisConfig
 from netdyn.analysis.quantities import selected, table_columns
-from netdyn.data.samples import DataLike
+from netdyn.data.samples import DataLike, SampleSet
 from netdyn.errors import ConfigError, RunError
+from netdyn.models.mlp import MLP
 from netdyn.plots import save_figure
 from netdyn.plots.registry import analysis_figures
 from netdyn.report import render_report
@@ -133,6 +134,42 @@ def _prepare(net: ModelT, config: AnalysisConfig) -> ModelT:
     return net.eval()
 
 
+def _batch_statistics(
+    net: ModelT, samples: SampleSet, shape: tuple[int, ...] | None, config: AnalysisConfig
+) -> ModelT:
+    """The net as ``config.bn_mode`` asks: for "batch", a copy with the training set's own BN statistics.
+
+    The copy's batch-norm layers have their running mean and variance reset and recomputed by one cumulative
+    pass (momentum None) over the training samples at the current weights, only the batch-norm layers in
+    training mode. The pass takes the training set as one batch while its inputs fit ``config.memory_budget``,
+    else chunks of that size (their means and variances averaged). ``net`` itself for "running", or when it has
+    no batch norm that tracks running statistics.
+    """
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if config.bn_mode != "batch" or not norms:
+        return net
+    net = copy.deepcopy(net)
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    ref = next(iter(net.parameters()))
+    x = samples.x_train.flatten(1)
+    chunk = max(1, config.memory_budget // max(1, x.shape[1] * ref.element_size()))
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    with torch.no_grad():
+        for part in x.split(chunk):
+            part = part.to(device=ref.device, dtype=ref.dtype)
+            if isinstance(net, MLP):
+                net(part, bn_mode="train")  # the MLP's own switch: its batch norms update their statistics
+            else:
+                net(part.reshape(-1, *(shape or part.shape[1:])))
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    return net.eval()
+
+
 def analyze(
     net: nn.Module,
     data: DataLike,
@@ -156,7 +193,7 @@ def analyze(
     config = config or AnalysisConfig()
     samples, n_layers, shape = read_model(net, data, input_shape, cuts)
     check_config_fits(config, Layers(n_layers), int(samples.num_classes))
-    net = _prepare(net, config)
+    net = _batch_statistics(_prepare(net, config), samples, shape, config)
     named = None if cuts is None else tuple(cuts)
     if not progress:
         tables, summary = compute_quantities(net, samples, config, input_shape=input_shape, cuts=cuts)
