@@ -60,12 +60,21 @@ def test_converged_at_is_where_the_last_plateau_starts(x, y, expected):
 def test_members_cover_the_grid_with_and_without_batch_norm():
     config = BasinsDepthWidthConfig(depths=(2, 4), widths=(16, 32, 64), seeds=2)
     members = BasinsDepthWidth().members(config)
-    assert len(members) == 2 * 2 * 3 * 2 == len({m.name for m in members})
+    # the grid, the depth-1 baseline of each variant at width 64, the BN nets from the plain rule at width 64
+    assert len(members) == (2 * 2 * 3 + 2 + 3) * 2 == len({m.name for m in members})
     m = members[0]
-    assert m.params == {"batchnorm": True, "depth": 2, "width": 16, "seed": 0}
+    assert m.params == {"batchnorm": True, "init": "default", "depth": 2, "width": 16, "seed": 0}
     assert m.spec.model.depth == 2 and m.spec.model.width == 16 and m.spec.model.batchnorm is True
     assert m.spec.train.optimizer == "adam" and m.spec.train.epochs == config.epochs
-    assert {(x.spec.model.batchnorm, x.spec.model.init) for x in members} == {(True, "default"), (False, "kaiming")}
+    assert {(x.spec.model.batchnorm, x.spec.model.init) for x in members} == {
+        (True, "default"), (False, "kaiming"), (True, "kaiming")}
+    assert all(x.spec.model.init == x.params["init"] for x in members)
+    baseline = {(x.params["batchnorm"], x.params["init"]) for x in members if x.params["depth"] == 1}
+    assert baseline == {(True, "default"), (False, "kaiming"), (True, "kaiming")}
+    control = [x for x in members if x.params["batchnorm"] and x.params["init"] == "kaiming"]
+    assert {x.params["width"] for x in control} == {64} and {x.params["depth"] for x in control} == {1, 2, 4}
+    plain = BasinsDepthWidthConfig(depths=(1, 2), widths=(16,), seeds=1, same_init_control=False)
+    assert len(BasinsDepthWidth().members(plain)) == 4  # depth 1 is in the grid: not trained twice
 
 
 def _tables(config: BasinsDepthWidthConfig):

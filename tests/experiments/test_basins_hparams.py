@@ -19,7 +19,7 @@ from netdyn.experiments.basins_hparams import (
 
 CONFIG = BasinsHparamsConfig(
     data=DataSpec("mnist5k", train_size=5000), batch_sizes=(50, 200, 1000, 2500), lrs=(1e-4, 1e-3, 1e-2),
-    lr_batch_size=50, epochs=10, min_steps=100,
+    lr_batch_size=50, epochs=10, min_steps=100, seeds=1,
 )
 
 
@@ -37,10 +37,14 @@ def test_train_size_comes_from_the_spec_when_given():
 
 def test_members_are_the_batch_sweep_plus_the_lr_sweep_sharing_one_point():
     members = BasinsHparams().members(CONFIG)
-    points = [(m.params["batch_size"], m.params["lr"]) for m in members]
-    assert points == [(50, 1e-3), (200, 1e-3), (1000, 1e-3), (2500, 1e-3), (50, 1e-4), (50, 1e-2)]
-    assert len({m.name for m in members}) == len(members)
-    by_point = {(m.params["batch_size"], m.params["lr"]): m.spec for m in members}
+    points = [(m.params["batch_size"], m.params["lr"]) for m in members if m.params["seed"] == 0]
+    assert points == [(50, 1e-3), (200, 1e-3), (1000, 1e-3), (2500, 1e-3), (50, 1e-4), (50, 1e-2)] + [
+        (50, 1e-3), (200, 1e-3), (1000, 1e-3), (2500, 1e-3)]  # the control: the batch sweep at equal steps
+    assert len({m.name for m in members}) == len(members) == 10 * CONFIG.seeds
+    control = [m for m in members if m.params["schedule"] == "steps"]
+    assert {m.spec.train.steps for m in control} == {CONFIG.equal_steps}
+    by_point = {(m.params["batch_size"], m.params["lr"]): m.spec for m in members
+                if m.params["schedule"] == "epochs"}
     assert by_point[(2500, 1e-3)].train.steps == 100 and by_point[(50, 1e-2)].train.steps == 1000
     assert by_point[(50, 1e-2)].train.lr == 1e-2 and by_point[(200, 1e-3)].train.batch_size == 200
     spec = by_point[(50, 1e-3)]
@@ -91,7 +95,7 @@ def test_one_figure_per_panel_with_test_accuracy_in_the_legend():
     assert labels == ["lr 0.0001 (test 0.978)", "lr 0.001 (test 0.988)", "lr 0.01 (test 0.978)"]
     sizes = figs["fig6_sizes"].axes
     assert len(sizes) == 6
-    line = next(line for line in sizes[0].get_lines() if line.get_label() == "mean over seeds")
+    line = next(line for line in sizes[0].get_lines() if line.get_label() == "one seed")
     np.testing.assert_array_equal(line.get_xdata(), [50, 200, 1000, 2500])
     low, high = sizes[2].get_ylim()  # test accuracy within 0.003: the axis still spans two points
     assert high - low == pytest.approx(0.02)

@@ -30,7 +30,7 @@ SIZES = pd.DataFrame(
 )
 
 
-def test_lines_hold_the_mean_over_seeds_per_group_sorted_by_x():
+def test_lines_hold_the_median_over_seeds_per_group_sorted_by_x():
     fig = plot_sweep(SIZES, "width", "size_half", by="depth", ylabel="sample-space size_half")
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
@@ -51,10 +51,17 @@ def test_lines_hold_the_mean_over_seeds_per_group_sorted_by_x():
     np.testing.assert_allclose(np.sort(np.abs(segments[:, 1, 1] - segments[:, 0, 1])), [0.1] * 6)
 
 
+def test_three_seeds_draw_their_median_not_their_mean_and_the_legend_says_so():
+    table = pd.DataFrame({"batch_size": [50] * 3 + [200] * 3, "size_half": [1.0, 1.1, 3.0, 2.0, 2.2, 2.1]})
+    ax = plot_sweep(table, "batch_size", "size_half").axes[0]
+    line = _line(ax, "median of 3 seeds (bars: min to max)")
+    np.testing.assert_allclose(line.get_ydata(), [1.1, 2.1])
+
+
 def test_a_size_never_reached_is_marked_at_the_top_not_drawn_as_a_value():
     table = pd.DataFrame({"batch_size": [50, 200, 1000, 2500], "size_half": [2.0, 1.5, math.nan, 1.0]})
     ax = plot_sweep(table, "batch_size", "size_half").axes[0]
-    line = _line(ax, "mean over seeds")
+    line = _line(ax, "one seed")
     np.testing.assert_array_equal(line.get_xdata(), [50, 200, 2500])
     np.testing.assert_allclose(line.get_ydata(), [2.0, 1.5, 1.0])
     markers = [m for m in ax.get_lines() if m.get_label() == "_not reached on the grid"]

@@ -30,7 +30,7 @@ ACCURACY = pd.DataFrame(
 ).sample(frac=1, random_state=3)
 
 
-def test_against_one_line_per_curve_with_the_seed_mean_and_a_min_max_band():
+def test_against_one_line_per_curve_with_the_seed_median_and_a_min_max_band():
     fig = plot_against(ACCURACY, "depth", "accuracy", by="width", ylabel="test accuracy")
     assert isinstance(fig, Figure)
     (ax,) = fig.axes
@@ -38,7 +38,7 @@ def test_against_one_line_per_curve_with_the_seed_mean_and_a_min_max_band():
         rows = ACCURACY[ACCURACY.width == width]
         line = _line(ax, f"width {width}")
         np.testing.assert_array_equal(line.get_xdata(), [2, 4, 6])
-        expected = rows.groupby("depth")["accuracy"].mean().sort_index().to_numpy()
+        expected = rows.groupby("depth")["accuracy"].median().sort_index().to_numpy()
         np.testing.assert_allclose(line.get_ydata(), expected)
     bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
     assert len(bands) == 2  # one band per width: two seeds each

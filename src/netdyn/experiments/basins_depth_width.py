@@ -88,6 +88,13 @@ class BasinsDepthWidthConfig(ExperimentConfig):
     epochs: float = 20
     """Training length: the basins are defined after training accuracy reaches 100% (the paper's premise);
     the members table records how close each member came."""
+    baseline_depth: int | None = 1
+    """Control (SPEC 6.1): the shallow baseline, nets of this depth at the widest width, with and without batch
+    norm (None: none; a depth of the grid is not trained twice)."""
+    same_init_control: bool = True
+    """Control (SPEC 6.1): BN nets from the plain nets' initial rule (``init_plain``) at the widest width over
+    the grid's depths, so that BN and plain nets are compared from the same initial rule as well as each from its
+    own."""
     eval_every: str = "log:6"
     """Evaluation points of the training history (each reads the whole train and test sets)."""
     checkpoint_every: str = "log:2"
@@ -231,6 +238,32 @@ def layers_label(depth: int) -> str:
     return f"depth{depth} ({depth + 2} layers)"
 
 
+def own_init(config: BasinsDepthWidthConfig, batchnorm: bool) -> str:
+    """The initial rule of a variant's own nets (``init_bn`` or ``init_plain``)."""
+    return config.init_bn if batchnorm else config.init_plain
+
+
+def member_nets(config: BasinsDepthWidthConfig) -> list[tuple[bool, str, int, int]]:
+    """``(batchnorm, init, depth, width)`` of every net: the grid (each variant from its own initial rule), the
+    shallow baseline at the widest width and the BN nets from the plain nets' rule at the widest width."""
+    widest = max(config.widths)
+    nets = [(bn, own_init(config, bn), d, w) for bn in config.batchnorms for d in config.depths for w in config.widths]
+    if config.baseline_depth is not None:
+        nets += [(bn, own_init(config, bn), config.baseline_depth, widest) for bn in config.batchnorms]
+    if config.same_init_control and True in config.batchnorms and config.init_plain != config.init_bn:
+        depths = (*config.depths, *(() if config.baseline_depth is None else (config.baseline_depth,)))
+        nets += [(True, config.init_plain, d, widest) for d in depths]
+    return list(dict.fromkeys(nets))  # a baseline depth of the grid is not trained twice
+
+
+def own_rows(table: pd.DataFrame, config: BasinsDepthWidthConfig) -> pd.DataFrame:
+    """The rows of nets from their variant's own initial rule (the controls from another rule left out)."""
+    if "init" not in table.columns:
+        return table
+    own = table["batchnorm"].map(lambda bn: own_init(config, bool(bn)))
+    return table[table["init"] == own]
+
+
 class BasinsDepthWidth(Experiment[BasinsDepthWidthConfig]):
     name = "basins-depth-width"
     figure = "Fig. 5"
@@ -243,9 +276,9 @@ class BasinsDepthWidth(Experiment[BasinsDepthWidthConfig]):
         "400; for a fixed width, the sample-space basin grows and the weight-space basin shrinks with depth."
     )
     columns = {
-        "basin_curves": ("member", "batchnorm", "depth", "width", "seed", *CURVE_COLUMNS),
-        "basin_sizes": ("member", "batchnorm", "depth", "width", "seed", *SIZE_COLUMNS),
-        "members": ("member", "batchnorm", "depth", "width", "seed", *MEMBER_COLUMNS),
+        "basin_curves": ("member", "batchnorm", "init", "depth", "width", "seed", *CURVE_COLUMNS),
+        "basin_sizes": ("member", "batchnorm", "init", "depth", "width", "seed", *SIZE_COLUMNS),
+        "members": ("member", "batchnorm", "init", "depth", "width", "seed", *MEMBER_COLUMNS),
     }
     nullable = {"basin_sizes": ("size_mid", "size_half"), "members": ("train_accuracy", "test_accuracy")}
     measured = {
@@ -265,20 +298,17 @@ class BasinsDepthWidth(Experiment[BasinsDepthWidthConfig]):
     }
 
     def members(self, config: BasinsDepthWidthConfig) -> list[Member]:
-        members = []
-        for batchnorm in config.batchnorms:
-            for depth in config.depths:
-                for width in config.widths:
-                    for seed in seeded(config):
-                        spec = RunSpec(
-                            model=ModelSpec(width=width, depth=depth, batchnorm=batchnorm,
-                                            init=config.init_bn if batchnorm else config.init_plain, seed=seed),
-                            data=config.data,
-                            train=config.train_config(seed),
-                        )
-                        params = {"batchnorm": batchnorm, "depth": depth, "width": width, "seed": seed}
-                        members.append(Member(member_name(**params), spec, params))
-        return members
+        return [self._member(config, *net, seed) for net in member_nets(config) for seed in seeded(config)]
+
+    def _member(self, config: BasinsDepthWidthConfig, batchnorm: bool, init: str, depth: int, width: int,
+                seed: int) -> Member:
+        spec = RunSpec(
+            model=ModelSpec(width=width, depth=depth, batchnorm=batchnorm, init=init, seed=seed),
+            data=config.data,
+            train=config.train_config(seed),
+        )
+        params = {"batchnorm": batchnorm, "init": init, "depth": depth, "width": width, "seed": seed}
+        return Member(member_name(**params), spec, params)
 
     def tables(self, runs: ExperimentRuns, config: BasinsDepthWidthConfig) -> dict[str, pd.DataFrame]:
         return basin_tables(runs, config)
@@ -286,39 +316,45 @@ class BasinsDepthWidth(Experiment[BasinsDepthWidthConfig]):
     def figures(self, tables: dict[str, pd.DataFrame], config: BasinsDepthWidthConfig) -> dict[str, Figure]:
         from netdyn.plots._base import new_figure
         from netdyn.plots.basin_sweeps import plot_sweep
+        from netdyn.plots.seeds import one_seed_note
 
         curves, sizes = tables["basin_curves"], tables["basin_sizes"]
         width = max(config.widths)
+        seeds = sorted(set(sizes["seed"]))
+        n_seeds = len(seeds)
+        spread = f"median of {n_seeds} seeds, bars min to max" if n_seeds > 1 else f"seed {seeds[0]}"
         variants = [v for v in config.batchnorms if v in set(sizes["batchnorm"])]
+        nets = _curve_panels(sizes, config)
         figs: dict[str, Figure] = {}
         for panel, space in (("fig5a_sample_basin", "sample"), ("fig5b_weight_basin", "weight")):
-            fig = new_figure((6.0 * len(variants), 4.6))
-            axes = fig.subplots(1, len(variants), squeeze=False)[0]
-            for ax, batchnorm in zip(axes, variants, strict=True):
-                _depth_curves(curves, sizes, space, batchnorm, width, ax)
-            fig.suptitle(f"Attraction basins in {space} space by depth, width {width} (seed 0; "
-                         f"paper layers = depth + 2)")
+            fig = new_figure((6.0 * len(nets), 4.6))
+            axes = fig.subplots(1, len(nets), squeeze=False)[0]
+            for ax, (batchnorm, init) in zip(axes, nets, strict=True):
+                _depth_curves(curves, sizes, space, (batchnorm, init), width, ax, seeds[0])
+            fig.suptitle(f"Attraction basins in {space} space by depth, width {width} "
+                         f"({one_seed_note(n_seeds, seeds[0])}; paper layers = depth + 2)")
             figs[panel] = fig
-        mean = _mean_sizes(sizes, ["batchnorm", "depth", "width", "space"])
+        own = own_rows(sizes, config)
         for panel, space in (("fig5c_sample_size_width", "sample"), ("fig5d_weight_size_width", "weight")):
             fig = new_figure((6.0 * len(variants), 4.6))
             axes = fig.subplots(1, len(variants), squeeze=False)[0]
             for ax, batchnorm in zip(axes, variants, strict=True):
-                rows = mean[(mean["space"] == space) & (mean["batchnorm"] == batchnorm)]
+                rows = own[(own["space"] == space) & (own["batchnorm"] == batchnorm)]
                 plot_sweep(rows, "width", "size_half", by="depth", ax=ax,
                            ylabel=f"{space}-space size_half (ε where accuracy halves)",
-                           title=f"{VARIANT_LABELS[batchnorm]}: {space}-space basin size against width")
+                           title=f"{_net_label(config, batchnorm, own_init(config, batchnorm))}: {space}-space "
+                           "basin size against width")
                 ax.get_legend().set_title("depth (layers = depth + 2)")
-            fig.suptitle(f"Attraction-basin size in {space} space against width, a line per depth")
+            fig.suptitle(f"Attraction-basin size in {space} space against width, a line per depth ({spread})")
             figs[panel] = fig
-        members = tables["members"]
+        members = own_rows(tables["members"], config)
         fig = new_figure((6.0 * len(variants), 4.2))
         axes = fig.subplots(1, len(variants), squeeze=False)[0]
         for ax, batchnorm in zip(axes, variants, strict=True):
             rows = members[members["batchnorm"] == batchnorm]
             plot_sweep(rows, "width", "test_accuracy", by="depth", ax=ax, ylabel="test accuracy",
-                       title=f"{VARIANT_LABELS[batchnorm]}: test accuracy of the members")
-        fig.suptitle("Test accuracy against width, a line per depth (context for the basins)")
+                       title=f"{_net_label(config, batchnorm, own_init(config, batchnorm))}: test accuracy")
+        fig.suptitle(f"Test accuracy against width, a line per depth (context for the basins; {spread})")
         figs["fig5_test_accuracy"] = fig
         return figs
 
@@ -326,7 +362,8 @@ class BasinsDepthWidth(Experiment[BasinsDepthWidthConfig]):
         return basins_depth_width_criteria(config)
 
     def summary(self, tables: dict[str, pd.DataFrame], config: BasinsDepthWidthConfig) -> dict[str, Any]:
-        sizes, members = tables["basin_sizes"], tables["members"]
+        sizes, members = own_rows(tables["basin_sizes"], config), own_rows(tables["members"], config)
+        sizes = sizes[sizes["depth"].isin(config.depths)]
         mean = _mean_sizes(sizes, ["batchnorm", "depth", "width", "space"])
         width = max(config.widths)
         out: dict[str, Any] = {"curve_width": width, "depth_counting": "paper layers = depth + 2"}
@@ -364,23 +401,46 @@ class BasinsDepthWidth(Experiment[BasinsDepthWidthConfig]):
         return out
 
 
+def _net_label(config: BasinsDepthWidthConfig, batchnorm: bool, init: str) -> str:
+    """``BN`` / ``no BN``, with the initial rule where the experiment trains a variant from more than one."""
+    label = VARIANT_LABELS[batchnorm]
+    controlled = config.same_init_control and config.init_plain != config.init_bn
+    return f"{label}, {init} init" if controlled else label
+
+
+def _curve_panels(sizes: pd.DataFrame, config: BasinsDepthWidthConfig) -> list[tuple[bool, str]]:
+    """The (batchnorm, init) nets of panels (a, b): each variant from its own rule, then the same-init control."""
+    have = set(zip(sizes["batchnorm"], sizes["init"], strict=True)) if "init" in sizes.columns else set()
+    nets = [(bn, own_init(config, bn)) for bn in config.batchnorms]
+    nets += [(True, config.init_plain)] if config.init_plain != config.init_bn else []
+    return [n for n in nets if n in have] if have else [(bn, "") for bn in config.batchnorms]
+
+
 def _depth_curves(
-    curves: pd.DataFrame, sizes: pd.DataFrame, space: str, batchnorm: bool, width: int, ax: Axes
+    curves: pd.DataFrame, sizes: pd.DataFrame, space: str, net: tuple[bool, str], width: int, ax: Axes, seed: int
 ) -> None:
-    """Panel (a) or (b): one basin curve per depth (seed 0) at ``width``, its size_half marked."""
+    """Panel (a) or (b): one basin curve per depth (one seed) at ``width`` of the nets ``(batchnorm, init)``, its
+    size_half marked."""
     from netdyn.plots import plot_basin
 
-    rows = curves[(curves["space"] == space) & (curves["batchnorm"] == batchnorm) & (curves["width"] == width)
-                  & (curves["seed"] == 0)]
-    marks = sizes[(sizes["space"] == space) & (sizes["batchnorm"] == batchnorm) & (sizes["width"] == width)
-                  & (sizes["seed"] == 0)]
+    batchnorm, init = net
+
+    def chosen(table: pd.DataFrame) -> pd.DataFrame:
+        keep = ((table["space"] == space) & (table["batchnorm"] == batchnorm) & (table["width"] == width)
+                & (table["seed"] == seed))  # fmt: skip
+        if init and "init" in table.columns:
+            keep &= table["init"] == init
+        return table[keep]
+
+    rows, marks = chosen(curves), chosen(sizes)
     by_depth = {f"{d} ({d + 2} layers)": t for d, t in rows.groupby(rows["depth"], sort=True)}
     half = {f"{int(r['depth'])} ({int(r['depth']) + 2} layers)": r["size_half"] for r in marks.to_dict("records")}
     plot_basin(by_depth, ax=ax, kind=space, sizes=half, legend_title="depth")
     legend = ax.get_legend()
     if legend is not None:
         legend.set_loc("lower left")  # below a curve's fall and left of its tail: empty on every panel
-    ax.set_title(f"{VARIANT_LABELS[batchnorm]}, width {width}: {space}-space basins")
+    label = VARIANT_LABELS[batchnorm] + (f", {init} init" if init else "")
+    ax.set_title(f"{label}, width {width}: {space}-space basins")
 
 
 # ------------------------------------------------------------------------------------------ criteria

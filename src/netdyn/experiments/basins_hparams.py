@@ -11,7 +11,7 @@ optimum): this experiment sweeps and reports the direction it measures, assertin
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -96,14 +96,17 @@ def train_size(data: DataSpec) -> int:
     return int(data.load().x_train.shape[0])
 
 
-def batch_sweep(table: pd.DataFrame, config: BasinsHparamsConfig) -> pd.DataFrame:
-    """The rows of the batch-size sweep (the members at the sweep's learning rate)."""
-    return table[np.isclose(table["lr"], config.lr)]
+def batch_sweep(table: pd.DataFrame, config: BasinsHparamsConfig, schedule: str = "epochs") -> pd.DataFrame:
+    """The rows of the batch-size sweep (the members at the sweep's learning rate), trained for equal epochs or,
+    the control, equal steps (``schedule``)."""
+    rows = table[np.isclose(table["lr"], config.lr)]
+    return rows[rows["schedule"] == schedule] if "schedule" in rows.columns else rows
 
 
 def lr_sweep(table: pd.DataFrame, config: BasinsHparamsConfig) -> pd.DataFrame:
-    """The rows of the learning-rate sweep (the members at the lr sweep's batch size)."""
-    return table[table["batch_size"] == config.lr_batch_size]
+    """The rows of the learning-rate sweep (the members at the lr sweep's batch size, equal epochs)."""
+    rows = table[table["batch_size"] == config.lr_batch_size]
+    return rows[rows["schedule"] == "epochs"] if "schedule" in rows.columns else rows
 
 
 #: Smallest y range of the test-accuracy panels (two points): one seed's accuracy moves by a few tenths of a
@@ -124,9 +127,9 @@ class BasinsHparams(Experiment[BasinsHparamsConfig]):
         "as the rate increases from 0.1 to 0.5 and peaks at an optimal rate."
     )
     columns = {
-        "basin_curves": ("member", "batch_size", "lr", "seed", *CURVE_COLUMNS),
-        "basin_sizes": ("member", "batch_size", "lr", "seed", *SIZE_COLUMNS),
-        "members": ("member", "batch_size", "lr", "seed", *MEMBER_COLUMNS),
+        "basin_curves": ("member", "schedule", "batch_size", "lr", "seed", *CURVE_COLUMNS),
+        "basin_sizes": ("member", "schedule", "batch_size", "lr", "seed", *SIZE_COLUMNS),
+        "members": ("member", "schedule", "batch_size", "lr", "seed", *MEMBER_COLUMNS),
     }
     nullable = {"basin_sizes": ("size_mid", "size_half"), "members": ("train_accuracy", "test_accuracy")}
     measured = {
@@ -148,19 +151,23 @@ class BasinsHparams(Experiment[BasinsHparamsConfig]):
     }
 
     def members(self, config: BasinsHparamsConfig) -> list[Member]:
-        points = [(bs, config.lr) for bs in config.batch_sizes]
-        points += [(config.lr_batch_size, lr) for lr in config.lrs if (config.lr_batch_size, lr) not in points]
+        points = [(bs, config.lr, "epochs") for bs in config.batch_sizes]
+        points += [(config.lr_batch_size, lr, "epochs") for lr in config.lrs
+                   if (config.lr_batch_size, lr, "epochs") not in points]
+        if config.equal_steps is not None:  # the control: the batch sweep again at equal steps
+            points += [(bs, config.lr, "steps") for bs in config.batch_sizes]
         n_train = train_size(config.data)
         members = []
-        for batch_size, lr in points:
-            steps = training_steps(n_train, batch_size, config.epochs, config.min_steps)
+        for batch_size, lr, schedule in points:
+            steps = (training_steps(n_train, batch_size, config.epochs, config.min_steps) if schedule == "epochs"
+                     else int(config.equal_steps or 0))  # fmt: skip
             for seed in seeded(config):
                 spec = RunSpec(
                     model=ModelSpec(width=config.width, depth=config.depth, batchnorm=True, seed=seed),
                     data=config.data,
                     train=config.train_config(seed, batch_size=batch_size, lr=lr, epochs=None, steps=steps),
                 )
-                params = {"batch_size": batch_size, "lr": lr, "seed": seed}
+                params = {"schedule": schedule, "batch_size": batch_size, "lr": lr, "seed": seed}
                 members.append(Member(member_name(**params), spec, params))
         return members
 
@@ -170,24 +177,31 @@ class BasinsHparams(Experiment[BasinsHparamsConfig]):
     def figures(self, tables: dict[str, pd.DataFrame], config: BasinsHparamsConfig) -> dict[str, Figure]:
         from netdyn.plots._base import new_figure
         from netdyn.plots.basin_sweeps import plot_sweep
+        from netdyn.plots.seeds import one_seed_note
 
         curves, sizes, members = tables["basin_curves"], tables["basin_sizes"], tables["members"]
+        seeds = sorted(set(members["seed"]))
+        first = seeds[0]
         figs: dict[str, Figure] = {}
-        sweeps = (
-            ("batch_size", batch_sweep, f"Adam lr {config.lr:g}", "ab"),
+        sweeps: list[tuple[str, Callable[[pd.DataFrame, BasinsHparamsConfig], pd.DataFrame], str, str]] = [
+            ("batch_size", batch_sweep, f"lr {config.lr:g}, equal epochs", "ab"),
             ("lr", lr_sweep, f"batch {config.lr_batch_size}", "cd"),
-        )
+        ]
         for key, sweep, fixed, letters in sweeps:
             for letter, space in zip(letters, SPACES, strict=True):
                 fig = new_figure((7.2, 4.8))
                 ax = fig.add_subplot()
-                _sweep_curves(sweep(curves, config), sweep(sizes, config), sweep(members, config), key, space, ax)
+                _sweep_curves(sweep(curves, config), sweep(sizes, config), sweep(members, config), key, space, ax,
+                              first)
                 ax.set_title(f"{space.capitalize()}-space basins by {key.replace('_', ' ')} "
-                             f"(depth {config.depth} = {config.depth + 2} layers, width {config.width}, {fixed})",
-                             fontsize="medium")
+                             f"(depth {config.depth} = {config.depth + 2} layers, width {config.width}, {fixed}; "
+                             f"{one_seed_note(len(seeds), first)})", fontsize="medium")
                 figs[f"fig6{letter}_{space}_basin_{key}"] = fig
-        fig = new_figure((15.0, 8.4))
-        axes = fig.subplots(2, 3)
+        if "schedule" in members.columns and (members["schedule"] == "steps").any():
+            sweeps.append(("batch_size", partial(batch_sweep, schedule="steps"),
+                           f"lr {config.lr:g}, equal steps: {config.equal_steps}", ""))
+        fig = new_figure((15.0, 4.2 * len(sweeps)))
+        axes = fig.subplots(len(sweeps), 3, squeeze=False)
         for row, (key, sweep, fixed, _) in zip(axes, sweeps, strict=True):
             for ax, space in zip(row[:2], SPACES, strict=True):
                 rows = sweep(sizes, config)
@@ -196,8 +210,9 @@ class BasinsHparams(Experiment[BasinsHparamsConfig]):
             plot_sweep(sweep(members, config), key, "test_accuracy", ax=row[2], ylabel="test accuracy",
                        title=f"test accuracy ({fixed})")
             _min_span(row[2], ACCURACY_SPAN)
+        spread = f"median of {len(seeds)} seeds, bars min to max" if len(seeds) > 1 else f"seed {first}"
         fig.suptitle(f"Basin sizes (ε where accuracy halves) and test accuracy, depth {config.depth} "
-                     f"({config.depth + 2} layers), width {config.width}")
+                     f"({config.depth + 2} layers), width {config.width} ({spread})")
         figs["fig6_sizes"] = fig
         return figs
 
@@ -245,15 +260,15 @@ def _finite(value: Any) -> float | None:
 
 
 def _sweep_curves(curves: pd.DataFrame, sizes: pd.DataFrame, members: pd.DataFrame, key: str, space: str,
-                  ax: Axes) -> None:
-    """One basin curve per value of the swept ``key`` (seed 0), labelled with the member's test accuracy
+                  ax: Axes, seed: int = 0) -> None:
+    """One basin curve per value of the swept ``key`` (one seed), labelled with the member's test accuracy
     (the paper's insets), its size_half marked."""
     from netdyn.plots import plot_basin
 
     name = {"batch_size": "batch", "lr": "lr"}[key]
-    curves = curves[(curves["space"] == space) & (curves["seed"] == 0)]
-    size_half = sizes[(sizes["space"] == space) & (sizes["seed"] == 0)].set_index(key)["size_half"]
-    test = members[members["seed"] == 0].set_index(key)["test_accuracy"]
+    curves = curves[(curves["space"] == space) & (curves["seed"] == seed)]
+    size_half = sizes[(sizes["space"] == space) & (sizes["seed"] == seed)].set_index(key)["size_half"]
+    test = members[members["seed"] == seed].set_index(key)["test_accuracy"]
     labelled, marks = {}, {}
     for value, table in curves.groupby(curves[key], sort=True):
         label = f"{name} {_key(value)} (test {test.get(value, math.nan):.3f})"
@@ -285,13 +300,10 @@ def _swept(tables: Mapping[str, pd.DataFrame], name: str, config: Any, seed: int
     equal epochs or equal steps (``schedule``)."""
     table = tables.get(name)
     rows = None if table is None else table[table["seed"] == seed]
+    if rows is not None and "schedule" not in rows.columns and schedule != "epochs":
+        rows = None
     if rows is not None:
-        if "schedule" in rows.columns:
-            rows = rows[rows["schedule"] == schedule]
-        elif schedule != "epochs":
-            rows = None
-    if rows is not None:
-        rows = batch_sweep(rows, config) if key == "batch_size" else lr_sweep(rows, config)
+        rows = batch_sweep(rows, config, schedule) if key == "batch_size" else lr_sweep(rows, config)
     if rows is None or rows.empty:
         raise CannotEvaluate(f"no {name} rows of the {key} sweep at equal {schedule}, seed {seed}")
     return rows

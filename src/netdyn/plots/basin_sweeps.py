@@ -28,7 +28,7 @@ def plot_sweep(
     (e.g. depth) along a sequential palette.
 
     ``table`` is tidy: one row per run (``x``, ``y`` and ``by``). Several rows at one point (seeds) are drawn
-    as their mean with a bar from the lowest to the highest. A NaN ``y`` (a basin size never reached on the
+    as their median with a bar from the lowest to the highest (SPEC 6.1). A NaN ``y`` (a basin size never reached on the
     noise grid) is not a value: it is marked by a hollow triangle at the top edge (stacked by group), so a
     missing point is seen rather than silently dropped. The legend names the groups and the missing points.
     """
@@ -41,15 +41,18 @@ def plot_sweep(
     for g, group in enumerate(groups):
         rows = table if by is None else table[table[by] == group]
         color: RGBA | str = palette.color(group) if palette is not None else "C0"
-        stats = rows.groupby(x)[y].agg(["mean", "min", "max"]).sort_index().dropna(subset=["mean"])
-        label = palette.label(group) if palette is not None else "mean over seeds"
-        ax.plot(stats.index.to_numpy(float), stats["mean"].to_numpy(float), color=color, marker="o", ms=5, lw=1.8,
-                label=label)
+        stats = rows.groupby(x)[y].agg(["median", "min", "max", "size"]).sort_index()
+        seeds = int(stats["size"].max()) if len(stats) else 0  # rows per point, a size not reached included
+        stats = stats.dropna(subset=["median"])
+        label = (palette.label(group) if palette is not None
+                 else f"median of {seeds} seeds (bars: min to max)" if seeds > 1 else "one seed")  # fmt: skip
+        ax.plot(stats.index.to_numpy(float), stats["median"].to_numpy(float), color=color, marker="o", ms=5,
+                lw=1.8, label=label)
         spread = stats[stats["max"] > stats["min"]]
         if len(spread):
-            mean = spread["mean"].to_numpy(float)
-            ax.errorbar(spread.index.to_numpy(float), mean,
-                        yerr=[mean - spread["min"].to_numpy(float), spread["max"].to_numpy(float) - mean],
+            middle = spread["median"].to_numpy(float)
+            ax.errorbar(spread.index.to_numpy(float), middle,
+                        yerr=[middle - spread["min"].to_numpy(float), spread["max"].to_numpy(float) - middle],
                         fmt="none", ecolor=color, elinewidth=1, capsize=3)
         height = 0.97 - 0.045 * g  # stacked, so that groups missing at one x stay apart
         missing += [(float(v), height, color) for v in rows.loc[rows[y].isna(), x].unique()]

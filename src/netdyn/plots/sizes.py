@@ -71,8 +71,9 @@ def plot_against(
 ) -> Figure:
     """``y`` against ``x``, one line per value of ``by``, one panel per value of ``panel``.
 
-    Rows sharing (panel, by, x) — several seeds — are averaged; the line is their mean and a band spans their
-    minimum to maximum. ``by`` values that are numbers (widths, depths) get a sequential colormap, names
+    Rows sharing (panel, by, x) — several seeds — are summarised: the line is their median and a band spans
+    their minimum to maximum (SPEC 6.1).
+    ``by`` values that are numbers (widths, depths) get a sequential colormap, names
     (``network``, ``L-map0``) the categorical cycle, in ``order`` when given (else sorted). ``logx`` uses a
     log x axis (symlog when 0 is among the values, as for step 0), ticked at each value when there are few;
     whole-number x values on a linear axis get integer ticks.
@@ -130,11 +131,11 @@ def _panel_axes(
 
 
 def _mean_and_band(axis: Axes, part: pd.DataFrame, x: str, y: str, style: dict) -> None:
-    """One curve: the mean of ``y`` over the rows sharing each ``x``, and a band from their minimum to their
-    maximum where there are several."""
-    stats = part.groupby(x)[y].agg(["mean", "min", "max", "count"]).sort_index()
+    """One curve: the median of ``y`` over the rows sharing each ``x`` (seeds), and a band from their minimum to
+    their maximum where there are several (SPEC 6.1)."""
+    stats = part.groupby(x)[y].agg(["median", "min", "max", "count"]).sort_index()
     xs = stats.index.to_numpy(dtype=float)
-    axis.plot(xs, stats["mean"].to_numpy(), color=style["color"], ls=style["ls"], marker=style["marker"],
+    axis.plot(xs, stats["median"].to_numpy(), color=style["color"], ls=style["ls"], marker=style["marker"],
               ms=4, lw=style["lw"], label=style["label"])
     if (stats["count"] > 1).any():
         axis.fill_between(xs, stats["min"].to_numpy(), stats["max"].to_numpy(), color=style["color"],
