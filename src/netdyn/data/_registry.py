@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from netdyn.data import _mnist, _synthetic
+from netdyn.data import _external, _mnist, _synthetic
 from netdyn.data._dataset import (
     NORMALIZATIONS,
     Dataset,
@@ -58,7 +58,8 @@ class _Entry:
     name: str
     load: Callable[..., _Arrays]
     probe: Callable[[], _Probe]
-    options: tuple[str, ...] = ()
+    options: tuple[str, ...] | None = ()
+    """The keyword options the loader takes (None: any, for an installed function taking ``**kwargs``)."""
 
 
 def load_dataset(
@@ -76,7 +77,12 @@ def load_dataset(
 
     Args:
         name: ``mnist``, ``fashion-mnist``, ``mnist5k``, ``digits``, ``mnist1d``, ``blobs``, ``xor`` or
-            ``rings`` (case and ``_``/``-`` do not matter).
+            ``rings`` (case and ``_``/``-`` do not matter); the name of a data set an installed package declares
+            in the ``netdyn.datasets`` entry-point group (its function returns the four arrays, a mapping of
+            them with an optional ``num_classes``, or a ``(train, test)`` pair of torch Datasets; it is passed
+            ``seed`` where it takes one, and the options); or an ``.npz`` file holding the arrays ``x_train,
+            y_train, x_test, y_test`` and optionally ``num_classes`` (its values as stored; the spec records the
+            file's name and SHA-256, not its folder).
         train_size: for sets with fixed splits (``mnist``, ``fashion-mnist``, ``mnist5k`` with the official test
             set), the size of a class-stratified seeded subset of the training split, in the split's order (None:
             all; more than there is: `ConfigError`). For ``digits`` and ``mnist5k`` without the official test
@@ -89,9 +95,10 @@ def load_dataset(
             ``"standard"`` (per-feature z-score with the training split's mean and population std; features
             constant on it are only centred). Pixel data are first scaled to [0, 1].
         root: a folder holding the IDX files (``mnist``, ``fashion-mnist``; for ``mnist5k``, the official test
-            files). Given, it is the only folder searched and downloads go there; else the search is
-            ``$NETDYN_DATA/<name>``, Debian's ``dataset-fashion-mnist`` package (fashion-mnist), then the
-            download cache ``~/.cache/netdyn/<name>`` (``$XDG_CACHE_HOME`` respected).
+            files) or the ``.npz`` file. Given, it is the only folder searched and downloads go there; else the
+            search is ``$NETDYN_DATA/<name>``, Debian's ``dataset-fashion-mnist`` package (fashion-mnist), then the
+            download cache ``~/.cache/netdyn/<name>`` (``$XDG_CACHE_HOME`` respected); an ``.npz`` name is read
+            as a path, then looked up as ``$NETDYN_DATA/<file name>``.
         seed: seeds every random choice (subsets, splits, shuffles, generated data); never a global RNG.
         download: fetch missing ``mnist`` / ``fashion-mnist`` files (MD5-verified, written atomically). Off by
             default: nothing touches the network unless asked.
@@ -103,6 +110,7 @@ def load_dataset(
             ``mnist``, ``fashion-mnist``: ``mirrors`` (base URLs; default ``$NETDYN_MNIST_MIRROR`` /
             ``$NETDYN_FASHION_MNIST_MIRROR``, else the built-in list) and ``checksums`` (``{file.gz: md5}``,
             replacing the upstream table, for tests serving their own files).
+            ``.npz`` files: ``sha256``, the content the file must have (a spec records it).
             Any set: ``subsets``, the list of ``Dataset.subset`` calls recorded in a spec, replayed in order.
 
     Returns:
@@ -110,7 +118,8 @@ def load_dataset(
 
     Raises:
         ConfigError: unknown name or option, impossible sizes, bad normalisation.
-        DatasetError: files missing, corrupt or inconsistent (the message names the file), a failed download.
+        DatasetError: files missing, corrupt, inconsistent or changed (the message names the file), a failed
+            download, an installed data set's function that fails to load.
     """
     entry = _entry(name)
     train_size = check_size("train_size", train_size)
@@ -121,9 +130,9 @@ def load_dataset(
             f"normalize must be one of {', '.join(map(repr, NORMALIZATIONS))}; got {normalize!r}"
         )
     subsets = _check_subsets(options.pop("subsets", None))
-    unknown = sorted(set(options) - set(entry.options))
+    unknown = sorted(set(options) - set(entry.options)) if entry.options is not None else []
     if unknown:
-        accepted = ", ".join(entry.options) or "none"
+        accepted = ", ".join(entry.options or ()) or "none"
         raise ConfigError(f"{entry.name}: unknown option(s) {', '.join(unknown)} (accepted: {accepted})")
     root_path = Path(root).expanduser().resolve() if root is not None else None
 
@@ -168,7 +177,10 @@ def list_datasets() -> pd.DataFrame:
     import pandas as pd
 
     rows = []
-    for entry in _REGISTRY.values():
+    installed = _external.entry_points()
+    plugins = [_plugin_entry(name, ep) for name, ep in installed.items() if name not in _REGISTRY]
+    entries = [*_REGISTRY.values(), *plugins]
+    for entry in entries:
         probe = entry.probe()
         rows.append(
             {
@@ -185,15 +197,29 @@ def list_datasets() -> pd.DataFrame:
 
 
 def canonical_name(name: str) -> str:
-    """The registry's spelling of a data set name (case and ``_``/``-`` do not matter); ConfigError if unknown."""
-    return _entry(name).name
+    """The registry's spelling of a data set name; ConfigError if unknown.
+
+    Case and ``_``/``-`` do not matter; an ``.npz`` path is kept as given.
+    """
+    if _external.is_npz(name):
+        return name.strip()
+    key = _external.canonical(name) if isinstance(name, str) else None
+    if key in _REGISTRY or key in _external.entry_points():
+        return str(key)
+    return _entry(name).name  # the error naming the known sets
 
 
 def _entry(name: object) -> _Entry:
-    key = name.strip().lower().replace("_", "-") if isinstance(name, str) else None
-    if key not in _REGISTRY:
-        raise ConfigError(f"unknown data set {name!r}; known: {', '.join(_REGISTRY)}")
-    return _REGISTRY[key]
+    if _external.is_npz(name):
+        return _npz_entry(str(name).strip())
+    key = _external.canonical(name) if isinstance(name, str) else None
+    if key in _REGISTRY:
+        return _REGISTRY[key]
+    installed = _external.entry_points()
+    if key in installed:
+        return _plugin_entry(key, installed[key])
+    known = ", ".join([*_REGISTRY, *installed])
+    raise ConfigError(f"unknown data set {name!r}; known: {known}, or a file.npz")
 
 
 def _check_subsets(subsets: Mapping[str, Any] | Iterable[Any] | None) -> list[dict]:
@@ -460,6 +486,69 @@ def _probe_mnist1d() -> _Probe:
     if importlib.util.find_spec("mnist1d") is None:
         return _Probe(False, "mnist1d (not installed)", "4,000 / 1,000", "pip install mnist1d")
     return _Probe(True, "mnist1d.data.make_dataset (generated offline from templates)", "4,000 / 1,000")
+
+
+# ---------------------------------------------------------------- a user's .npz file, an installed package's set
+
+
+def _npz_entry(name: str) -> _Entry:
+    file_name = Path(name).name
+
+    def load(
+        *, train_size: int | None, test_size: int | None, seed: int, root: Path | None, download: bool,
+        sha256: str | None = None,
+    ) -> _Arrays:
+        path, found = _external.locate_npz(name, root, sha256)
+        *arrays, num_classes = _external.read_npz(path)
+        shape = tuple(arrays[0].shape[1:])
+        return _user_arrays(file_name, arrays, num_classes, shape, (train_size, test_size), seed, {"sha256": found})
+
+    probe = _Probe(True, "an .npz file of x_train, y_train, x_test, y_test", "as in the file")
+    return _Entry(file_name, load, lambda: probe, ("sha256",))
+
+
+def _plugin_entry(name: str, ep: Any) -> _Entry:
+    def load(
+        *, train_size: int | None, test_size: int | None, seed: int, root: Path | None, download: bool, **options: Any
+    ) -> _Arrays:
+        (*arrays, num_classes), shape = _external.call_plugin(ep, seed, options)
+        return _user_arrays(name, arrays, num_classes, shape, (train_size, test_size), seed, dict(options))
+
+    probe = _Probe(True, f"installed: {_external.describe(ep)}", "as the package gives it")
+    return _Entry(name, load, lambda: probe, None)  # its options are checked against the function when it loads
+
+
+def _user_arrays(
+    name: str,
+    arrays: Sequence[np.ndarray],
+    num_classes: int | None,
+    input_shape: tuple[int, ...],
+    sizes: tuple[int | None, int | None],
+    seed: int,
+    recorded: dict,
+) -> _Arrays:
+    """A user's four arrays checked (one DatasetError naming the set and what is wrong), flattened, and subset."""
+    x_train, y_train, x_test, y_test = arrays
+    for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        if x.ndim < 2 or x.dtype.kind not in "biuf":
+            raise DatasetError(f"{name}: x_{split} must be numbers of shape [samples, ...], got {x.shape} {x.dtype}")
+        if y.ndim != 1 or len(y) != len(x) or y.dtype.kind not in "iu":
+            raise DatasetError(
+                f"{name}: y_{split} must hold one integer label per sample of x_{split} ({len(x)}), got shape "
+                f"{y.shape} of {y.dtype}"
+            )
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise DatasetError(f"{name}: x_train's samples {x_train.shape[1:]} and x_test's {x_test.shape[1:]} differ")
+    labels = np.concatenate([y_train, y_test])
+    top = int(labels.max()) + 1 if labels.size else 0
+    classes = top if num_classes is None else int(num_classes)
+    if labels.size and (int(labels.min()) < 0 or top > classes):
+        raise DatasetError(f"{name}: labels run {int(labels.min())}..{top - 1}, outside 0..{classes - 1}")
+    flat = [np.asarray(x, dtype=np.float32).reshape(len(x), -1) for x in (x_train, x_test)]
+    return _fixed_splits(
+        flat[0], y_train.astype(np.int64), flat[1], y_test.astype(np.int64), classes, input_shape, sizes, seed, name,
+        recorded,
+    )
 
 
 # ---------------------------------------------------------------- synthetic

@@ -26,7 +26,7 @@ class DataSpec:
     """Which data set, which subset and which normalisation. Every field is a flag of ``netdyn train``."""
 
     name: str = "mnist5k"
-    """Data set name (see ``netdyn datasets``)."""
+    """Data set name (see ``netdyn datasets``), an installed package's data set, or a file.npz."""
     train_size: int | None = None
     """Class-stratified training subset size (None: the data set's default)."""
     test_size: int | None = None
