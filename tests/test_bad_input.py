@@ -85,6 +85,7 @@ BASES = {
         "--steps", "2", "--quiet", "--out", str(ctx.fresh),
     ],
     "analyze": lambda ctx: [str(ctx.run), "--no-basins", "--quiet"],
+    "compare": lambda ctx: [str(ctx.run), str(ctx.run), "--out", str(ctx.fresh)],  # two runs at least
     "datasets": lambda ctx: ["--download", "mnist", "--data-root", str(ctx.fresh)],
     "reproduce": lambda ctx: ["structure", "--scale", "smoke", "--quiet", "--out", str(ctx.fresh)],
     "sweep": lambda ctx: [

@@ -79,6 +79,7 @@ _EXPORTS: dict[str, str] = {
     "load_sweep": "netdyn.sweeps",
     "recommend": "netdyn.recommend",
     "prune_run": "netdyn.prune",
+    "compare": "netdyn.comparison",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -120,6 +121,7 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see the real imports
         sample_basin,
         weight_basin,
     )
+    from netdyn.comparison import compare  # noqa: F401
     from netdyn.data import Dataset, DataSpec, list_datasets, load_dataset, read_idx, write_idx  # noqa: F401
     from netdyn.errors import (  # noqa: F401
         ConfigError,

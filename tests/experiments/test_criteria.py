@@ -155,6 +155,15 @@ def test_an_experiment_with_criteria_writes_them_per_seed_and_the_table_reads_th
     assert "Verdict" in page and "partly: 1 of 3 criteria hold" in page and "cannot be evaluated: no such event" in page
     assert "no (since 2026-12-01)" in page
 
+    # the figures draw the median of the two seeds with the min-max band, or say they draw one seed
+    tables = {path.stem: pd.read_parquet(path) for path in (out / "metrics").glob("*.parquet")}
+    figs = Structure().figures(tables, Structure().config("smoke", seeds=2))
+    assert "median of 2 seeds, band min to max" in figs["fig3a_pruning"].axes[0].get_title()
+    assert sum("Poly" in type(c).__name__ for c in figs["fig3a_pruning"].axes[0].collections) == 2  # L-map, LP
+    assert "median of 2 seeds" in figs["fig3d_rpd_gradient_residual"].axes[0].get_title()
+    for one_seed in ("fig3c_rpd", "fig3c_neuron_modes", "fig3g_training", "fig3h_training_residual"):
+        assert "seed 0 only of 2" in figs[one_seed].axes[0].get_title(), one_seed
+
     # --table: the folder itself, and a parent holding it beside an experiment without criteria
     assert main(["reproduce", "--table", str(out)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()

@@ -18,10 +18,11 @@ def _acc(values):
 def test_small_and_paper_train_one_residual_bn_net_of_depth_98():
     experiment = EXPERIMENT()
     for scale in ("small", "paper"):
-        (member,) = experiment.members(experiment.config(scale))
-        model = member.spec.model
+        members = experiment.members(experiment.config(scale))
+        assert [m.params["seed"] for m in members] == [0, 1, 2]
+        model = members[0].spec.model
         assert model.depth == 98 and model.residual == "pre" and model.batchnorm
-        assert member.params == {"variant": "residual", "depth": 98, "width": model.width, "seed": 0}
+        assert members[0].params == {"variant": "residual", "depth": 98, "width": model.width, "seed": 0}
     assert experiment.config("paper").data.name == "mnist"
 
 

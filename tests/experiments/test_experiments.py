@@ -77,6 +77,8 @@ def test_registry_and_list(capsys):
     for name, cls in EXPERIMENTS.items():
         assert cls.name == name and cls.figure and cls.shows and cls.claim and cls.columns
         assert set(cls.scales) == set(SCALES)
+        seeds = {scale: config.seeds for scale, config in cls.scales.items()}
+        assert seeds == {"smoke": 2, "small": 3, "paper": 3}, (name, seeds)  # SPEC 6.1
     assert main(["reproduce", "--list"]) == 0
     out = capsys.readouterr().out
     for name, cls in EXPERIMENTS.items():
@@ -102,10 +104,10 @@ def test_bad_names_exit_2_with_one_line(argv, words, capsys):
 
 def test_resume_refuses_another_configuration(tmp_path, capsys):
     assert _run("structure", tmp_path / "x") == 0
-    assert main(["reproduce", "structure", "--scale", "smoke", "--out", str(tmp_path / "x"), "--seeds", "2",
+    assert main(["reproduce", "structure", "--scale", "smoke", "--out", str(tmp_path / "x"), "--seeds", "3",
                  "--resume", "--quiet"]) == 1
     assert "differs" in capsys.readouterr().err
-    np.testing.assert_equal(len(list((tmp_path / "x" / "runs").iterdir())), 3)
+    np.testing.assert_equal(len(list((tmp_path / "x" / "runs").iterdir())), 6)  # 3 networks x the smoke's 2 seeds
 
 
 def test_a_members_train_config_takes_the_fields_the_experiment_config_shares_with_train_config():

@@ -62,10 +62,10 @@ def test_members_cover_the_grid_and_skip_residual_nets_too_shallow_for_a_pair():
     experiment = EXPERIMENT()
     config = experiment.config("small")
     members = experiment.members(config)
-    assert len(members) == len(config.depths) * len(config.widths) * len(config.residuals)
+    assert len(members) == len(config.depths) * len(config.widths) * len(config.residuals) * config.seeds == 72
     assert {m.spec.model.residual for m in members} == {"none", "pre"}
     assert all(m.spec.model.batchnorm for m in members)
-    shallow = experiment.members(type(config)(depths=(2, 4), widths=(8,)))
+    shallow = experiment.members(type(config)(depths=(2, 4), widths=(8,), seeds=1))
     assert [m.name for m in shallow] == [
         "variantplain-depth2-width8-seed0", "variantplain-depth4-width8-seed0", "variantresidual-depth4-width8-seed0"]
 
@@ -123,3 +123,30 @@ def test_residual_criteria_on_a_known_grid():
     # seed 1 has no depth-32 pair: cannot be evaluated, with the reason
     assert "no plain and residual pair" in revised.evaluate({"structure": table}, config, 1).reason
     assert "no network of seed 7" in first.evaluate({"structure": table}, config, 7).reason
+
+
+def test_figures_draw_the_median_over_seeds_with_the_min_max_spread():
+    parts = {"network": [], "lmap": [], "lp": []}
+    for variant in ("plain", "residual"):
+        for depth in (3, 4):
+            for seed in (0, 1):
+                params = {"member": f"{variant}{depth}{seed}", "variant": variant, "depth": depth, "width": 8,
+                          "seed": seed}  # fmt: skip
+                lmap = [0.3] * (depth - 1 - seed) + [0.95] * (2 + seed)
+                parts["network"].append(NETWORK.assign(**params))
+                parts["lmap"].append(_acc(lmap).assign(**params))
+                parts["lp"].append(_acc([0.5] + [0.95] * depth).assign(**params))
+    tables = {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
+    tables["structure"] = structure_table(tables, ["variant", "depth", "width", "seed"])
+    figs = EXPERIMENT().figures(tables, EXPERIMENT.scales["smoke"])
+    assert "seed 0 of 2" in figs["fig9_pruning_plain"]._suptitle.get_text()
+    effective = figs["fig9_effective_layers"]
+    assert "median of 2 seeds, bars: min to max" in effective._suptitle.get_text()
+    bars = [c for ax in effective.axes for c in ax.collections if type(c).__name__ == "LineCollection"]
+    assert len(bars) == 2  # one L-map line per panel (one width)
+    segments = bars[0].get_segments()  # plain, depths 3 and 4: L-map from 1 or 2 of 3, from 2 or 3 of 4
+    assert [s[:, 1].tolist() for s in segments] == [pytest.approx([1 / 3, 2 / 3]), pytest.approx([2 / 4, 3 / 4])]
+    accuracy = figs["fig9_test_accuracy"]
+    assert "median of 2 seeds, band min to max" in accuracy.axes[0].get_title()
+    assert sum(type(c).__name__ == "FillBetweenPolyCollection" or "Poly" in type(c).__name__
+               for c in accuracy.axes[0].collections) == 2  # fmt: skip

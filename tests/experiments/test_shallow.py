@@ -93,7 +93,7 @@ def test_summary_gaps_and_the_rise_and_fall_of_the_rpd_gradient():
 def test_members_cover_sizes_inputs_and_activations_and_only_the_largest_keeps_checkpoints():
     config = EXPERIMENT.scales["smoke"]
     members = EXPERIMENT().members(config)
-    assert len(members) == len(config.train_sizes) * 2 * 2
+    assert len(members) == len(config.train_sizes) * 2 * 2 * config.seeds
     for member in members:
         assert member.spec.data.train_size == member.params["train_size"]
         assert member.spec.data.normalize == member.params["normalize"]

@@ -20,4 +20,5 @@ COMMAND_MODULES = (
     "netdyn.commands.sweep",
     "netdyn.commands.recommend",
     "netdyn.commands.prune",
+    "netdyn.commands.compare",
 )

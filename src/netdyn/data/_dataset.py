@@ -7,6 +7,7 @@ import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import torch
 
 from netdyn.errors import ConfigError
@@ -66,6 +67,25 @@ class Dataset:
             f"Dataset({self.name!r}, n_train={self.n_train}, n_test={self.n_test}, "
             f"n_features={self.n_features}, num_classes={self.num_classes}{extra})"
         )
+
+    def _repr_html_(self) -> str:
+        from netdyn._html import block, grayscale_strip, png_img
+
+        meta = {"name": self.name, "train samples": self.n_train, "test samples": self.n_test,
+                "input shape": " x ".join(map(str, self.input_shape)), "classes": self.num_classes}
+        if self.spec:
+            meta["spec"] = self.spec
+        counts = {split: np.bincount(y.numpy(), minlength=self.num_classes)
+                  for split, y in (("train", self.y_train), ("test", self.y_test))}
+        table = pd.DataFrame({"class": np.arange(self.num_classes), **counts})
+        images = []
+        shape = tuple(d for d in self.input_shape if d != 1)
+        if len(shape) == 2 and self.n_train:
+            first = self.x_train[:10].reshape(-1, *shape).numpy()
+            width = 2 * len(first) * (shape[1] + 1)
+            images.append(png_img(grayscale_strip(first), "the first training samples", width=width))
+        return block(f"netdyn Dataset {self.name}", meta, [("samples per class", table)], images,
+                     max_rows=self.num_classes)
 
     def subset(self, train_size: int | None = None, test_size: int | None = None, seed: int = 0) -> Dataset:
         """A class-stratified, seeded subset of either split (None keeps a split whole).

@@ -287,6 +287,7 @@ class BasinsDepthWidth(Experiment[BasinsDepthWidthConfig]):
     }
     scales = {
         "smoke": BasinsDepthWidthConfig(
+            seeds=2,
             data=DataSpec("mnist5k", train_size=500, test_size=200), depths=(1, 2), widths=(16, 32), epochs=6,
             batch_size=50, eval_every="log:3", basin_samples=100, repeats=2, eps=(0.0, 0.5, 1.0, 2.0, 4.0, 8.0),
         ),

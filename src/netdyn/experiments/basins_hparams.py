@@ -138,6 +138,7 @@ class BasinsHparams(Experiment[BasinsHparamsConfig]):
     }
     scales = {
         "smoke": BasinsHparamsConfig(
+            seeds=2,
             data=DataSpec("mnist5k", train_size=500, test_size=200), width=16, depth=2, batch_sizes=(25, 100),
             lrs=(1e-3, 3e-3), lr_batch_size=25, epochs=4, min_steps=10, eval_every="log:3", basin_samples=100,
             repeats=2, eps=(0.0, 0.5, 1.0, 2.0, 4.0, 8.0), equal_steps=20,

@@ -120,6 +120,7 @@ class BNGrokking(Experiment[BNGrokkingConfig]):
     }
     scales = {
         "smoke": BNGrokkingConfig(
+            seeds=2,
             data=DataSpec("mnist5k", train_size=500, test_size=200), width=32, depths=(3,), epochs=3,
             eval_every="log:9", checkpoint_every="log:5", basin_eps=(0.0, 0.1, 0.5), repeats=2, basin_samples=100,
         ),

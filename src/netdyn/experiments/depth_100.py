@@ -125,6 +125,7 @@ class Depth100(Experiment[Depth100Config]):
     }
     scales = {
         "smoke": Depth100Config(
+            seeds=2,
             data=DataSpec("mnist5k", train_size=500, test_size=200), depth=10, width=16, epochs=2,
             eval_every="log:4", checkpoint_every="log:2", max_samples=200, rpd_layers=3,
         ),

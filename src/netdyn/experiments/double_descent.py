@@ -86,6 +86,7 @@ class DoubleDescent(Experiment[DoubleDescentConfig]):
     }
     scales = {
         "smoke": DoubleDescentConfig(
+            seeds=2,
             data=DataSpec("mnist5k", train_size=500, test_size=200), width=32, depths=(3,), epochs=3,
             eval_every="log:9", checkpoint_every="log:5", max_samples=300,
         ),

@@ -214,6 +214,7 @@ class Grokking(Experiment[GrokkingConfig]):
     }
     scales = {
         "smoke": GrokkingConfig(
+            seeds=2,
             data=DataSpec("mnist5k", train_size=200, test_size=200, normalize="none"),
             width=32, steps=100, eval_every="log:11", checkpoint_every="log:6",
             evolution_eps=_grid(2.0, 0.5), shown_eps=(0.5, 1.0), stage_eps=_grid(2.0, 0.5), stage_repeats=2,

@@ -177,6 +177,7 @@ class LmapTraining(Experiment[LmapTrainingConfig]):
     nullable = {"convergence": ("converged_step",), "tail": ("lmap_effective_from",)}
     scales = {
         "smoke": LmapTrainingConfig(
+            seeds=2,
             data=DataSpec("mnist5k", train_size=500, test_size=200), depth=5, width=16, epochs=3,
             schedule="log:6", layers=(2, 3, 4),
         ),

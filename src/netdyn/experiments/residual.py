@@ -116,8 +116,8 @@ class ResidualConfig(ExperimentConfig):
 def seed_medians(structure: pd.DataFrame) -> pd.DataFrame:
     """One row per network of a structure table: the median over seeds of the layers from which on LP and L-map
     pruning are effective (a seed where pruning never becomes effective ranks after every layer, so the median is
-    missing when most seeds have none), the mean test accuracy, and the standard structure where at least half the
-    seeds have it. With one seed, the seed's own values."""
+    missing when most seeds have none), the median test accuracy, and the standard structure where at least half
+    the seeds have it. With one seed, the seed's own values."""
     keys = ["variant", "depth", "width"]
     layers = ["lmap_effective_from", "lp_effective_from"]
     frame = structure[keys].copy()
@@ -127,9 +127,34 @@ def seed_medians(structure: pd.DataFrame) -> pd.DataFrame:
     frame["standard_structure"] = structure["standard_structure"].astype("float64")
     grouped = frame.groupby(keys, sort=True)
     out = grouped[layers].median().replace(np.inf, np.nan)
-    out["test_accuracy"] = grouped["test_accuracy"].mean()
+    out["test_accuracy"] = grouped["test_accuracy"].median()
     out["standard_structure"] = grouped["standard_structure"].mean() >= 0.5
     return out.reset_index()
+
+
+def _effective_bars(fig: Figure, structure: pd.DataFrame) -> None:
+    """Min-max bars over seeds on each L-map line of :func:`~netdyn.plots.pruning.plot_effective_layers` (a seed
+    whose L-map never becomes effective counts as 1: no linear tail)."""
+    from netdyn.plots.seeds import seed_band
+
+    ratio = structure.assign(
+        at=structure["lmap_effective_from"].astype("float64").fillna(structure["depth"]) / structure["depth"])
+    for ax, (_, rows) in zip(fig.axes, ratio.groupby("variant", sort=True), strict=False):
+        lines = [line for line in ax.get_lines() if str(line.get_label()).startswith("L-map, ")]
+        for line, (_, own) in zip(lines, rows.groupby("width", sort=True), strict=True):
+            spread = own.groupby("depth", sort=True)["at"]
+            seed_band(line, spread.min().to_numpy(), spread.max().to_numpy(), style="bars")
+
+
+def _accuracy_bands(fig: Figure, structure: pd.DataFrame) -> None:
+    """Min-max bands over seeds on each line of :func:`~netdyn.plots.pruning.plot_by_size`'s test accuracy."""
+    from netdyn.plots.seeds import seed_band
+
+    lines = fig.axes[0].get_lines()
+    groups = structure.groupby(["variant", "width"], sort=True)
+    for line, (_, own) in zip(lines, groups, strict=True):
+        spread = own.groupby("depth", sort=True)["test_accuracy"]
+        seed_band(line, spread.min(), spread.max())
 
 
 class Residual(Experiment[ResidualConfig]):
@@ -155,6 +180,7 @@ class Residual(Experiment[ResidualConfig]):
     nullable = {"structure": (*EFFECTIVE_COLUMNS, "linear_tail")}
     scales = {
         "smoke": ResidualConfig(
+            seeds=2,
             data=DataSpec("mnist5k", train_size=500, test_size=200), depths=(3, 4), widths=(8,), epochs=2,
             eval_every="log:3",
         ),
@@ -206,13 +232,21 @@ class Residual(Experiment[ResidualConfig]):
         per_network = seed_medians(tables["structure"])
         fig = plot_effective_layers(per_network)
         if n_seeds > 1:
-            fig.suptitle(f"Where LP and L-map pruning become effective (test set; median of {n_seeds} seeds,\n"
-                         "filled where most seeds have the standard structure)")
+            _effective_bars(fig, tables["structure"])
+            fig.suptitle(f"Where LP and L-map pruning become effective (test set; median of {n_seeds} seeds, bars: "
+                         "min to max of the L-map layer,\nnever effective drawn at 1; filled where most seeds have "
+                         "the standard structure)")
+        else:
+            fig.suptitle(f"Where LP and L-map pruning become effective (test set; seed {first})")
         figs["fig9_effective_layers"] = fig
-        figs["fig9_test_accuracy"] = plot_by_size(
+        fig = plot_by_size(
             per_network, "test_accuracy",
-            ylabel="test accuracy" if n_seeds == 1 else f"test accuracy (mean of {n_seeds} seeds)",
+            ylabel="test accuracy" if n_seeds == 1 else f"test accuracy (median of {n_seeds} seeds)",
         )  # fmt: skip
+        if n_seeds > 1:
+            _accuracy_bands(fig, tables["structure"])
+            fig.axes[0].set_title(f"Test accuracy by depth and width (median of {n_seeds} seeds, band min to max)")
+        figs["fig9_test_accuracy"] = fig
         return figs
 
     def criteria(self, config: ResidualConfig) -> list[Criterion]:

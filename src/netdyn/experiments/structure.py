@@ -109,6 +109,7 @@ class Structure(Experiment[StructureConfig]):
                                                                    "rho_q75", "order_index_mean")}
     scales = {
         "smoke": StructureConfig(
+            seeds=2,
             data=DataSpec("mnist5k", train_size=500, test_size=200), width=32, depths=(2, 4), epochs=3,
             eval_every="log:8", checkpoint_every="log:3", max_samples=300,
         ),
@@ -139,31 +140,29 @@ class Structure(Experiment[StructureConfig]):
                 for name, table in tables.items()}
 
     def figures(self, tables: dict[str, pd.DataFrame], config: StructureConfig) -> dict[str, Figure]:
+        """Per variant: the layer-wise panels of the deepest net (median over seeds with the min-max band where
+        a curve aggregates; RPD densities, neuron modes and the single samples of digit 5 from the first seed,
+        said in the title) and the training curves by depth (first seed, said in the title)."""
         from netdyn import plots
+        from netdyn.plots.seeds import one_seed_note
 
         figs: dict[str, Figure] = {}
-        L = max(config.depths) + 1
-        representative = sorted({1, (L - 1 + 1) // 2, L - 1})
         for variant, (a, c, e, g) in (("plain", "aceg"), ("residual", "bdfh")):
             if variant not in set(tables["history"]["variant"]):
                 continue
-            t = {name: _one(table, variant) for name, table in tables.items() if name != "history"}
             suffix = "" if variant == "plain" else "_residual"
-            if "lmap" in t and len(t["lmap"]):
-                fig = plots.plot_layer_accuracy(t["lmap"], t["lp"], t["network"], split="test")
-                fig.axes[0].set_title(f"{variant.capitalize()} depth {L - 1}: LP and L-map pruning (test)")
-                figs[f"fig3{a}_pruning{suffix}"] = fig
-                figs[f"fig3{c}_rpd{suffix}"] = plots.plot_rpd(t["rpd"], layers=representative)
-                figs[f"fig3{c}_rpd_gradient{suffix}"] = plots.plot_rpd_summary(t["rpd_summary"])
-                figs[f"fig3{c}_neuron_modes{suffix}"] = plots.plot_neuron_modes(t["neuron_mode_census"])
-                figs[f"fig3{e}_class_geometry{suffix}"] = plots.plot_class_geometry(
-                    t["class_geometry"], t["class_geometry_samples"]
-                )
+            if "lmap" in tables and variant in set(tables["lmap"]["variant"]):
+                t = {name: _variant(table, variant) for name, table in tables.items() if name != "history"}
+                figs[f"fig3{a}_pruning{suffix}"] = _pruning_figure(t, variant, max(config.depths))
+                figs.update({f"fig3{c}_{name}{suffix}": fig for name, fig in _rpd_figures(t, variant, config).items()})
+                figs[f"fig3{e}_class_geometry{suffix}"] = _geometry_figure(t, variant)
             history = tables["history"]
-            curves = history[(history["variant"] == variant) & (history["seed"] == 0)
-                             & (history["bn_mode"] == "running")]
+            seeds = sorted(set(history["seed"]))
+            curves = history[(history["variant"] == variant) & (history["seed"] == seeds[0])
+                             & (history["bn_mode"] == "running")]  # fmt: skip
             fig = plots.plot_training(curves, by="depth")
-            fig.axes[0].set_title(f"{variant.capitalize()} BN ReLU nets: training curves by depth (running statistics)")
+            fig.axes[0].set_title(f"{variant.capitalize()} BN ReLU nets: training curves by depth\n(running "
+                                  f"statistics; {one_seed_note(len(seeds), seeds[0])})")
             figs[f"fig3{g}_training{suffix}"] = fig
         return figs
 
@@ -206,6 +205,79 @@ class Structure(Experiment[StructureConfig]):
             for row in final.groupby(["variant", "depth"], as_index=False)["accuracy"].mean().itertuples()
         }
         return out
+
+
+def _variant(table: pd.DataFrame, variant: str) -> pd.DataFrame:
+    """One variant's rows of every seed, without the member columns other than ``seed``."""
+    return table[table["variant"] == variant].drop(columns=["member", "variant", "depth"])
+
+
+def _over_seeds(table: pd.DataFrame, keys: list[str], values: list[str]) -> tuple[pd.DataFrame, Any, Any]:
+    """The median over seeds of ``values`` per ``keys`` (a table the plot functions take), and the grouped
+    minimum and maximum (indexed by ``keys``)."""
+    grouped = table.groupby(keys, sort=True)[values]
+    return grouped.median().reset_index(), grouped.min(), grouped.max()
+
+
+def _first_seed(table: pd.DataFrame) -> pd.DataFrame:
+    return table[table["seed"] == table["seed"].min()].drop(columns="seed")
+
+
+def _pruning_figure(t: dict[str, pd.DataFrame], variant: str, depth: int) -> Figure:
+    from netdyn import plots
+    from netdyn.plots.seeds import lines_labelled, seed_band, seed_note
+
+    n_seeds = t["network"]["seed"].nunique()
+    lmap, lmap_low, lmap_high = _over_seeds(t["lmap"], ["layer", "split"], ["accuracy"])
+    lp, lp_low, lp_high = _over_seeds(t["lp"], ["layer", "split"], ["accuracy"])
+    network = _over_seeds(t["network"], ["split"], ["accuracy"])[0]
+    fig = plots.plot_layer_accuracy(lmap, lp, network, split="test")
+    if n_seeds > 1:
+        for label, low, high in (("L-map pruning", lmap_low, lmap_high), ("LP pruning", lp_low, lp_high)):
+            test = (low.xs("test", level="split")["accuracy"], high.xs("test", level="split")["accuracy"])
+            seed_band(lines_labelled(fig, label)[0], *test)
+    fig.axes[0].set_title(f"{variant.capitalize()} depth {depth}: LP and L-map pruning\n(test; {seed_note(n_seeds)})")
+    return fig
+
+
+def _rpd_figures(t: dict[str, pd.DataFrame], variant: str, config: StructureConfig) -> dict[str, Figure]:
+    from netdyn import plots
+    from netdyn.plots.seeds import lines_labelled, one_seed_note, seed_band, seed_note
+
+    seeds = sorted(set(t["rpd_summary"]["seed"]))
+    L = max(config.depths) + 1
+    representative = sorted({1, L // 2, L - 1})
+    rpd = plots.plot_rpd(_first_seed(t["rpd"]), layers=representative)
+    rpd.axes[0].set_title(f"{variant.capitalize()} depth {L - 1}: RPD of representative layers\n"
+                          f"({one_seed_note(len(seeds), seeds[0])})")
+    summary, low, high = _over_seeds(t["rpd_summary"], ["layer"], ["gradient", "order_index"])
+    gradient = plots.plot_rpd_summary(summary)
+    if len(seeds) > 1:
+        for label, column in (("RPD gradient", "gradient"), ("order index", "order_index")):
+            seed_band(lines_labelled(gradient, label)[0], low[column], high[column])
+    gradient.axes[0].set_title(f"{variant.capitalize()} depth {L - 1}: RPD summary by layer\n({seed_note(len(seeds))})")
+    modes = plots.plot_neuron_modes(_first_seed(t["neuron_mode_census"]))
+    modes.axes[0].set_title(f"{variant.capitalize()}: neuron modes by layer ({one_seed_note(len(seeds), seeds[0])})")
+    return {"rpd": rpd, "rpd_gradient": gradient, "neuron_modes": modes}
+
+
+def _geometry_figure(t: dict[str, pd.DataFrame], variant: str) -> Figure:
+    from netdyn import plots
+    from netdyn.plots.seeds import lines_labelled, seed_band
+
+    seeds = sorted(set(t["class_geometry"]["seed"]))
+    columns = ["cos_dist_mean", "cos_dist_q25", "cos_dist_q75", "centre_similarity"]
+    geometry, low, high = _over_seeds(t["class_geometry"], ["layer"], columns)
+    fig = plots.plot_class_geometry(geometry, _first_seed(t["class_geometry_samples"]))
+    if len(seeds) > 1:
+        seed_band(lines_labelled(fig, "distance to own class centre (mean)")[0], low["cos_dist_mean"],
+                  high["cos_dist_mean"], style="bars")
+        seed_band(lines_labelled(fig, "similarity between class centres (mean)")[0], low["centre_similarity"],
+                  high["centre_similarity"])
+    note = f"median of {len(seeds)} seeds, min to max as band / bars" if len(seeds) > 1 else f"seed {seeds[0]}"
+    fig.axes[0].set_title(f"{variant.capitalize()}: class geometry by layer\n"
+                          f"({note}; grey: digit 5, seed {seeds[0]})")
+    return fig
 
 
 def _one(table: pd.DataFrame, variant: str, seed: int = 0) -> pd.DataFrame:

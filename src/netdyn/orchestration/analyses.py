@@ -15,11 +15,10 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import pandas as pd
 import torch
-from matplotlib.figure import Figure
 from torch import nn
 
 from netdyn import _io
@@ -32,7 +31,9 @@ from netdyn.analysis.quantities import selected, table_columns
 from netdyn.data.samples import DataLike, SampleSet
 from netdyn.errors import ConfigError, RunError
 from netdyn.models.mlp import MLP
+from netdyn.orchestration.display import analysis_html
 from netdyn.plots import save_figure
+from netdyn.plots.display import FigureSet
 from netdyn.plots.registry import analysis_figures
 from netdyn.report import render_report
 from netdyn.report.sections import report_sections
@@ -79,16 +80,34 @@ class Analysis:
         paths.append(_io.write_json(directory / ANALYSIS_FILE, record))
         return paths
 
-    def figures(self) -> dict[str, Figure]:
-        """The figures of these tables, by name (matplotlib Figures; nothing is written)."""
-        return analysis_figures(self.tables, self.summary)
+    def figures(self) -> FigureSet:
+        """The figures of these tables, by name: matplotlib Figures a notebook shows one after the other.
 
-    def plot(self, directory: str | Path) -> list[Path]:
-        """Write every figure as PNG and SVG under ``directory/figures``."""
+        Nothing is written.
+        """
+        return FigureSet(analysis_figures(self.tables, self.summary))
+
+    @overload
+    def plot(self, directory: None = None) -> FigureSet: ...
+
+    @overload
+    def plot(self, directory: str | Path) -> list[Path]: ...
+
+    def plot(self, directory: str | Path | None = None) -> FigureSet | list[Path]:
+        """Write the figures as PNG and SVG under ``directory/figures``, or return them without a directory.
+
+        With ``directory`` the written paths are returned; without one, the figures by name (:meth:`figures`),
+        which a notebook shows.
+        """
+        if directory is None:
+            return self.figures()
         paths: list[Path] = []
         for name, fig in self.figures().items():
             paths += save_figure(fig, Path(directory) / "figures" / name)
         return paths
+
+    def _repr_html_(self) -> str:
+        return analysis_html(self)
 
     def to_html(
         self,

@@ -23,6 +23,7 @@ from netdyn.errors import ConfigError
 from netdyn.models import MLP
 from netdyn.models.spec import ModelSpec
 from netdyn.orchestration.analyses import Analysis, analyze, load_analysis
+from netdyn.orchestration.display import run_html
 from netdyn.orchestration.reports import write_run_report
 from netdyn.store import RunFolder
 from netdyn.training.config import TrainConfig
@@ -205,6 +206,9 @@ class Run(RunFolder):
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"
+
+    def _repr_html_(self) -> str:
+        return run_html(self)
 
     @property
     def spec(self) -> RunSpec:

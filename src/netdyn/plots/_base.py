@@ -18,6 +18,7 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 
 from netdyn.errors import ConfigError
+from netdyn.plots.display import DisplayFigure
 
 # Viridis is cut short of its pale-yellow end, which is hard to see on white.
 _SEQUENTIAL_CMAP = "viridis"
@@ -30,8 +31,8 @@ RGBA = tuple[float, float, float, float]
 
 
 def new_figure(figsize: tuple[float, float]) -> Figure:
-    """A constrained-layout Figure with an Agg canvas, outside pyplot."""
-    fig = Figure(figsize=figsize, layout="constrained")
+    """A constrained-layout Figure with an Agg canvas, outside pyplot, that a notebook shows as an image."""
+    fig = DisplayFigure(figsize=figsize, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 

@@ -1,5 +1,6 @@
 """The HTML report: tables and figures gathered into one self-contained page."""
 
-from netdyn.report.html import ReportSection, format_cell, render_report
+from netdyn._html import format_cell
+from netdyn.report.html import ReportSection, render_report
 
 __all__ = ["ReportSection", "format_cell", "render_report"]

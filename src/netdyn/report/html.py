@@ -7,23 +7,17 @@ sheet is inline, so the file can be mailed, archived or opened offline. Everythi
 
 from __future__ import annotations
 
-import base64
-import dataclasses
 import html
-import json
-import math
-import numbers
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TypeGuard
 
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from netdyn._html import html_table, meta_table, paragraphs, png_img
 from netdyn._io import write_bytes
 from netdyn.plots.save import figure_bytes
 
@@ -64,119 +58,12 @@ class ReportSection:
     """(text, relative address) pairs, listed as links after the text (an index page's entries)."""
 
 
-def format_cell(value: object) -> str:
-    """A table cell as short text: integers whole, floats to 4 significant digits, large ones grouped."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return "–"
-    if isinstance(value, bool | np.bool_):
-        return str(bool(value))
-    if isinstance(value, numbers.Integral):
-        return str(int(value))
-    if isinstance(value, numbers.Real):
-        x = float(value)
-        if math.isnan(x):
-            return "–"
-        if math.isinf(x):
-            return "∞" if x > 0 else "−∞"
-        if x == 0:
-            return "0"
-        if abs(x) >= 1e4:
-            return f"{x:,.0f}"
-        if abs(x) >= 1e-3:
-            return f"{x:.4g}"
-        return f"{x:.3e}"
-    return str(value)
-
-
-def _column_formatter(values: pd.Series) -> Callable[[object], str]:
-    """One formatter for a whole column, so that its numbers align.
-
-    Float columns get fixed decimals, about 4 significant digits of the column's largest value, or integers
-    when every value is whole; ``format_cell`` serves the rest, and columns where fixed decimals would hide
-    small values.
-    """
-    if not pd.api.types.is_float_dtype(values.dtype):
-        return format_cell
-    x = values.to_numpy(dtype=float, na_value=np.nan)
-    finite = np.abs(x[np.isfinite(x)])
-    if finite.size == 0:
-        return format_cell
-    if np.all(finite == np.round(finite)) and finite.max() < 1e15:
-        return lambda v: format_cell(int(float(v)) if _is_finite_float(v) else v)
-    largest = finite.max()
-    decimals = 4 - math.ceil(math.log10(largest))
-    smallest = finite[finite > 0].min()
-    if not 0 <= decimals <= 6 or smallest < 10.0 ** (1 - decimals):
-        return format_cell
-    return lambda v: f"{float(v):.{decimals}f}" if _is_finite_float(v) else format_cell(v)
-
-
-def _is_finite_float(value: object) -> TypeGuard[numbers.Real]:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(float(value))
-
-
-def _paragraphs(text: str) -> str:
-    blocks = [" ".join(block.split()) for block in text.strip().split("\n\n")]
-    return "\n".join(f"<p>{html.escape(block)}</p>" for block in blocks if block)
-
-
-def _meta_value(value: object) -> str:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
-    if isinstance(value, Mapping | list | tuple):
-        text = json.dumps(value, indent=2, default=str, ensure_ascii=False)
-        return f"<pre>{html.escape(text)}</pre>"
-    return html.escape(format_cell(value))
-
-
-def _meta_table(meta: Mapping[str, object]) -> str:
-    rows = "\n".join(
-        f'<tr><th scope="row">{html.escape(str(key))}</th><td>{_meta_value(value)}</td></tr>'
-        for key, value in meta.items()
-    )
-    return f'<div class="table-wrap"><table class="meta">\n{rows}\n</table></div>'
-
-
-_NUM_TD = '<td class="num">'
-
-
-def _table(caption: str, table: pd.DataFrame, max_rows: int) -> str:
-    if not isinstance(table, pd.DataFrame):
-        raise TypeError(
-            f"render_report: table {caption!r} must be a pandas DataFrame, got {type(table).__name__}"
-        )
-    shown = table.head(max_rows)
-    numeric = [
-        pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
-        for dtype in shown.dtypes
-    ]
-    formatters = [_column_formatter(shown[c]) for c in shown.columns]
-    head = "".join(f'<th scope="col">{html.escape(str(c))}</th>' for c in shown.columns)
-    body = "\n".join(
-        "<tr>"
-        + "".join(
-            (_NUM_TD if is_num else "<td>") + f"{html.escape(fmt(v))}</td>"
-            for v, is_num, fmt in zip(row, numeric, formatters, strict=True)
-        )
-        + "</tr>"
-        for row in shown.itertuples(index=False, name=None)
-    )
-    note = ""
-    if len(table) > max_rows:
-        note = f'<p class="note">First {max_rows} of {len(table)} rows.</p>'
-    return (
-        f'<div class="table-wrap"><table>\n<caption>{html.escape(caption)}</caption>\n'
-        f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table></div>{note}"
-    )
-
-
 def _figure(fig: Figure, fallback_alt: str, dpi: float) -> str:
     if not isinstance(fig, Figure):
         raise TypeError(f"render_report: expected a matplotlib Figure, got {type(fig).__name__}")
     titles = [ax.get_title() for ax in fig.get_axes() if ax.get_title()]
     alt = "; ".join(titles) or fallback_alt
-    encoded = base64.b64encode(figure_bytes(fig, "png", dpi=dpi)).decode("ascii")
-    return f'<figure><img src="data:image/png;base64,{encoded}" alt="{html.escape(alt)}"></figure>'
+    return f"<figure>{png_img(figure_bytes(fig, 'png', dpi=dpi), alt)}</figure>"
 
 
 def render_report(
@@ -212,7 +99,7 @@ def render_report(
         f'<p class="generated">Generated {html.escape(generated)} by netdyn {html.escape(__version__)}</p>',
     ]
     if meta:
-        parts.append(_meta_table(meta))
+        parts.append(meta_table(meta))
     parts.append("</header>")
     if len(sections) > 1:
         items = "".join(
@@ -225,7 +112,7 @@ def render_report(
         parts.append(f'<section id="section-{i}">')
         parts.append(f"<h2>{html.escape(section.title)}</h2>")
         if section.text:
-            parts.append(_paragraphs(section.text))
+            parts.append(paragraphs(section.text))
         if section.links:
             items = "".join(
                 f'<li><a href="{html.escape(href, quote=True)}">{html.escape(text)}</a></li>'
@@ -235,7 +122,7 @@ def render_report(
         for j, fig in enumerate(section.figures, 1):
             parts.append(_figure(fig, f"{section.title}, figure {j}", dpi))
         for caption, table in section.tables:
-            parts.append(_table(caption, table, max_table_rows))
+            parts.append(html_table(caption, table, max_table_rows))
         parts.append("</section>")
     parts += ["</body>", "</html>", ""]
     target = Path(path)

@@ -52,6 +52,13 @@ class TrainResult:
         """Whether a loss that was not finite stopped the run (``summary["diverged_step"]`` says when)."""
         return bool(self.summary.get("diverged"))
 
+    def _repr_html_(self) -> str:
+        from netdyn._html import block
+
+        meta: dict[str, Any] = {"run folder": str(self.run_dir) if self.run_dir is not None else "none (not saved)"}
+        meta.update({k: v for k, v in self.summary.items() if not isinstance(v, (dict, list))})
+        return block(f"netdyn TrainResult: {self.net.extra_repr()}", meta, [("last evaluations", self.history.tail(4))])
+
 
 # ------------------------------------------------------------------------------------------------ the data
 @dataclass(frozen=True)
