@@ -86,11 +86,10 @@ class DepthWidth(Experiment[DepthWidthConfig]):
     }
     scales = {
         "smoke": DepthWidthConfig(
-            seeds=2,
             data=DataSpec("mnist5k", train_size=500, test_size=200), widths=(16, 32), depths=(2, 3), rpd_width=32,
             epochs=2, eval_every="log:4", max_samples=200,
         ),
-        "small": DepthWidthConfig(),
+        "small": DepthWidthConfig(seeds=2),
         "paper": DepthWidthConfig(
             data=DataSpec("mnist"), widths=(128, 256, 512, 1024), depths=(2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16),
             batch_size=300, epochs=20,
@@ -148,7 +147,7 @@ class DepthWidth(Experiment[DepthWidthConfig]):
         _paper_axis(ax, test["depth"])
         seeds = test["seed"].nunique()
         ax.set_title(f"BN ReLU nets: test accuracy against depth, {config.epochs:g} epochs"
-                     + (f"\n(mean of {seeds} seeds; band = min to max)" if seeds > 1 else ""))
+                     + (f"\n(median of {seeds} seeds; band = min to max)" if seeds > 1 else ""))
         figs["fig4a_accuracy_depth"] = fig
 
         if "rpd" not in tables:
@@ -164,7 +163,8 @@ class DepthWidth(Experiment[DepthWidthConfig]):
                 line.set_label(f"depth {depth} ({depth + PAPER_OFFSET} layers)")
         handles = [line for line in ax.get_lines() if not str(line.get_label()).startswith("_")]
         ax.legend(handles=handles, fontsize="small", loc="upper right")
-        ax.set_title(f"RPD of the first hidden layer by depth (width {config.rpd_width})")
+        ax.set_title(f"RPD of the first hidden layer by depth (width {config.rpd_width}; "
+                     f"seed 0 only{f' of {seeds}' if seeds > 1 else ''})")
         figs["fig4b_rpd_first_layer"] = fig
 
         summary = tables["rpd_summary"]
@@ -182,7 +182,7 @@ class DepthWidth(Experiment[DepthWidthConfig]):
             if legend is not None:
                 legend.remove()
         fig.suptitle(f"First hidden layer's RPD summaries against depth, width {config.rpd_width}"
-                     + (f" (mean of {seeds} seeds; band = min to max)" if seeds > 1 else ""))
+                     + (f" (median of {seeds} seeds; band = min to max)" if seeds > 1 else ""))
         figs["fig4b_rpd_summary"] = fig
 
         census = tables["neuron_mode_census"]
@@ -197,7 +197,9 @@ class DepthWidth(Experiment[DepthWidthConfig]):
         left.get_legend().remove()  # one legend for both panels, outside the curves
         right.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), title="depth",
                      title_fontsize="small")
-        fig.suptitle(f"Neuron modes by layer, width {config.rpd_width}\n(layer 1 has rho = 1 by construction: the "
+        fig.suptitle(f"Neuron modes by layer, width {config.rpd_width} "
+                     f"(seed 0 only{f' of {seeds}' if seeds > 1 else ''})"
+                     "\n(layer 1 has rho = 1 by construction: the "
                      "census cannot see its NPM share, which the paper's Fig. 4b reads from the RPD)")
         figs["fig4b_neuron_modes"] = fig
         return figs

@@ -135,7 +135,6 @@ class Shallow(Experiment[ShallowConfig]):
     }
     scales = {
         "smoke": ShallowConfig(
-            seeds=2,
             data=DataSpec("mnist5k", train_size=500, test_size=200), width=64, train_sizes=(200, 500), steps=30,
             eval_every="log:4", checkpoints="log:2", max_samples=200,
         ),
@@ -202,17 +201,20 @@ class Shallow(Experiment[ShallowConfig]):
         normalizations = [n for n in config.normalizations if n in set(tables["size_accuracy"]["normalize"])]
         sizes = sorted(set(tables["size_accuracy"]["train_size"]))
         largest = max(sizes)
+        n_seeds = int(tables["size_accuracy"]["seed"].nunique())
+        one_seed = "seed 0 only" + (f" of {n_seeds}" if n_seeds > 1 else "")
+        spread = f"median of {n_seeds} seeds, band min to max" if n_seeds > 1 else "seed 0"
 
         figs["fig2a_size_accuracy"], figs["fig2a_size_gap"] = _accuracy_and_gap(
             tables["size_accuracy"], "train_size", "training-set size (log scale)",
-            f"784-{config.width}-10 nets: test accuracy against training-set size ({config.steps} steps each)",
-            "How much the tanh net beats its linearisations, against training-set size",
+            f"784-{config.width}-10 nets: test accuracy against training-set size ({config.steps} steps each; "
+            f"{spread})", f"How much the tanh net beats its linearisations, against training-set size ({spread})",
         )  # fmt: skip
         if "time_accuracy" in tables:
             figs["fig2b_time_accuracy"], figs["fig2b_time_gap"] = _accuracy_and_gap(
                 tables["time_accuracy"], "step", "training step (log scale)",
-                f"784-{config.width}-10 nets on {largest} digits: test accuracy during training",
-                f"How much the tanh net beats its linearisations during training ({largest} digits)",
+                f"784-{config.width}-10 nets on {largest} digits: test accuracy during training ({spread})",
+                f"How much the tanh net beats its linearisations during training ({largest} digits; {spread})",
             )  # fmt: skip
 
         seed0 = tables["rpd"][tables["rpd"]["seed"] == 0]
@@ -223,7 +225,7 @@ class Shallow(Experiment[ShallowConfig]):
                 rows = seed0[(seed0["normalize"] == normalize) & (seed0["train_size"] == size)]
                 plot_rpd(rows, by="activation", ax=ax)
                 ax.set_title(INPUTS[normalize])
-            fig.suptitle(f"RPD of the hidden layer, tanh vs linear network, {size} training digits")
+            fig.suptitle(f"RPD of the hidden layer, tanh vs linear network, {size} training digits ({one_seed})")
             figs[panel] = fig
 
         if "rpd_evolution" in tables:
@@ -234,7 +236,7 @@ class Shallow(Experiment[ShallowConfig]):
             for normalize, ax in zip(normalizations, axes, strict=True):
                 plot_rpd(evolution[evolution["normalize"] == normalize], by="step", ax=ax)
                 ax.set_title(INPUTS[normalize])
-            fig.suptitle(f"RPD of the tanh net's hidden layer during training ({largest} digits)")
+            fig.suptitle(f"RPD of the tanh net's hidden layer during training ({largest} digits; {one_seed})")
             figs["fig2e_rpd_evolution"] = fig
 
             summary = tables["rpd_summary"]
@@ -244,7 +246,7 @@ class Shallow(Experiment[ShallowConfig]):
                                xlabel="training step (log scale)", ylabel="RPD gradient of the hidden layer\n"
                                "(−slope of density vs q; steeper = more order-preserving)",
                                order=_present(config.activations, gradient["activation"]))
-            fig.suptitle(f"RPD gradient during training ({largest} digits)")
+            fig.suptitle(f"RPD gradient during training ({largest} digits; {spread})")
             figs["fig2e_rpd_gradient"] = fig
 
         census = tables["neuron_mode_census"]
@@ -255,8 +257,8 @@ class Shallow(Experiment[ShallowConfig]):
         fig = plot_census_by(census, by="case", order=[c for c in order if c in set(census["case"])])
         fig.axes[0].set_xlabel("inputs, training-set size")
         fig.axes[1].set_xlabel("inputs, training-set size")
-        fig.suptitle("Tanh net, hidden layer: neuron modes (rho = 1 by construction in layer 1: a monotone "
-                     "unit keeps its local field's order)")
+        fig.suptitle(f"Tanh net, hidden layer: neuron modes ({one_seed}; rho = 1 by construction in layer 1: a "
+                     "monotone unit keeps its local field's order)")
         figs["fig2_neuron_modes"] = fig
         return figs
 
