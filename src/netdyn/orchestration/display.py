@@ -96,8 +96,10 @@ def run_html(run: RunFolder) -> str:
     else:
         meta["model"] = ", ".join(f"{k}={model[k]}" for k in ("width", "depth", "activation", "residual",
                                                                 "batchnorm") if k in model)
-    meta["training"] = ", ".join(f"{k}={v}" for k, v in train.items()
-                                 if k in ("optimizer", "lr", "batch_size", "epochs", "steps", "loss"))
+    training = ", ".join(f"{k}={v}" for k, v in train.items()
+                         if k in ("optimizer", "lr", "batch_size", "epochs", "steps", "loss"))
+    if training:  # a monitored loop records no training settings
+        meta["training"] = training
     try:
         meta.update(scalar_items(run.summary))
     except NetdynError:
