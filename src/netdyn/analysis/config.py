@@ -11,6 +11,7 @@ from netdyn import _config
 from netdyn._device import check_device_name
 from netdyn.analysis._pooling import MEMORY_BUDGET
 from netdyn.errors import ConfigError
+from netdyn.models.adapter import LMAP_VARIANTS
 
 #: The values of ``AnalysisConfig.bn_mode``.
 BN_MODES = ("running", "batch")
@@ -52,6 +53,11 @@ class AnalysisConfig:
     batch while the inputs fit memory_budget) on a copy of the model, what batch statistics estimate, free of
     batch noise. The L-map, LP, RPD, neuron modes, basins and local fields all see it; a net without batch norm
     is the same under both."""
+    lmap_variant: str = "keep"
+    """What the L-map's tails of a model that is not a netdyn MLP do with LayerNorm and softmax attention:
+    "keep" (they stay, and such a tail is nonlinear) or "constant" (each LayerNorm's scale and each attention
+    pattern held at its training-set mean, as batch norm's running statistics are, so that the tail is affine;
+    fused attention is then an error naming it). A netdyn MLP has neither: both give its one table."""
     memory_budget: int = MEMORY_BUDGET
     """Bytes the LP and the class geometry may hold per cut of a model that is not a netdyn MLP (2 GiB; SPEC 10).
     A cut wider than 8,192 features gets the LP's dual form while it fits, else a conv cut's activations are
@@ -68,6 +74,8 @@ class AnalysisConfig:
             raise ConfigError(f"dtype must be float32 or float64, got {self.dtype!r}")
         if self.bn_mode not in BN_MODES:
             raise ConfigError(f"bn_mode must be one of {', '.join(BN_MODES)}, got {self.bn_mode!r}")
+        if self.lmap_variant not in LMAP_VARIANTS:
+            raise ConfigError(f"lmap_variant must be one of {', '.join(LMAP_VARIANTS)}, got {self.lmap_variant!r}")
         check_device_name(self.device)
         _positive_int(self.repeats, "repeats")
         _positive_int(self.max_samples, "max_samples", 2)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -129,12 +129,13 @@ def _nothing(*_: Any) -> dict:
     return {}
 
 
-def _always(net: MLP) -> bool:
+def _always(net: nn.Module) -> bool:
     return True
 
 
-def _has_batchnorm(net: MLP) -> bool:
-    return net.has_batchnorm
+def _has_batchnorm(net: nn.Module) -> bool:
+    """Whether any module of the network is a batch norm (netdyn's MLP or any model read by the adapter)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
 
 
 @dataclass(frozen=True)
@@ -158,12 +159,26 @@ class Quantity:
     """Computed by ``analyze`` when no quantity list is given."""
     switch: str | None = None
     """A boolean ``AnalysisConfig`` field that turns it off (the basins' ``basins``)."""
-    applies: Callable[[MLP], bool] = _always
+    applies: Callable[[nn.Module], bool] = _always
     """Whether it means anything for a network (batch-norm perturbation needs batch norm); where it does not,
     its tables are empty."""
+    model_tables: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """The columns of each table where they differ on a model that is not a netdyn MLP (SPEC 10): the adapter's
+    tables add ``cut`` after ``layer`` and what the quantity says of that model (``tail``, ``features``,
+    ``reason``, ...). A table not named here has ``tables``' columns on every model."""
+
+    def columns(self, table: str, own: bool = True) -> tuple[str, ...]:
+        """The columns of ``table`` on netdyn's own MLP (``own``) or on any other model read by the adapter."""
+        return self.tables[table] if own else self.model_tables.get(table, self.tables[table])
 
 
 # ------------------------------------------------------------------------------------------------- records
+def _adapted(columns: Sequence[str], *extra: str) -> tuple[str, ...]:
+    """A table's columns on a model read by the adapter: ``cut`` after ``layer``, then ``extra`` at the end."""
+    at = list(columns).index("layer") + 1
+    return (*columns[:at], "cut", *columns[at:], *extra)
+
+
 def _network_summary(t: Tables, ctx: AnalysisContext) -> dict[str, Any]:
     acc = t["network"].set_index("split")["accuracy"].astype(float)
     return {"train_accuracy": float(acc["train"]), "test_accuracy": float(acc["test"])}
@@ -298,6 +313,12 @@ def _distance_summary(t: Tables, ctx: AnalysisContext) -> dict[str, Any]:
     return {"nearest_train_distance_median": float(np.median(d))} if d.size else {}
 
 
+_ACCURACY = ("layer", "split", "accuracy")
+_RPD = ("layer", "q", "density")
+_RPD_SUMMARY = ("layer", "gradient", "top_mass", "order_index")
+_GEOMETRY = ("layer", "cos_dist_mean", "cos_dist_q25", "cos_dist_median", "cos_dist_q75", "centre_similarity", "nc1")
+_GEOMETRY_SAMPLES = ("layer", "sample", "label", "cos_dist")
+
 _RECORDS = [
     Quantity(
         name="network",
@@ -309,8 +330,10 @@ _RECORDS = [
     ),
     Quantity(
         name="lmap",
-        compute=lambda net, data, ctx: {"lmap": lmap_accuracy(net, data, ctx.layers, **ctx.reading(lmap_accuracy))},
-        tables={"lmap": ("layer", "split", "accuracy")},
+        compute=lambda net, data, ctx: {"lmap": lmap_accuracy(net, data, ctx.layers, **ctx.reading(lmap_accuracy),
+                                                              lmap_variant=ctx.config.lmap_variant)},
+        tables={"lmap": _ACCURACY},
+        model_tables={"lmap": _adapted(_ACCURACY, "tail", "variant")},
         summarize=_effective("lmap"),
         bounded=("accuracy",),
         cheap=True,
@@ -319,7 +342,8 @@ _RECORDS = [
         name="lp",
         compute=lambda net, data, ctx: {"lp": lp_accuracy(net, data, ctx.layers, **ctx.reading(lp_accuracy),
                                                           memory_budget=ctx.config.memory_budget)},
-        tables={"lp": ("layer", "split", "accuracy")},
+        tables={"lp": _ACCURACY},
+        model_tables={"lp": _adapted(_ACCURACY, "features")},
         summarize=_effective("lp"),
         bounded=("accuracy",),
         cheap=True,
@@ -327,7 +351,8 @@ _RECORDS = [
     Quantity(
         name="rpd",
         compute=_rpd_tables,
-        tables={"rpd": ("layer", "q", "density"), "rpd_summary": ("layer", "gradient", "top_mass", "order_index")},
+        tables={"rpd": _RPD, "rpd_summary": _RPD_SUMMARY},
+        model_tables={"rpd": _adapted(_RPD, "reason"), "rpd_summary": _adapted(_RPD_SUMMARY, "reason")},
         summarize=_rpd_summary,
         bounded=("top_mass",),
         cheap=True,
@@ -336,18 +361,17 @@ _RECORDS = [
         name="neuron_modes",
         compute=_modes_tables,
         tables={"neuron_modes": tuple(NEURON_COLUMNS), "neuron_mode_census": tuple(CENSUS_COLUMNS)},
+        model_tables={"neuron_modes": _adapted(NEURON_COLUMNS, "reason"),
+                      "neuron_mode_census": _adapted(CENSUS_COLUMNS, "reason")},
         summarize=_modes_summary,
         bounded=("opm", "npm", "inactive"),
     ),
     Quantity(
         name="class_geometry",
         compute=_geometry_tables,
-        tables={
-            "class_geometry": (
-                "layer", "cos_dist_mean", "cos_dist_q25", "cos_dist_median", "cos_dist_q75", "centre_similarity", "nc1",
-            ),
-            "class_geometry_samples": ("layer", "sample", "label", "cos_dist"),
-        },
+        tables={"class_geometry": _GEOMETRY, "class_geometry_samples": _GEOMETRY_SAMPLES},
+        model_tables={"class_geometry": _adapted(_GEOMETRY, "features"),
+                      "class_geometry_samples": _adapted(_GEOMETRY_SAMPLES, "features")},
         cheap=True,
     ),
     _basin_record("sample"),
@@ -365,6 +389,7 @@ _RECORDS = [
         name="bn_perturbation",
         compute=_bn_perturbation_tables,
         tables={"bn_perturbation": ("layer", "eps_equivalent")},
+        model_tables={"bn_perturbation": ("layer", "module", "eps_equivalent")},
         summarize=_bn_perturbation_summary,
         applies=_has_batchnorm,
         default=False,
