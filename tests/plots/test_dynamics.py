@@ -133,6 +133,11 @@ def test_accuracy_by_mode_solid_running_dashed_batch_per_depth():
     np.testing.assert_allclose(batch.get_ydata(), np.array([0.1, 0.2, 0.3, 0.8, 0.9]) - 0.05)
     np.testing.assert_allclose(_line(ax, "depth 2, train, BN batch statistics").get_ydata(),
                                np.array([0.1, 0.5, 1.0, 1.0, 1.0]) - 0.05)
+    # the training accuracy under running statistics too: whether the training samples wait for them as well
+    train_running = _line(ax, "depth 2, train, BN running statistics")
+    assert train_running.get_linestyle() == "-."
+    np.testing.assert_allclose(train_running.get_ydata(), [0.1, 0.5, 1.0, 1.0, 1.0])
+    assert "train, running statistics" in [t.get_text() for t in ax.get_legend().get_texts()]
     _labelled(ax)
 
 

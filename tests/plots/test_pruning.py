@@ -165,7 +165,7 @@ def test_lmap_training_third_panel_shows_where_the_linear_tail_starts():
     panel = fig.axes[2]
     line = _line(panel, "first layer of the linear tail (train set)")
     np.testing.assert_array_equal(line.get_xdata(), STEPS)
-    np.testing.assert_array_equal(line.get_ydata(), [4, np.nan, 3, 2, 2])
+    np.testing.assert_array_equal(line.get_ydata(), [np.nan, np.nan, 3, 2, 2])  # steps 0 and 1: before the rise
     assert panel.get_xlabel() and panel.get_ylabel() and not fig.axes[1].get_xlabel()
     np.testing.assert_array_equal(_line(panel, "grokking point (step 10)").get_xdata(), [10, 10])
     for ax in fig.axes:
@@ -173,3 +173,21 @@ def test_lmap_training_third_panel_shows_where_the_linear_tail_starts():
         np.testing.assert_allclose([shade.get_x(), shade.get_x() + shade.get_width()], [0, 5])
     with pytest.raises(ConfigError, match="lmap_effective_from"):
         plot_lmap_training(LMAP_STEPS, HISTORY, tail=tail.rename(columns={"lmap_effective_from": "layer"}))
+
+
+def test_lmap_training_draws_the_tail_only_from_the_networks_rise_on():
+    """Before the rise the net is at chance and every L-map agrees with it: the tail is undefined there."""
+    tail = pd.DataFrame({"step": STEPS, "lmap_effective_from": [0, 0, 3, 2, 2]})
+    fig = plot_lmap_training(LMAP_STEPS, HISTORY, network=NET_STEPS, tail=tail, chance_until=STEPS[2],
+                             bn_mode="batch")
+    panel = fig.axes[2]
+    np.testing.assert_array_equal(_line(panel, "first layer of the linear tail (train set)").get_ydata(),
+                                  [np.nan, np.nan, 3, 2, 2])
+    assert "drawn from the network's rise on" in panel.get_title()
+    _line(fig.axes[0], "network train accuracy (checkpoints, batch statistics)")
+    never = plot_lmap_training(LMAP_STEPS, HISTORY, tail=tail, chance_until=np.inf).axes
+    assert np.isnan(_line(never[2], "first layer of the linear tail (train set)").get_ydata()).all()
+    assert "never rises" in never[2].get_title()
+    for ax in never:  # the whole run shaded as the chance phase
+        (shade,) = [p for p in ax.patches if p.get_label() == "before the network's rise (running statistics)"]
+        assert shade.get_x() + shade.get_width() >= STEPS[-1]

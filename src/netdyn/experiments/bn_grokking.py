@@ -109,9 +109,10 @@ class BNGrokking(Experiment[BNGrokkingConfig]):
         "weight_basin": ("member", "variant", "depth", "seed", "step", "eps", "accuracy", "ci_low", "ci_high"),
         "bn_vs_basin": ("member", "variant", "depth", "seed", "step", "eps_equivalent", "eps_equivalent_max",
                         "clean_accuracy", "size_mid", "size_half"),
-        "local_fields": ("member", "variant", "depth", "seed", "stage", "step", "split", "label", "h_a", "h_b"),
+        "local_fields": ("member", "variant", "depth", "seed", "stage", "step", "split", "label", "h_a", "h_b",
+                         "bn_mode"),
         "local_fields_summary": ("member", "variant", "depth", "seed", "stage", "step", "label",
-                                 "test_in_train_fraction"),
+                                 "test_in_train_fraction", "bn_mode"),
     }
     nullable = {
         "jump": ("fit_step", "onset_step", "mid_step", "end_step", "delay"),
@@ -141,8 +142,9 @@ class BNGrokking(Experiment[BNGrokkingConfig]):
                               repeats=config.repeats, basin_samples=config.basin_samples,
                               bn_batch_size=config.batch_size, device=config.device)
 
-    def _fields_config(self, config: BNGrokkingConfig) -> AnalysisConfig:
-        return AnalysisConfig(quantities=("local_fields",), classes=config.classes, device=config.device)
+    def _fields_config(self, config: BNGrokkingConfig, mode: str = "running") -> AnalysisConfig:
+        return AnalysisConfig(quantities=("local_fields",), classes=config.classes, bn_mode=mode,
+                              device=config.device)
 
     def tables(self, runs: ExperimentRuns, config: BNGrokkingConfig) -> dict[str, pd.DataFrame]:
         parts: dict[str, list[pd.DataFrame]] = {}
@@ -183,19 +185,28 @@ class BNGrokking(Experiment[BNGrokkingConfig]):
             chance = float(np.bincount(data.y_train.numpy(), minlength=num_classes).max() / len(data.y_train))
             stages = grokking_stages(own, run.checkpoints(), jumps["running"], chance, bn_mode="running")
             chosen = {s: stages[s] for s in ("before", "after")}
-            fields = runs.analysis(member, self._fields_config(config), steps=sorted(set(chosen.values())))
-            for name in ("local_fields", "local_fields_summary"):
-                add(name, with_params(stage_rows(fields.tables[name], chosen), member))
+            for mode in MODES:  # the fields under running statistics, and under the training set's own
+                fields = runs.analysis(member, self._fields_config(config, mode), steps=sorted(set(chosen.values())))
+                for name in ("local_fields", "local_fields_summary"):
+                    add(name, with_params(stage_rows(fields.tables[name], chosen).assign(bn_mode=mode), member))
         return {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
 
     def figures(self, tables: dict[str, pd.DataFrame], config: BNGrokkingConfig) -> dict[str, Figure]:
+        """Fig. 8c (test accuracy under both BN statistics with the training accuracy under both), the BN
+        perturbation beside the weight basin, and the deepest net's local fields before and after the
+        running-statistics jump under each statistics; each for the first seed, said in the title (a jump's
+        timing is one run's: a median over seeds would smooth it)."""
         from netdyn.plots import dynamics
 
         figs: dict[str, Figure] = {}
         history = tables["history"]
-        seed = int(history["seed"].min())
-        plain = history[(history["seed"] == seed)]
-        figs["fig8c_accuracy_bn_modes"] = dynamics.plot_accuracy_by_mode(plain, by="depth")
+        seeds = sorted(set(history["seed"]))
+        seed = seeds[0]
+        note = f"seed {seed} of {len(seeds)}"
+        fig = dynamics.plot_accuracy_by_mode(history[history["seed"] == seed], by="depth")
+        fig.axes[0].set_title(f"Accuracy with running vs batch batch-norm statistics, training accuracy under both "
+                              f"({note})", fontsize="medium")
+        figs["fig8c_accuracy_bn_modes"] = fig
         if "bn_vs_basin" in tables:
             table = tables["bn_vs_basin"]
             table = table[table["seed"] == seed].copy()
@@ -203,24 +214,15 @@ class BNGrokking(Experiment[BNGrokkingConfig]):
             table.loc[~formed, ["size_mid", "size_half"]] = np.nan
             fig = dynamics.plot_perturbation_vs_basin(table, by="depth")
             fig.axes[0].set_title("Batch-norm perturbation vs weight-basin size\n(sizes drawn where the clean "
-                                  f"running-statistics accuracy is >= {config.basin_min_accuracy:g})",
+                                  f"running-statistics accuracy is >= {config.basin_min_accuracy:g}; {note})",
                                   fontsize="medium")
             figs["fig8_perturbation_vs_basin"] = fig
         if "local_fields" in tables:
-            points = tables["local_fields"]
-            points = points[points["seed"] == seed]
-            steps = points.groupby("stage")["step"].first().to_dict()
-            depth = int(points["depth"].iloc[0])
-            jumps = tables["jump"]
-            running = jumps[(jumps["depth"] == depth) & (jumps["seed"] == seed) & (jumps["bn_mode"] == "running")]
-            found = bool(running["end_step"].notna().any())
-            titles = {s: f"depth {depth}, {s} the running-statistics jump (step {steps[s]})" if found
-                      else f"depth {depth}, no running-statistics jump found (step {steps[s]})"
-                      for s in ("before", "after")}
-            fig = dynamics.plot_stage_local_fields(
-                points.drop(columns=["member", "variant", "depth", "seed", "step"]), stages=("before", "after"),
-                titles=titles, neurons=(config.classes[0], config.classes[1]), splits=("test", "train"))
-            figs["fig8ad_local_fields"] = fig
+            for mode in MODES:
+                fig = _fields_figure(tables, config, seed, mode)
+                fig.suptitle(f"Output local fields, classes {', '.join(map(str, config.classes))}, evaluated with "
+                             f"BN {mode} statistics ({note})", fontsize="medium")
+                figs["fig8ad_local_fields" + ("" if mode == "running" else "_batch")] = fig
         return figs
 
     def summary(self, tables: dict[str, pd.DataFrame], config: BNGrokkingConfig) -> dict[str, Any]:
@@ -277,6 +279,7 @@ class BNGrokking(Experiment[BNGrokkingConfig]):
             out["lag_grows_with_depth"] = all(b[1] >= a[1] for a, b in zip(finite, finite[1:], strict=False))
         if "local_fields_summary" in tables:
             lf = tables["local_fields_summary"]
+            lf = lf[lf["bn_mode"] == "running"]
             for stage in ("before", "after"):
                 out[f"deepest_{stage}_test_in_train_fraction"] = float(lf[lf["stage"] == stage]
                                                                        ["test_in_train_fraction"].mean())
@@ -284,6 +287,25 @@ class BNGrokking(Experiment[BNGrokkingConfig]):
 
     def criteria(self, config: BNGrokkingConfig) -> list[Criterion]:
         return bn_grokking_criteria(config)
+
+
+def _fields_figure(tables: dict[str, pd.DataFrame], config: BNGrokkingConfig, seed: int, mode: str) -> Figure:
+    """The deepest net's local fields (test and train) before and after its running-statistics jump, under
+    ``mode``."""
+    from netdyn.plots import dynamics
+
+    points = tables["local_fields"]
+    points = points[(points["seed"] == seed) & (points["bn_mode"] == mode)]
+    steps = points.groupby("stage")["step"].first().to_dict()
+    depth = int(points["depth"].iloc[0])
+    jumps = tables["jump"]
+    running = jumps[(jumps["depth"] == depth) & (jumps["seed"] == seed) & (jumps["bn_mode"] == "running")]
+    found = bool(running["end_step"].notna().any())
+    titles = {s: f"depth {depth}, {s} the running-statistics jump (step {steps[s]})" if found
+              else f"depth {depth}, no running-statistics jump found (step {steps[s]})" for s in ("before", "after")}
+    return dynamics.plot_stage_local_fields(
+        points.drop(columns=["member", "variant", "depth", "seed", "step", "bn_mode"]), stages=("before", "after"),
+        titles=titles, neurons=(config.classes[0], config.classes[1]), splits=("test", "train"))
 
 
 def _num(value: Any) -> Any:

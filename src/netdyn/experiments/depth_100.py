@@ -166,10 +166,12 @@ class Depth100(Experiment[Depth100Config]):
 
         figs: dict[str, Figure] = {}
         variants = sorted(pd.unique(tables["network"]["variant"]))
+        seeds = sorted(set(tables["history"]["seed"]))
+        note = f"seed {seeds[0]} of {len(seeds)}"
         for variant in variants:
-            t = {name: _one(table, variant) for name, table in tables.items() if name != "history"}
+            t = {name: _one(table, variant, seeds[0]) for name, table in tables.items() if name != "history"}
             suffix = "" if variant == "residual" else f"_{variant}"
-            title = f"{variant.capitalize()} BN ReLU MLP, depth {config.depth} ({config.depth + 2} layers)"
+            title = f"{variant.capitalize()} BN ReLU MLP, depth {config.depth} ({config.depth + 2} layers; {note})"
             fig = plots.plot_layer_accuracy(t["lmap"], t["lp"], t["network"], split="test")
             lmap_in_front(fig.axes[0])
             fig.suptitle(title)
@@ -188,9 +190,9 @@ class Depth100(Experiment[Depth100Config]):
             fig.suptitle(title)
             figs[f"depth100_class_geometry{suffix}"] = fig
         history = tables["history"]
-        curves = history[(history["seed"] == 0) & (history["bn_mode"] == "running")]
+        curves = history[(history["seed"] == seeds[0]) & (history["bn_mode"] == "running")]
         fig = plots.plot_training(curves, by="variant")
-        fig.suptitle(f"Depth {config.depth}, width {config.width}: training curves (running statistics)")
+        fig.suptitle(f"Depth {config.depth}, width {config.width}: training curves (running statistics; {note})")
         figs["depth100_training"] = fig
         return figs
 

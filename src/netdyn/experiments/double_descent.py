@@ -71,9 +71,11 @@ class DoubleDescent(Experiment[DoubleDescentConfig]):
     )
     columns = {
         "history": ("member", "variant", "depth", "seed", "step", "split", "bn_mode", "loss", "accuracy"),
-        "rpd_gradient": ("member", "variant", "depth", "seed", "step", "layer", "gradient", "later"),
-        "gradient_rate": ("member", "variant", "depth", "seed", "layer", "step_low", "step_high", "step", "rate"),
-        "gradient_rate_mean": ("member", "variant", "depth", "seed", "step_low", "step_high", "step", "rate"),
+        "rpd_gradient": ("member", "variant", "depth", "seed", "step", "layer", "gradient", "later", "bn_mode"),
+        "gradient_rate": ("member", "variant", "depth", "seed", "layer", "step_low", "step_high", "step", "rate",
+                          "bn_mode"),
+        "gradient_rate_mean": ("member", "variant", "depth", "seed", "step_low", "step_high", "step", "rate",
+                               "bn_mode"),
         "descent": ("member", "variant", "depth", "seed", "bn_mode", "lmap_effective_earliest", "valley_step",
                     "valley_level", "peak_step", "peak_level", "rise", "relative_rise", "rate_max_step",
                     "rate_max", "log10_distance"),
@@ -102,13 +104,18 @@ class DoubleDescent(Experiment[DoubleDescentConfig]):
     def members(self, config: DoubleDescentConfig) -> list[Member]:
         return member_specs(config)
 
-    def _rpd_config(self, config: DoubleDescentConfig) -> AnalysisConfig:
-        return AnalysisConfig(quantities=("rpd",), max_samples=config.max_samples, device=config.device)
+    def _rpd_config(self, config: DoubleDescentConfig, mode: str = "running") -> AnalysisConfig:
+        return AnalysisConfig(quantities=("rpd",), max_samples=config.max_samples, bn_mode=mode,
+                              device=config.device)
 
     def _lmap_config(self, config: DoubleDescentConfig) -> AnalysisConfig:
         return AnalysisConfig(quantities=("lmap",), device=config.device)
 
     def tables(self, runs: ExperimentRuns, config: DoubleDescentConfig) -> dict[str, pd.DataFrame]:
+        """Per member and BN mode (``bn_mode``): the RPD gradient at every checkpoint analysed with those
+        statistics (running, or the training set's own), its rates, and the test-loss bump under the same
+        statistics placed against that rate's maximum. The later layers come from the running-statistics L-map at
+        the last checkpoint for both."""
         parts: dict[str, list[pd.DataFrame]] = {}
 
         def add(name: str, table: pd.DataFrame) -> None:
@@ -124,19 +131,19 @@ class DoubleDescent(Experiment[DoubleDescentConfig]):
             hidden = range(1, member.spec.model.depth + 1)
             later = later_layers(final.tables["lmap"], accuracy, hidden)
             effective = effective_layer(final.tables["lmap"], accuracy, rule="earliest")
-            summary = runs.analysis(member, self._rpd_config(config), steps="all").tables["rpd_summary"]
-            gradient = summary[["step", "layer", "gradient"]].assign(later=summary["layer"].isin(later))
-            add("rpd_gradient", with_params(gradient, member))
-            rates = [log_rate(gradient[gradient["layer"] == layer], "gradient").assign(layer=layer)
-                     for layer in later]
-            rate = pd.concat(rates, ignore_index=True)
-            add("gradient_rate", with_params(rate[["layer", "step_low", "step_high", "step", "rate"]], member))
-            mean = gradient[gradient["later"]].groupby("step", as_index=False)[["gradient"]].mean()
-            mean_rate = log_rate(mean, "gradient")
-            add("gradient_rate_mean", with_params(mean_rate, member))
-            peak = rate_maximum(mean_rate)
             rows = []
             for mode in MODES:
+                summary = runs.analysis(member, self._rpd_config(config, mode), steps="all").tables["rpd_summary"]
+                gradient = summary[["step", "layer", "gradient"]].assign(later=summary["layer"].isin(later))
+                add("rpd_gradient", with_params(gradient.assign(bn_mode=mode), member))
+                rates = [log_rate(gradient[gradient["layer"] == layer], "gradient").assign(layer=layer)
+                         for layer in later]
+                rate = pd.concat(rates, ignore_index=True)[["layer", "step_low", "step_high", "step", "rate"]]
+                add("gradient_rate", with_params(rate.assign(bn_mode=mode), member))
+                mean = gradient[gradient["later"]].groupby("step", as_index=False)[["gradient"]].mean()
+                mean_rate = log_rate(mean, "gradient")
+                add("gradient_rate_mean", with_params(mean_rate.assign(bn_mode=mode), member))
+                peak = rate_maximum(mean_rate)
                 bump = loss_bump(own, bn_mode=mode, min_relative_rise=config.min_relative_rise)
                 rows.append({
                     "bn_mode": mode, "lmap_effective_earliest": effective, **bump.to_dict(),
@@ -152,37 +159,37 @@ class DoubleDescent(Experiment[DoubleDescentConfig]):
         return tables
 
     def figures(self, tables: dict[str, pd.DataFrame], config: DoubleDescentConfig) -> dict[str, Figure]:
+        """Per depth and BN mode, the test loss above the rate of the later layers' RPD gradient analysed with
+        those statistics (the mode's bump and rate maximum marked), and the deepest net's training curves under
+        both modes; each for the first seed, said in the title (the bump and the rate of one run are placed
+        against each other; a median over seeds would blur both)."""
         from netdyn import plots
-        from netdyn.plots import dynamics
 
         figs: dict[str, Figure] = {}
         history = tables["history"]
-        seed = int(history["seed"].min())
+        seeds = sorted(set(history["seed"]))
+        seed = seeds[0]
+        note = f"seed {seed} of {len(seeds)}"
         if "descent" not in tables:
             return figs
         descent = tables["descent"]
         for depth in sorted(set(descent["depth"])):
-            pick = {name: t[(t["depth"] == depth) & (t["seed"] == seed)] for name, t in tables.items()
-                    if name != "rpd_gradient"}
-            row = pick["descent"].set_index("bn_mode").loc["running"]
-            own = pick["history"]
-            loss_peak = None
-            if not math.isnan(row["peak_step"]):
-                loss_peak = (float(row["peak_step"]), float(row["peak_level"]))
-            rate_peak = None
-            if not math.isnan(row["rate_max_step"]):
-                rate_peak = (float(row["rate_max_step"]), float(row["rate_max"]))
-            fig = dynamics.plot_loss_and_rate(own, pick["gradient_rate"], pick["gradient_rate_mean"],
-                                              loss_peak=loss_peak, rate_peak=rate_peak)
-            effective = row["lmap_effective_earliest"]
-            start = "last hidden layer" if math.isnan(effective) else f"layers >= {int(effective)}"
-            fig.axes[0].set_title(f"Depth {depth}: test loss (running-statistics bump marked) and the rate of the "
-                                  f"RPD gradient ({start})", fontsize="medium")
-            figs[f"fig8b_loss_vs_rpd_rate_depth{depth}"] = fig
+            for mode in MODES:
+                pick = {name: t[(t["depth"] == depth) & (t["seed"] == seed)
+                                & ((t["bn_mode"] == mode) if name in RATE_TABLES else True)]
+                        for name, t in tables.items() if name != "rpd_gradient"}
+                fig = _loss_and_rate_figure(pick, mode)
+                row = pick["descent"].set_index("bn_mode").loc[mode]
+                effective = row["lmap_effective_earliest"]
+                start = "last hidden layer" if math.isnan(effective) else f"layers >= {int(effective)}"
+                fig.axes[0].set_title(f"Depth {depth}: test loss ({mode}-statistics bump marked) and the rate of\n"
+                                      f"the RPD gradient ({start}) with BN {mode} statistics; {note}",
+                                      fontsize="medium")
+                figs[f"fig8b_loss_vs_rpd_rate_depth{depth}" + ("" if mode == "running" else "_batch")] = fig
         deepest = max(set(history["depth"]))
         own = history[(history["depth"] == deepest) & (history["seed"] == seed)]
         fig = plots.plot_training(own.drop(columns=["member", "variant", "depth", "seed"]))
-        fig.suptitle(f"Depth {deepest}: test and training loss and accuracy, running vs batch statistics")
+        fig.suptitle(f"Depth {deepest}: test and training loss and accuracy, running vs batch statistics ({note})")
         figs["fig8_training_bn_modes"] = fig
         return figs
 
@@ -207,6 +214,24 @@ class DoubleDescent(Experiment[DoubleDescentConfig]):
 
     def criteria(self, config: DoubleDescentConfig) -> list[Criterion]:
         return double_descent_criteria(config)
+
+
+RATE_TABLES = ("gradient_rate", "gradient_rate_mean", "descent")
+"""The tables with one set of rows per BN mode that a figure of one mode picks (``bn_mode``)."""
+
+
+def _loss_and_rate_figure(pick: dict[str, pd.DataFrame], mode: str) -> Figure:
+    """One run's test loss (both modes drawn) above the rate of its RPD gradient under ``mode``, the mode's bump
+    and rate maximum marked."""
+    from netdyn.plots import dynamics
+
+    rows = pick["descent"]
+    row = {k: float(v) for k, v in rows[rows["bn_mode"] == mode].iloc[0].items()
+           if k in ("peak_step", "peak_level", "rate_max_step", "rate_max")}
+    loss_peak = None if math.isnan(row["peak_step"]) else (row["peak_step"], row["peak_level"])
+    rate_peak = None if math.isnan(row["rate_max_step"]) else (row["rate_max_step"], row["rate_max"])
+    return dynamics.plot_loss_and_rate(pick["history"], pick["gradient_rate"], pick["gradient_rate_mean"],
+                                       loss_peak=loss_peak, rate_peak=rate_peak)
 
 
 # ------------------------------------------------------------------------------------------ criteria

@@ -306,7 +306,9 @@ class Grokking(Experiment[GrokkingConfig]):
         figs: dict[str, Figure] = {}
         if "stages" not in tables:
             return figs
-        seed = int(tables["stages"]["seed"].min())
+        seeds = sorted(set(tables["stages"]["seed"]))
+        seed = seeds[0]
+        note = f"seed {seed} of {len(seeds)}"
         one = {name: t[t["seed"] == seed] if "seed" in t.columns else t for name, t in tables.items()}
         stages = dict(zip(one["stages"]["stage"], one["stages"]["step"], strict=True))
         marks = {f"{STAGE_TITLES[s]} (step {int(step)})": int(step) for s, step in stages.items()}
@@ -318,17 +320,21 @@ class Grokking(Experiment[GrokkingConfig]):
         sizes.loc[sizes["clean_accuracy"] < MIN_CLEAN_ACCURACY, ["size_mid", "size_half"]] = np.nan
         fig = dynamics.plot_size_evolution(sizes, one["history"], distance=distance, marks=marks)
         fig.axes[0].set_title("Sample-basin size against the test samples' distance to the training set\n"
-                              f"(sizes drawn where the clean training accuracy is >= {MIN_CLEAN_ACCURACY:g})",
+                              f"(sizes drawn where the clean training accuracy is >= {MIN_CLEAN_ACCURACY:g}; {note})",
                               fontsize="medium")
         figs["fig7a_basin_size"] = fig
         figs["fig7b_basins"] = dynamics.plot_stage_basins(
             one["stage_basins"], distance=distance, titles={s: STAGE_TITLES[s] for s in STAGES},
         )
+        for name in ("fig7a_accuracy", "fig7b_basins"):
+            figs[name].suptitle(f"Omnigrok's MNIST net, {note}", fontsize="medium")
         figs["fig7cf_local_fields"] = dynamics.plot_stage_local_fields(
             one["local_fields"], stages=("before", "after"),
-            titles={s: f"{STAGE_TITLES[s]} (step {int(stages[s])})" for s in ("before", "after")},
+            titles=_field_titles(stages, found=bool(one["jump"]["end_step"].notna().any())),
             neurons=(config.classes[0], config.classes[1]), splits=("test", "train"),
         )
+        figs["fig7cf_local_fields"].suptitle(f"Output local fields of classes {', '.join(map(str, config.classes))} "
+                                             f"before and after the jump ({note})", fontsize="medium")
         return figs
 
     def summary(self, tables: dict[str, pd.DataFrame], config: GrokkingConfig) -> dict[str, Any]:
@@ -381,6 +387,14 @@ class Grokking(Experiment[GrokkingConfig]):
 
     def criteria(self, config: GrokkingConfig) -> list[Criterion]:
         return grokking_criteria(config)
+
+
+def _field_titles(stages: Mapping[str, int], found: bool) -> dict[str, str]:
+    """Panel titles of the local fields: the stage around the jump, or, without a jump, what the step is."""
+    if found:
+        return {s: f"{STAGE_TITLES[s]} (step {int(stages[s])})" for s in ("before", "after")}
+    return {"before": f"no jump found: at the fit or the first step (step {int(stages['before'])})",
+            "after": f"no jump found: the last checkpoint (step {int(stages['after'])})"}
 
 
 def _sizes_by_step(curves: pd.DataFrame, num_classes: int) -> pd.DataFrame:

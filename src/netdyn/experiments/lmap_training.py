@@ -48,6 +48,9 @@ REFERENCES = {
     "training_batch": "training accuracy (batch statistics)",
 }
 """The accuracies an L-map's convergence is measured against (``reference`` column of ``convergence``)."""
+MODES = ("running", "batch")
+"""The BN statistics the L-map is analysed with (``bn_mode`` column): running, and the training set's own."""
+STATISTICS = {"running": "BN running statistics", "batch": "BN batch statistics (the training set's own)"}
 
 
 def rise_index(accuracy: np.ndarray) -> int | None:
@@ -169,10 +172,10 @@ class LmapTraining(Experiment[LmapTrainingConfig]):
     }
     columns = {
         "history": ("member", "variant", "depth", "seed", "step", "split", "bn_mode", "loss", "accuracy"),
-        "lmap": ("variant", "depth", "seed", "step", "layer", "split", "accuracy"),
-        "network": ("variant", "depth", "seed", "step", "split", "accuracy"),
-        "convergence": ("variant", "depth", "seed", "layer", "reference", "converged_step"),
-        "tail": ("variant", "depth", "seed", "step", "lmap_effective_from"),
+        "lmap": ("variant", "depth", "seed", "bn_mode", "step", "layer", "split", "accuracy"),
+        "network": ("variant", "depth", "seed", "bn_mode", "step", "split", "accuracy"),
+        "convergence": ("variant", "depth", "seed", "bn_mode", "layer", "reference", "converged_step"),
+        "tail": ("variant", "depth", "seed", "bn_mode", "step", "lmap_effective_from"),
     }
     nullable = {"convergence": ("converged_step",), "tail": ("lmap_effective_from",)}
     scales = {
@@ -201,34 +204,57 @@ class LmapTraining(Experiment[LmapTrainingConfig]):
         return members
 
     def tables(self, runs: ExperimentRuns, config: LmapTrainingConfig) -> dict[str, pd.DataFrame]:
-        analysis = AnalysisConfig(quantities=("lmap",), basins=False, device=config.device)
-        tables = runs.tables(("network", "lmap"), analysis, steps="all")
+        """The L-map and the network's accuracy at every checkpoint under both BN statistics (``bn_mode``: the
+        running ones, and the training set's own, ``AnalysisConfig.bn_mode="batch"``), the convergence and tail
+        tables of each."""
+        parts: dict[str, list[pd.DataFrame]] = {"network": [], "lmap": []}
+        for mode in MODES:
+            analysis = AnalysisConfig(quantities=("lmap",), basins=False, bn_mode=mode, device=config.device)
+            for name, table in runs.tables(("network", "lmap"), analysis, steps="all").items():
+                parts[name].append(table.assign(bn_mode=mode))
+        tables = {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
         tables["history"] = pd.concat([runs.history(m) for m in runs], ignore_index=True)
         convergence, tail = [], []
         for member in runs:
             if runs.diverged(member):
                 continue
-            own = {name: table[table["member"] == member.name] for name, table in tables.items()}
-            params = {"member": member.name, **member.params}
-            conv = convergence_table(own["lmap"], own["network"], own["history"], list(config.layers))
-            convergence.append(conv.assign(**params)[[*params, *conv.columns]])
-            ends = tail_table(own["lmap"], own["network"])
-            tail.append(ends.assign(**params)[[*params, *ends.columns]])
+            history = tables["history"][tables["history"]["member"] == member.name]
+            for mode in MODES:
+                own = {name: tables[name][(tables[name]["member"] == member.name) & (tables[name]["bn_mode"] == mode)]
+                       for name in ("lmap", "network")}
+                params = {"member": member.name, **member.params, "bn_mode": mode}
+                conv = convergence_table(own["lmap"], own["network"], history, list(config.layers))
+                convergence.append(conv.assign(**params)[[*params, *conv.columns]])
+                ends = tail_table(own["lmap"], own["network"])
+                tail.append(ends.assign(**params)[[*params, *ends.columns]])
         tables["convergence"] = pd.concat(convergence, ignore_index=True)
         tables["tail"] = pd.concat(tail, ignore_index=True)
         return tables
 
     def figures(self, tables: dict[str, pd.DataFrame], config: LmapTrainingConfig) -> dict[str, Figure]:
+        """Fig. 10 under each BN statistics (the L-map and the network's checkpoint accuracy with the running
+        statistics, then with the training set's own), for the first seed (said in the title): the L-map curves
+        of one run cross at its own grokking point, which a median over seeds would blur."""
         from netdyn.plots.pruning import plot_lmap_training
 
-        one = {name: table[table["seed"] == 0] for name, table in tables.items()}
-        point = grokking_point(one["history"], config.min_lag)
-        fig = plot_lmap_training(one["lmap"], one["history"], layers=config.layers, network=one["network"],
-                                 grokking_step=point["grokking_step"], tail=one["tail"],
-                                 chance_until=rise_step(one["history"], "train", "running"))
-        fig.suptitle(f"BN ReLU MLP, depth {config.depth} (the paper's {config.depth + 2}-layer net), "
-                     f"width {config.width}")
-        return {"fig10_lmap_training": fig}
+        seeds = sorted(set(tables["history"]["seed"]))
+        figs: dict[str, Figure] = {}
+        for mode in MODES:
+            one = {name: table[(table["seed"] == seeds[0])
+                               & ((table["bn_mode"] == mode) if name != "history" else True)]
+                   for name, table in tables.items()}
+            history = one["history"]
+            learn = rise_step(history, "train", "batch" if "batch" in set(history["bn_mode"]) else "running")
+            grok = rise_step(history, "test", mode)
+            fig = plot_lmap_training(one["lmap"], history, layers=config.layers, network=one["network"],
+                                     grokking_step=grok, tail=one["tail"],
+                                     chance_until=_or_never(rise_step(history, "train", mode)), bn_mode=mode)
+            lag = "" if grok is None or not learn else f", {grok / learn:.1f}x the training accuracy's rise"
+            fig.suptitle(f"BN ReLU MLP, depth {config.depth} (the paper's {config.depth + 2}-layer net), width "
+                         f"{config.width}, seed {seeds[0]} of {len(seeds)}\nL-map with {STATISTICS[mode]}\n"
+                         f"grokking point: the test accuracy's rise ({mode} statistics){lag}", fontsize="medium")
+            figs["fig10_lmap_training" + ("" if mode == "running" else "_batch")] = fig
+        return figs
 
     def summary(self, tables: dict[str, pd.DataFrame], config: LmapTrainingConfig) -> dict[str, Any]:
         out: dict[str, Any] = {"depth": config.depth, "paper_layers": config.depth + 2, "layers": list(config.layers)}
@@ -239,7 +265,8 @@ class LmapTraining(Experiment[LmapTrainingConfig]):
         point = grokking_point(history, config.min_lag)
         out.update(point)
         out["running_train_rise_step"] = rise_step(history, "train", "running")
-        conv = tables["convergence"][tables["convergence"]["seed"] == 0]
+        conv = tables["convergence"][(tables["convergence"]["seed"] == 0)
+                                     & (tables["convergence"]["bn_mode"] == "running")]
         grok = point["grokking_step"]
         for name in REFERENCES:
             rows = conv[conv["reference"] == name]
@@ -250,7 +277,8 @@ class LmapTraining(Experiment[LmapTrainingConfig]):
             out[f"lmap_converged_after_grokking_ratio_vs_{name}"] = (
                 float(np.median(known)) / grok if known and len(known) == len(converged) and grok else None
             )
-        tail = tables["tail"][tables["tail"]["seed"] == 0].sort_values("step")
+        tail = tables["tail"][(tables["tail"]["seed"] == 0) & (tables["tail"]["bn_mode"] == "running")]
+        tail = tail.sort_values("step")
         starts = [None if pd.isna(v) else int(v) for v in tail["lmap_effective_from"]]
         steps = tail["step"].to_numpy()
         out["lmap_tail_start_final"] = starts[-1]
@@ -270,7 +298,10 @@ class LmapTraining(Experiment[LmapTrainingConfig]):
 # statistics it is given: each claim is measured with running statistics (marked running-only) and with batch
 # statistics (the training set's own, SPEC 5.8's bn_mode="batch"), the grokking point under the same statistics.
 
-MODES = ("running", "batch")
+
+def _or_never(step: int | None) -> float:
+    """A rise step, or infinity for a curve that never rises (the figure's chance phase never ends)."""
+    return float("inf") if step is None else float(step)
 
 
 def _history(tables: Mapping[str, pd.DataFrame], seed: int) -> pd.DataFrame:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -290,6 +291,11 @@ def plot_stage_local_fields(
 
 
 # ------------------------------------------------------------------------------------- batch-norm modes
+_ACCURACY_LINES = (("test", "running", "-", 1.9), ("test", "batch", "--", 1.6), ("train", "batch", ":", 1.3),
+                   ("train", "running", "-.", 1.1))
+"""The curves of :func:`plot_accuracy_by_mode`: split, BN mode, line style and width."""
+
+
 def plot_accuracy_by_mode(
     history: pd.DataFrame,
     by: str | None = None,
@@ -297,7 +303,8 @@ def plot_accuracy_by_mode(
     ax: Axes | None = None,
 ) -> Figure:
     """Test accuracy evaluated with running statistics (solid) and with batch statistics (dashed), and the
-    training accuracy under batch statistics (dotted, what the training itself sees), against steps.
+    training accuracy under batch statistics (dotted, what the training itself sees) and under running statistics
+    (dash-dotted: whether the training samples too wait for the running statistics), against steps.
 
     ``history`` holds ``step, split, bn_mode, accuracy`` (``bn_eval="both"``); ``by`` (e.g. ``depth``) draws one
     colour per value of that column (a sequential colormap). ``marks`` draws named steps as vertical lines.
@@ -309,17 +316,15 @@ def plot_accuracy_by_mode(
     groups = history.groupby(by, sort=True) if by else [(None, history)]
     for value, rows in groups:
         color = palette.color(value) if palette else "C1"
-        for split, mode, style, width in (("test", "running", "-", 1.9), ("test", "batch", "--", 1.6),
-                                          ("train", "batch", ":", 1.3)):
+        for split, mode, style, width in _ACCURACY_LINES:
             line = rows[(rows["split"] == split) & (rows["bn_mode"] == mode)].sort_values("step")
             if line.empty:
                 continue
             name = f"{palette.label(value)}, " if palette else ""
             ax.plot(line["step"].to_numpy(), line["accuracy"].to_numpy(), color=color, ls=style, lw=width,
                     label=f"{name}{split}, BN {mode} statistics")
-    handles = [Line2D([], [], color="0.3", ls="-", lw=1.9, label="test, running statistics"),
-               Line2D([], [], color="0.3", ls="--", lw=1.6, label="test, batch statistics"),
-               Line2D([], [], color="0.3", ls=":", lw=1.3, label="train, batch statistics")]
+    handles: list[Artist] = [Line2D([], [], color="0.3", ls=style, lw=width, label=f"{split}, {mode} statistics")
+                             for split, mode, style, width in _ACCURACY_LINES]
     if palette:
         handles += [Line2D([], [], color=palette.color(v), lw=2, label=palette.label(v)) for v in palette.values]
     handles += _mark_steps(ax, marks)

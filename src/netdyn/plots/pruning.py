@@ -199,6 +199,7 @@ def plot_lmap_training(
     tail: pd.DataFrame | None = None,
     chance_until: float | None = None,
     axes: Sequence[Axes] | None = None,
+    bn_mode: str = "running",
 ) -> Figure:
     """L-map pruning accuracy of chosen layers over training beside the training accuracy (top) and the
     network's accuracy (middle), with the grokking point marked (paper Fig. 10); with ``tail``, a third panel
@@ -208,9 +209,11 @@ def plot_lmap_training(
     ``history`` its training history (``step, split, bn_mode, accuracy``); ``network`` optionally the
     network's own accuracy at the same checkpoints (``step, split, accuracy``: running statistics, the ones
     the L-map folds in); ``tail`` optionally ``step, lmap_effective_from`` (the first layer from which on L-map
-    pruning is effective). ``chance_until`` shades the steps before it: before the network's accuracy (running
-    statistics) has risen, near chance, where every L-map agrees with it trivially. ``layers`` keeps those
-    layers; ``split`` is the set the L-map is scored on. ``axes``: two Axes, three with ``tail``.
+    pruning is effective). ``chance_until`` shades the steps before it: before the network's accuracy has
+    risen, near chance, where every L-map agrees with it trivially; the tail is drawn from it on only (where it
+    is defined; ``inf``: the network never rises). ``layers`` keeps those layers; ``split`` is the set the L-map
+    is scored on. ``axes``: two Axes, three with ``tail``. ``bn_mode`` names the BN statistics the L-map and
+    ``network`` were computed with ("running", or "batch": the training set's own, ``AnalysisConfig.bn_mode``).
     """
     func = "plot_lmap_training"
     rows = _lmap_training_rows(lmap, history, layers, split, tail, func)
@@ -226,11 +229,11 @@ def plot_lmap_training(
     hist = history.copy()
     if "bn_mode" not in hist.columns:
         hist["bn_mode"] = "running"
-    reference = _accuracy_references(top, network, hist, split, func)
+    reference = _accuracy_references(top, network, hist, split, func, bn_mode)
     _history_panel(bottom, hist)
     if tail is not None:
-        _tail_panel(panels[2], tail, rows, split)
-    reference += _mark_training_steps(panels, chance_until, grokking_step)
+        _tail_panel(panels[2], tail, rows, split, chance_until)
+    reference += _mark_training_steps(panels, chance_until, grokking_step, bn_mode)
     steps = np.concatenate([rows["step"].to_numpy(float), hist["step"].to_numpy(float)])
     for ax in panels:
         set_step_scale(ax, steps)
@@ -288,7 +291,7 @@ def _by_bn_mode(hist: pd.DataFrame, split: str) -> Iterator[tuple[str, pd.DataFr
 
 
 def _accuracy_references(
-    top: Axes, network: pd.DataFrame | None, hist: pd.DataFrame, split: str, func: str
+    top: Axes, network: pd.DataFrame | None, hist: pd.DataFrame, split: str, func: str, bn_mode: str = "running"
 ) -> list[Artist]:
     """The network's accuracy on ``split`` over the L-map curves: at the checkpoints (``network``, if given)
     and in the history, one line per BN mode."""
@@ -298,7 +301,7 @@ def _accuracy_references(
         net = network[network["split"] == split].sort_values("step")
         require_unique(net, ["step"], func, "pass one run's network table")
         reference.append(top.plot(net["step"], net["accuracy"], color="black", lw=2.2, alpha=0.35,
-                                  label=f"network {split} accuracy (checkpoints, running statistics)")[0])
+                                  label=f"network {split} accuracy (checkpoints, {_BN_MODE_WORDS[bn_mode]})")[0])
     for style, part, words in _by_bn_mode(hist, split):
         reference.append(top.plot(part["step"], part["accuracy"], color="black", lw=1.0, ls=style,
                                   label=f"{split} accuracy ({words})")[0])
@@ -314,29 +317,40 @@ def _history_panel(ax: Axes, hist: pd.DataFrame) -> None:
         ax.plot(part["step"], part["accuracy"], color="C0", lw=1.0, ls=style, label=f"train accuracy ({words})")
 
 
-def _tail_panel(ax: Axes, tail: pd.DataFrame, rows: pd.DataFrame, split: str) -> None:
+def _tail_panel(ax: Axes, tail: pd.DataFrame, rows: pd.DataFrame, split: str, defined_from: float | None) -> None:
     """Where the linear tail starts at each checkpoint (the first layer from which L-map pruning is
-    effective)."""
+    effective), drawn from ``defined_from`` on: before the network's rise every L-map agrees with a net at chance
+    and the tail would read "from layer 0"."""
     part = tail.sort_values("step")
-    ax.plot(part["step"], part["lmap_effective_from"].astype(float), color="C2", marker="o", ms=3,
+    start = part["lmap_effective_from"].astype(float)
+    note = ""
+    if defined_from is not None and np.isinf(defined_from):
+        start = start.where(part["step"] > np.inf)
+        note = "\n(undefined throughout: the network's accuracy never rises from chance)"
+    elif defined_from is not None and np.isfinite(defined_from):
+        start = start.where(part["step"] >= defined_from)
+        note = (f"\n(drawn from the network's rise on, step {format_value(defined_from)}: before it, at chance, "
+                "it is undefined)")
+    ax.plot(part["step"], start, color="C2", marker="o", ms=3,
             lw=1.4, drawstyle="steps-post", label=f"first layer of the linear tail ({split} set)")
-    top_layer = max(rows["layer"].max(), float(np.nanmax(part["lmap_effective_from"].astype(float))))
+    top_layer = max(float(rows["layer"].max()), float(np.nanmax(start)) if start.notna().any() else 0.0)
     ax.set_ylim(-0.5, top_layer + 1)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("L-map effective\nfrom layer")
-    ax.set_title(f"Where the linear tail starts (L-map within {EFFECTIVE_TOLERANCE:g} of the network)")
+    ax.set_title(f"Where the linear tail starts (L-map within {EFFECTIVE_TOLERANCE:g} of the network){note}",
+                 fontsize="medium")
 
 
 def _mark_training_steps(
-    panels: Sequence[Axes], chance_until: float | None, grokking_step: float | None
+    panels: Sequence[Axes], chance_until: float | None, grokking_step: float | None, bn_mode: str = "running"
 ) -> list[Artist]:
     """Shade the steps before ``chance_until`` and mark the grokking point on every panel; the legend
     entries (one of each)."""
     marks: list[Artist] = []
-    if chance_until is not None and np.isfinite(chance_until):
+    if chance_until is not None and not np.isnan(chance_until):
         for ax in panels:
-            shade = ax.axvspan(0, chance_until, color="0.9", lw=0, zorder=0,
-                               label="before the network's rise (running statistics)")
+            shade = ax.axvspan(0, min(chance_until, 1e15), color="0.9", lw=0, zorder=0,
+                               label=f"before the network's rise ({_BN_MODE_WORDS[bn_mode]})")
         marks.append(shade)
     if grokking_step is not None and np.isfinite(grokking_step):
         for ax in panels:
