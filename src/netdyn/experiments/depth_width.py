@@ -86,10 +86,11 @@ class DepthWidth(Experiment[DepthWidthConfig]):
     }
     scales = {
         "smoke": DepthWidthConfig(
+            seeds=2,
             data=DataSpec("mnist5k", train_size=500, test_size=200), widths=(16, 32), depths=(2, 3), rpd_width=32,
             epochs=2, eval_every="log:4", max_samples=200,
         ),
-        "small": DepthWidthConfig(seeds=2),
+        "small": DepthWidthConfig(),
         "paper": DepthWidthConfig(
             data=DataSpec("mnist"), widths=(128, 256, 512, 1024), depths=(2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16),
             batch_size=300, epochs=20,

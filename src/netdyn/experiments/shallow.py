@@ -135,6 +135,7 @@ class Shallow(Experiment[ShallowConfig]):
     }
     scales = {
         "smoke": ShallowConfig(
+            seeds=2,
             data=DataSpec("mnist5k", train_size=500, test_size=200), width=64, train_sizes=(200, 500), steps=30,
             eval_every="log:4", checkpoints="log:2", max_samples=200,
         ),
