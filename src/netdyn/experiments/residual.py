@@ -168,7 +168,7 @@ class Residual(Experiment[ResidualConfig]):
         "broader range than networks without residual connections; too deep or too wide plain networks lose it."
     )
     measured = {
-        "smoke": "18 s (2 CPU cores shared with other jobs, load ~13, 2026-11-30)",
+        "smoke": "5.0 s (2 seeds; 2 CPU cores shared with other jobs, load ~5, 1 thread, 2026-12-06)",
         "small": "3.4 min (201 s; idle 2-core CPU, 2 torch threads, 2026-11-30)",
     }
     columns = {

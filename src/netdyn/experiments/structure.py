@@ -90,7 +90,7 @@ class Structure(Experiment[StructureConfig]):
         "can rise before it falls (double descent), more so in deeper nets."
     )
     measured = {
-        "smoke": "8 s (2 CPU cores, unloaded, 2026-11-29)",
+        "smoke": "8.6 s (2 seeds; 2 CPU cores shared with other jobs, load ~5, 1 thread, 2026-12-06)",
         "small": "4.2 min (254 s; idle 2-core CPU, 2 torch threads, 2026-11-30)",
         "paper": "not run (meant for a GPU; none was lent to this task)",
     }
