@@ -81,7 +81,8 @@ def compare(runs: Sequence[str | Path | RunFolder], out: str | Path, *, title: s
                       *(_basin_section(members, kind) for kind in ("sample", "weight"))) if s is not None),
     ]
     meta = {"runs": [str(m.folder.path) for m in members]}
-    name = title or f"netdyn comparison of {', '.join(m.label for m in members)}"
+    names = ", ".join(m.folder.path.name for m in members)
+    name = title or f"netdyn comparison of {names if len(members) <= 3 else f'{len(members)} runs'}"
     return render_report(name, sections, target / REPORT_NAME, meta=meta)
 
 
@@ -139,8 +140,10 @@ def differing_settings(members: Sequence[dict[str, Any]]) -> list[str]:
 def _name_differences(members: list[_Member]) -> None:
     """Legend entries that say what differs (``a (width=32)``) where that stays short."""
     keys = [k for k in differing_settings([m.settings for m in members]) if k != "netdyn_version"]
+    last = [k.rsplit(".", 1)[-1] for k in keys]
+    short = [name if last.count(name) == 1 else key for key, name in zip(keys, last, strict=True)]
     for member in members:
-        values = ", ".join(f"{k.rsplit('.', 1)[-1]}={member.settings.get(k, '–')}" for k in keys)
+        values = ", ".join(f"{name}={member.settings.get(k, '–')}" for k, name in zip(keys, short, strict=True))
         if keys and len(values) <= _LABEL_LIMIT:
             member.label = f"{member.label} ({values})"
 

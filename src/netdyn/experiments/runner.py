@@ -202,8 +202,20 @@ def run_experiment(
         "verdict_line": verdict_line(results),
     }
     _io.write_json(folder / "summary.json", summary)
-    _write_report(folder, experiment, scale, config, figures, summary, results)
+    comparison = _write_comparison(folder, [folder / "runs" / m.name for m in members])
+    _write_report(folder, experiment, scale, config, figures, summary, results, comparison)
     return ExperimentResult(name, scale, folder, tables, summary)
+
+
+def _write_comparison(folder: Path, runs: list[Path]) -> str | None:
+    """``compare/report.html``: the members side by side (the report's link to it), or None for fewer than two."""
+    from netdyn.comparison import REPORT_NAME, compare
+
+    held = [run for run in runs if (run / "config.json").is_file()]
+    if len(held) < 2:
+        return None
+    compare(held, folder / "compare", title=f"the members of {folder.name}, side by side")
+    return f"compare/{REPORT_NAME}"
 
 
 def _train_members(
@@ -270,6 +282,7 @@ def _write_report(
     figures: dict[str, Figure],
     summary: dict[str, Any],
     results: list[CriterionResult],
+    comparison: str | None = None,
 ) -> Path:
     from netdyn.report import ReportSection, render_report
 
@@ -288,6 +301,13 @@ def _write_report(
             tables=[("configuration", _config_table(config))],
         ),
     ]
+    if comparison is not None:
+        sections.append(ReportSection(
+            "Members side by side",
+            "Every member run's training curves, pruning by layer, RPD summary and basins overlaid in one report, "
+            "with the settings that differ between the members.",
+            links=[(f"the {summary['members']} members compared", comparison)],
+        ))
     meta = {
         "experiment": f"{experiment.name} ({experiment.figure})",
         "scale": scale,

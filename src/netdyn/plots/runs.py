@@ -11,9 +11,17 @@ from collections.abc import Sequence
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.lines import Line2D
 
-from netdyn.plots._base import integer_layer_axis, require_columns, set_step_scale, single_axes, stacked_axes
+from netdyn.plots._base import (
+    integer_layer_axis,
+    require_columns,
+    root_figure,
+    set_step_scale,
+    single_axes,
+    stacked_axes,
+)
 
 _SPLIT_STYLES = {"test": "-", "train": "--"}
 _KIND_STYLES = ["-", "--", ":", "-."]
@@ -25,10 +33,16 @@ def _run_colors(runs: Sequence[object]) -> dict[object, str]:
 
 
 def _legend(ax: Axes, colors: dict[object, str], styles: dict[str, str]) -> None:
+    """The runs' colours and the line styles' meaning, below the axes on a figure netdyn made (labels that say
+    what differs get long, and would hide the curves), else inside the caller's axes."""
     handles = [Line2D([], [], color=c, lw=2, label=str(run)) for run, c in colors.items()]
     if len(styles) > 1:
         handles += [Line2D([], [], color="0.3", ls=ls, lw=1.5, label=name) for name, ls in styles.items()]
-    ax.legend(handles=handles, fontsize="small", loc="best")
+    fig = root_figure(ax)
+    if isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
+        fig.legend(handles=handles, fontsize="small", loc="outside lower center", ncols=1 if len(colors) > 2 else 2)
+    else:
+        ax.legend(handles=handles, fontsize="small", loc="best")
 
 
 def plot_runs_training(history: pd.DataFrame, axes: Sequence[Axes] | None = None) -> Figure:
