@@ -134,7 +134,17 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see the real imports
     )
     from netdyn.models import MLP, ModelSpec, Trace, register_transfer_function  # noqa: F401
     from netdyn.monitor import Monitor  # noqa: F401
-    from netdyn.orchestration import RunResult, RunSpec, load_run, run, run_population  # noqa: F401
+    from netdyn.orchestration import (  # noqa: F401
+        Analysis,
+        RunResult,
+        RunSpec,
+        analyze,
+        analyze_checkpoints,
+        load_analysis,
+        load_run,
+        run,
+        run_population,
+    )
     from netdyn.prune import prune_run  # noqa: F401
     from netdyn.recommend import recommend  # noqa: F401
     from netdyn.store import RunFolder  # noqa: F401
