@@ -97,6 +97,22 @@ def test_a_late_jump_or_bump_under_running_statistics_only_is_bn_lag():
     assert detect_transitions({"history": rows})["event"].tolist() == ["double_descent"]
 
 
+def test_a_trained_bn_net_whose_running_statistics_trail_reports_bn_lag(tmp_path):
+    """A real run (both BN evaluations recorded by default): the first BN layer's running variance starts at 1,
+    far above its batch variance, so the running-statistics test accuracy sits at chance for tens of steps while
+    the batch-statistics one rises from the start; the detector reports bn_lag, not grokking."""
+    spec = netdyn.RunSpec(model=netdyn.ModelSpec(width=32, depth=3, batchnorm=True, seed=0),
+                          data=netdyn.DataSpec("mnist5k", train_size=1000, test_size=300),
+                          train=netdyn.TrainConfig(batch_size=50, steps=200, eval_every="log:30",
+                                                   checkpoint_every="log:2", device="cpu"))
+    netdyn.run(spec, tmp_path / "run")
+    assert set(netdyn.load_run(tmp_path / "run").history["bn_mode"]) == {"running", "batch"}
+    events = detect_transitions(tmp_path / "run")
+    assert events["event"].tolist() == ["bn_lag"]
+    evidence = json.loads(events.iloc[0].evidence)
+    assert evidence["seen_as"] == "grokking" and evidence["delay"] >= 3
+
+
 def test_the_rpd_gradients_fastest_change_in_the_later_layers():
     steps = [0, 10, 20, 50, 70, 100, 200, 500, 1000]
     rows = []
