@@ -440,7 +440,10 @@ def _gradients(tables: Mapping[str, pd.DataFrame], normalize: str, seed: int, si
     rows = rows[rows["step"] == rows.groupby("member")["step"].transform("max")].set_index("activation")
     if not {"tanh", "linear"} <= set(rows.index):
         raise CannotEvaluate("the tanh or the linear net has no RPD at this size")
-    return float(rows.loc["tanh", "gradient"]), float(rows.loc["linear", "gradient"])
+    tanh, linear = float(rows.loc["tanh", "gradient"]), float(rows.loc["linear", "gradient"])
+    if linear == 0:  # the criteria compare relative to it (a float division by 0 would stop the whole run)
+        raise CannotEvaluate(f"the linear net's RPD gradient is 0 at the {size} size: no relative difference")
+    return tanh, linear
 
 
 def rpd_match_smallest(tables: Mapping[str, pd.DataFrame], config: Any, seed: int, *, normalize: str) -> float:
@@ -462,7 +465,7 @@ def rpd_rise_and_fall(tables: Mapping[str, pd.DataFrame], config: Any, seed: int
     rows = None if table is None else table[(table["normalize"] == normalize) & (table["seed"] == seed)
                                             & (table["activation"] == "tanh") & (table["step"] > 0)]  # fmt: skip
     if rows is None or rows.empty:
-        raise CannotEvaluate(f"no RPD summary of the tanh net of seed {seed}")
+        raise CannotEvaluate(f"no RPD summary of the tanh net of seed {seed} with {INPUTS.get(normalize, normalize)}")
     rows = rows[rows["train_size"] == rows["train_size"].max()].sort_values("step")
     if len(rows) < 3:
         raise CannotEvaluate("fewer than three checkpoints after step 0")

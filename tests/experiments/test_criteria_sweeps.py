@@ -1,0 +1,199 @@
+"""The criteria (SPEC 6.1) of shallow (Fig. 2) and depth-width (Fig. 4) on hand-made tables with known answers:
+each criterion's value, its pass / fail, and the reason a seed cannot be evaluated where the tables give no value.
+Every test checks the whole declared list, so a criterion added later without a known answer here fails it."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from netdyn.experiments.criteria import Criterion, evaluate_criteria, verdict
+from netdyn.experiments.depth_width import depth_width_criteria
+from netdyn.experiments.shallow import ShallowConfig, shallow_criteria
+
+
+def _by_name(criteria: list[Criterion]) -> dict[str, Criterion]:
+    return {c.name: c for c in criteria}
+
+
+def _check(criteria, tables, config, seed, expected):
+    """Every declared criterion on ``seed``: ``expected`` maps each name to (value, passes), or to the words of
+    the reason it cannot be evaluated (a str)."""
+    assert set(expected) == {c.name for c in criteria}
+    for c in criteria:
+        result = c.evaluate(tables, config, seed)
+        want = expected[c.name]
+        if isinstance(want, str):
+            assert result.value is None and not result.passes, c.name
+            assert want in result.reason, (c.name, result.reason)
+        else:
+            value, passes = want
+            assert result.reason is None, (c.name, result.reason)
+            assert result.value == pytest.approx(value), c.name
+            assert result.passes is passes, c.name
+
+
+# ------------------------------------------------------------------------------------------ shallow
+SHALLOW = ShallowConfig(train_sizes=(600, 5000))
+
+# (tanh network, tanh L-map0, tanh LP0, linear network) test accuracy, per seed and size
+SHALLOW_SIZES = {
+    0: {600: (0.860, 0.858, 0.855, 0.852), 5000: (0.930, 0.880, 0.890, 0.885)},  # agree, then separate
+    1: {600: (0.860, 0.858, 0.840, 0.852), 5000: (0.930, 0.925, 0.920, 0.928)},  # LP0 2 points off; together
+}
+# per seed and step at the largest size: the tanh network first (final 0.9: 0.72 is first reached at step 100)
+SHALLOW_TIME = {
+    0: {0: (0.1, 0.1, 0.1, 0.1), 10: (0.5, 0.3, 0.3, 0.3), 100: (0.8, 0.795, 0.797, 0.8),
+        1000: (0.9, 0.85, 0.85, 0.85)},
+    1: {10: (0.5, 0.5, 0.5, 0.5), 100: (0.6, 0.6, 0.6, 0.6), 1000: (0.9, 0.85, 0.85, 0.85)},  # no early phase
+}
+# RPD gradient of the hidden layer per seed, size, activation and step (only the largest size over training)
+SHALLOW_GRADIENTS = {
+    0: {600: {"tanh": {1000: 2.0}, "linear": {1000: 2.05}},
+        5000: {"tanh": {0: 9.0, 10: 1.0, 100: 3.0, 1000: 2.0}, "linear": {0: 0.1, 1000: 2.5}}},
+    1: {600: {"tanh": {10: 2.0, 1000: 1.0}, "linear": {10: 2.0, 1000: 2.0}},  # the last checkpoint counts
+        5000: {"tanh": {10: 1.0, 100: 2.0, 1000: 3.0}, "linear": {1000: 3.0}}},  # rises to the end
+}
+
+
+def _shallow_readouts(name, values, seed, normalize="none", **columns):
+    rows = []
+    for curve, accuracy in zip(("network", "L-map0", "LP0", "linear"), values, strict=True):
+        activation, readout = ("linear", "network") if curve == "linear" else ("tanh", curve)
+        member = f"{name}-{activation}-{seed}"
+        for split, a in (("train", 1.0), ("test", accuracy)):
+            rows.append({"member": member, "normalize": normalize, "activation": activation, "seed": seed,
+                         **columns, "split": split, "readout": readout, "accuracy": a})
+    return rows
+
+
+def _shallow_tables():
+    sizes, times, summary = [], [], []
+    for seed, by_size in SHALLOW_SIZES.items():
+        for size, values in by_size.items():
+            sizes += _shallow_readouts(f"s{size}", values, seed, train_size=size)
+    for seed, by_step in SHALLOW_TIME.items():
+        for step, values in by_step.items():
+            times += _shallow_readouts("s5000", values, seed, train_size=5000, step=step)
+    for seed, by_size in SHALLOW_GRADIENTS.items():
+        for size, by_activation in by_size.items():
+            for activation, by_step in by_activation.items():
+                summary += [{"member": f"s{size}-{activation}-{seed}", "normalize": "none", "train_size": size,
+                             "activation": activation, "seed": seed, "step": step, "layer": 1, "gradient": g}
+                            for step, g in by_step.items()]  # fmt: skip
+    return {"size_accuracy": pd.DataFrame(sizes), "time_accuracy": pd.DataFrame(times),
+            "rpd_summary": pd.DataFrame(summary)}  # fmt: skip
+
+
+def test_shallow_criteria_on_known_tables():
+    criteria, tables = shallow_criteria(SHALLOW), _shallow_tables()
+    unit = {c.name: "with unit-norm inputs" for c in criteria if c.name.endswith("_unit")}  # no such rows
+    _check(criteria, tables, SHALLOW, 0, {
+        "curves_agree_smallest_01": (0.008, True),  # tanh 0.860 vs linear 0.852
+        "curves_separate_largest_01": (0.05, True),  # tanh 0.930 vs L-map0 0.880
+        "curves_overlap_early_01": (0.005, True),  # at step 100, not the last step's 0.05
+        "rpd_aligned_smallest_01": (0.05 / 2.05, True),
+        "rpd_linear_steeper_largest_01": (0.2, True),  # (2.5 - 2.0) / 2.5
+        "rpd_gradient_rises_then_falls_01": (1 / 3, True),  # from 1 up to 3, down to 2; step 0's 9 left out
+        **unit,
+    })  # fmt: skip
+    _check(criteria, tables, SHALLOW, 1, {
+        "curves_agree_smallest_01": (0.02, False),
+        "curves_separate_largest_01": (0.005, False),
+        "curves_overlap_early_01": "only at the last evaluation: no early phase",
+        "rpd_aligned_smallest_01": (0.5, False),  # the last checkpoint: 1 vs 2, not step 10's equal pair
+        "rpd_linear_steeper_largest_01": (0.0, False),
+        "rpd_gradient_rises_then_falls_01": (0.0, False),  # the peak is the last checkpoint
+        **unit,
+    })  # fmt: skip
+    assert verdict(evaluate_criteria(criteria, tables, SHALLOW, [0])) == "partly"  # the unit-norm criteria fail
+
+
+def test_shallow_criteria_that_cannot_be_evaluated_say_why():
+    by_name, tables = _by_name(shallow_criteria(SHALLOW)), _shallow_tables()
+    missing = tables["size_accuracy"][tables["size_accuracy"]["readout"] != "LP0"]
+    reason = by_name["curves_agree_smallest_01"].evaluate({"size_accuracy": missing}, SHALLOW, 0).reason
+    assert reason == "curve(s) tanh LP0 missing (a member diverged or was not run)"
+    early = tables["time_accuracy"][tables["time_accuracy"]["step"] == 1000]
+    assert by_name["curves_overlap_early_01"].evaluate({"time_accuracy": early}, SHALLOW, 0).reason == (
+        "fewer than two evaluations after step 0")
+    summary = tables["rpd_summary"]
+    no_linear = summary[(summary["activation"] == "tanh") | (summary["train_size"] == 5000)]
+    assert "the tanh or the linear net has no RPD" in by_name["rpd_aligned_smallest_01"].evaluate(
+        {"rpd_summary": no_linear}, SHALLOW, 0).reason
+    flat = summary.assign(gradient=np.where(summary["activation"] == "linear", 0.0, summary["gradient"]))
+    for name in ("rpd_aligned_smallest_01", "rpd_linear_steeper_largest_01"):
+        assert "linear net's RPD gradient is 0" in by_name[name].evaluate({"rpd_summary": flat}, SHALLOW, 0).reason
+    short = summary[summary["step"] != 100]
+    assert by_name["rpd_gradient_rises_then_falls_01"].evaluate({"rpd_summary": short}, SHALLOW, 0).reason == (
+        "fewer than three checkpoints after step 0")
+    negative = summary.assign(gradient=-summary["gradient"])
+    assert by_name["rpd_gradient_rises_then_falls_01"].evaluate({"rpd_summary": negative}, SHALLOW, 0).reason == (
+        "the RPD gradient is never positive")
+    assert "no time_accuracy rows of seed 7" in by_name["curves_overlap_early_01"].evaluate(tables, SHALLOW, 7).reason
+
+
+# ------------------------------------------------------------------------------------------ depth-width
+# test accuracy per seed and width over the depths (2, 4, 6, 8)
+DEPTH_WIDTH = {
+    0: {64: (0.90, 0.92, 0.94, 0.93), 128: (0.93, 0.95, 0.96, 0.955), 256: (0.94, 0.955, 0.962, 0.965)},
+    1: {64: (0.95, 0.94, 0.93, 0.92), 128: (0.96, 0.93, 0.94, 0.93), 256: (0.90, 0.92, 0.93, 0.92)},
+}
+DEPTHS = (2, 4, 6, 8)
+# the width-128 nets' first-layer density at q < 0.1, over the depths (layer 2 lowest everywhere: not read)
+HEAD_DENSITY = {0: (0.5, 0.4, 0.3, 0.45), 1: (0.5, 0.4, 0.45, 0.2)}
+
+
+def _depth_width_tables():
+    accuracy, summary = [], []
+    for seed, by_width in DEPTH_WIDTH.items():
+        for width, values in by_width.items():
+            for depth, a in zip(DEPTHS, values, strict=True):
+                member = f"w{width}-d{depth}-s{seed}"
+                accuracy += [{"member": member, "width": width, "depth": depth, "seed": seed, "split": split,
+                              "accuracy": acc} for split, acc in (("train", 1.0), ("test", a))]  # fmt: skip
+        for depth, density in zip(DEPTHS, HEAD_DENSITY[seed], strict=True):
+            summary += [{"member": f"w128-d{depth}-s{seed}", "width": 128, "depth": depth, "seed": seed,
+                         "layer": layer, "head_density": density / layer} for layer in (1, 2)]  # fmt: skip
+    return {"accuracy": pd.DataFrame(accuracy), "rpd_summary": pd.DataFrame(summary)}
+
+
+def test_depth_width_criteria_on_known_tables():
+    criteria, tables = depth_width_criteria(), _depth_width_tables()
+    _check(criteria, tables, None, 0, {
+        "accuracy_peaks_inside_depth_range": (2 / 3, True),  # widths 64 and 128 peak at depth 6, 256 at the end
+        "optimum_near_8_layers": (8.0, True),  # median of depths 6, 6, 8, plus 2
+        "accuracy_grows_with_width": (1.0, True),
+        "curves_converge_with_width": (0.00675 / 0.02625, True),  # |256 - 128| over |128 - 64|, mean over depths
+        "layer1_npm_richest_at_optimum": (0.0, True),  # lowest density at depth 6, the most accurate
+    })  # fmt: skip
+    _check(criteria, tables, None, 1, {
+        "accuracy_peaks_inside_depth_range": (1 / 3, False),  # 64, 128 best at depth 2; 256 at 6
+        "optimum_near_8_layers": (4.0, False),  # median of depths 2, 2, 6, plus 2
+        "accuracy_grows_with_width": (3 / 8, False),
+        "curves_converge_with_width": (0.0225 / 0.01, False),
+        "layer1_npm_richest_at_optimum": (3.0, False),  # lowest at depth 8, width 128 best at depth 2
+    })  # fmt: skip
+
+
+def test_depth_width_criteria_that_cannot_be_evaluated_say_why():
+    by_name, tables = _by_name(depth_width_criteria()), _depth_width_tables()
+    accuracy = tables["accuracy"]
+    two_depths = {**tables, "accuracy": accuracy[accuracy["depth"] <= 4]}
+    assert by_name["accuracy_peaks_inside_depth_range"].evaluate(two_depths, None, 0).reason == (
+        "fewer than three depths: no interior depth")
+    one_width = {"accuracy": accuracy[accuracy["width"] == 64]}
+    assert by_name["accuracy_grows_with_width"].evaluate(one_width, None, 0).reason == "fewer than two widths"
+    two_widths = {"accuracy": accuracy[accuracy["width"] <= 128]}
+    assert "fewer than three widths" in by_name["curves_converge_with_width"].evaluate(two_widths, None, 0).reason
+    equal = accuracy.assign(accuracy=np.where(accuracy["width"] <= 128, 0.9, accuracy["accuracy"]))
+    assert "the two narrowest widths have the same accuracy" in by_name["curves_converge_with_width"].evaluate(
+        {"accuracy": equal}, None, 0).reason
+    no_rpd = {**tables, "rpd_summary": tables["rpd_summary"].assign(head_density=math.nan)}
+    assert by_name["layer1_npm_richest_at_optimum"].evaluate(no_rpd, None, 0).reason == "no first-layer RPD of seed 0"
+    for name, c in by_name.items():
+        words = "no first-layer RPD of seed 7" if name.startswith("layer1") else "no test accuracy of seed 7"
+        assert c.evaluate(tables, None, 7).reason.startswith(words), name
