@@ -58,6 +58,8 @@ def test_experiment_at_smoke(name, tmp_path, capsys):
         assert png.with_suffix(".svg").is_file(), png.name
     page = (out / "report.html").read_text()
     assert html.escape(cls.claim[:40]) in page and "data:image/png;base64" in page
+    if summary["members"] >= 2:  # the members side by side, linked from the report
+        assert 'href="compare/report.html"' in page and (out / "compare" / "report.html").is_file()
 
     # --resume: nothing trained again, the same tables
     assert _run(name, out, "--resume") == 0
