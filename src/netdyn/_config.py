@@ -64,3 +64,15 @@ def field_docs(cls: type) -> dict[str, str]:
         ):
             docs[node.target.id] = nxt.value.value.strip()
     return docs
+
+
+def flag_text(value: Any) -> str:
+    """A value as a command-line flag or a sweep key takes it: ``none``, ``true`` / ``false``, comma-separated for a
+    sequence."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (tuple, list)):
+        return ",".join(flag_text(v) for v in value)
+    return str(value)

@@ -10,14 +10,16 @@ Each command is a module of :mod:`netdyn.commands`; this one assembles the parse
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from netdyn.commands import COMMAND_MODULES
-from netdyn.commands._options import EXIT_FAILURE, EXIT_USAGE, Parser, UsageError
+from netdyn.commands._options import EXIT_FAILURE, EXIT_USAGE, Parser, UsageError, add_output_options
 from netdyn.errors import ConfigError, NetdynError
 
 
@@ -33,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for module in COMMAND_MODULES:
         importlib.import_module(module).add_parser(sub)
+    for command in sub.choices.values():
+        add_output_options(command)
     return parser
 
 
@@ -48,8 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _logging(args.verbose):
             warnings.showwarning = _note
+            if args.quiet:
+                warnings.simplefilter("ignore")
             return args.handler(args)
     except UsageError as exc:
         print(_one_line(str(exc)), file=sys.stderr)
@@ -67,6 +73,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("netdyn: interrupted; completed checkpoints and tables are kept", file=sys.stderr)
         return 130
+
+
+@contextlib.contextmanager
+def _logging(verbose: bool) -> Iterator[None]:
+    """With ``-v``, netdyn's log records at INFO and above as ``netdyn: ...`` lines on stderr, for this command."""
+    if not verbose:
+        yield
+        return
+    logger = logging.getLogger("netdyn")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("netdyn: %(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _note(message: Warning | str, category: type, filename: str, lineno: int, file: Any = None, line: Any = None):

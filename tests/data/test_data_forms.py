@@ -174,3 +174,36 @@ def test_an_installed_data_set_loads_by_name_here_and_in_a_fresh_process(install
         [sys.executable, "-c", script, json.dumps(data.spec)], capture_output=True, text=True, timeout=120, check=True
     )
     assert float(done.stdout) == pytest.approx(float(data.x_train.sum()), rel=1e-6)
+
+
+# ---------------------------------------------------------------- the command line
+
+TRAIN = ["train", "--width", "8", "--depth", "2", "--epochs", "1", "--batch-size", "30", "--eval-every", "log:2",
+         "--checkpoint-every", "log:2", "-q"]
+
+
+def test_netdyn_train_on_an_npz_file_and_analyze_the_run(tmp_path, monkeypatch, capsys):
+    from netdyn.cli import main
+
+    (tmp_path / "data").mkdir()
+    _write_npz(tmp_path / "data" / "mine.npz")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NETDYN_DATA", raising=False)
+    assert main([*TRAIN, "--dataset", "data/mine.npz", "--out", "run"]) == 0
+    record = (tmp_path / "run" / "config.json").read_text()
+    assert '"name": "mine.npz"' in record and '"sha256": "' in record and "data/mine.npz" not in record
+    capsys.readouterr()
+    assert main(["analyze", "run", "--no-basins", "--quantities", "lmap", "-q"]) == 1  # not in ., nor NETDYN_DATA
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "mine.npz (SHA-256 " in err and "--data-root" in err
+    assert main(["analyze", "run", "--no-basins", "--quantities", "lmap", "-q", "--data-root", "data"]) == 0
+
+
+def test_netdyn_finds_an_installed_data_set(installed_set, tmp_path, capsys):
+    from netdyn.cli import main
+
+    assert main(["datasets"]) == 0
+    assert "toy-blobs" in capsys.readouterr().out
+    assert main([*TRAIN, "--dataset", "toy_blobs", "--data-option", "n_features=3", "--out", str(tmp_path / "r")]) == 0
+    assert main(["analyze", str(tmp_path / "r"), "--no-basins", "--quantities", "lmap", "-q"]) == 0
+    assert netdyn.load_run(tmp_path / "r").dataset().n_features == 3

@@ -8,6 +8,8 @@ numbers they give. It places nothing on a device, draws, prints and writes nothi
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +24,8 @@ from netdyn.analysis.quantities import AnalysisContext, Quantity, Tables, select
 from netdyn.data.samples import DataLike, SampleSet
 from netdyn.errors import ModelError
 from netdyn.models.adapter import read_network
+
+logger = logging.getLogger(__name__)
 
 #: What a linear-algebra routine raises when it cannot finish on extreme (or non-finite) values.
 
@@ -89,7 +93,10 @@ def compute_quantities(
     for record in selected(config):
         if on_quantity is not None:
             on_quantity(record.name)
+        started = time.perf_counter()
         computed, reason = compute_or_skip(record, net, samples, ctx)
+        what = f"skipped: {reason}" if reason is not None else f"{', '.join(computed) or 'no table'}"
+        logger.info("%s in %.1f s (%s)", record.name, time.perf_counter() - started, what)
         tables.update(computed)
         if reason is not None:
             skipped[record.name] = reason

@@ -59,7 +59,7 @@ class AnalysisConfig:
     pattern held at its training-set mean, as batch norm's running statistics are, so that the tail is affine;
     fused attention is then an error naming it). A netdyn MLP has neither: both give its one table."""
     memory_budget: int = MEMORY_BUDGET
-    """Bytes the LP and the class geometry may hold per cut of a model that is not a netdyn MLP (2 GiB; SPEC 10).
+    """Bytes the LP and the class geometry may hold per cut of a model that is not a netdyn MLP (default 2 GiB).
     A cut wider than 8,192 features gets the LP's dual form while it fits, else a conv cut's activations are
     average-pooled k x k to fit; the geometry pools the same way where its class centres do not fit."""
     seed: int = 0

@@ -27,10 +27,37 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that reports a bad argument as one line and exit status 2, without the usage block."""
+    """argparse that reports a bad argument as one line and exit status 2, without the usage block, and writes its
+    help as plain text (:class:`PlainHelp`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", PlainHelp)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: error: {message}")
+
+
+class PlainHelp(argparse.HelpFormatter):
+    """Help text without the reST markup of the docstrings it is drawn from (the one place that strips it)."""
+
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(plain_text(text))
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        return plain_text(super()._expand_help(action))
+
+
+#: reST roles (``:class:`~netdyn.X```), literals (````x````), emphasis (``**x**``, ``*x*``) and single backticks.
+_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")
+_MARKUP = re.compile(r"``([^`]+)``|\*\*([^*]+)\*\*|`([^`]+)`")
+
+
+def plain_text(text: str) -> str:
+    """``text`` without reST markup: a role keeps its target (``:class:`~netdyn.data.Dataset``` -> ``Dataset``, the
+    last part where the target has a ``~``), literals and emphasis keep their words."""
+    text = _ROLE.sub(lambda m: m.group(1).rsplit(".", 1)[-1] if m.group(0).count("~") else m.group(1), text)
+    return _MARKUP.sub(lambda m: next(g for g in m.groups() if g is not None), text)
 
 
 # ---------------------------------------------------------------------------------------------- value types
@@ -261,15 +288,17 @@ def add_dataclass_options(
     group = parser.add_argument_group(title or cls.__name__)
     docs = _config.field_docs(cls)
     overrides, rename, choices, helps = overrides or {}, rename or {}, choices or {}, helps or {}
+    flags = {f.name: "--" + rename.get(f.name, f.name).replace("_", "-") for f in dataclasses.fields(cls)}
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         default = overrides.get(f.name, f.default if f.default is not dataclasses.MISSING else None)
         dest = rename.get(f.name, f.name)
+        text = helps[f.name] if f.name in helps else _flag_words(docs.get(f.name, ""), flags)
         options: dict[str, Any] = dict(
             dest=dest,
             default=default if defaults else argparse.SUPPRESS,
-            help=f"{helps.get(f.name, docs.get(f.name, ''))} (default: {default})",
+            help=text + _default_note(text, default, flags[f.name]),
         )
         if isinstance(f.default, bool):
             options["action"] = argparse.BooleanOptionalAction
@@ -279,6 +308,25 @@ def add_dataclass_options(
             options.update(_value_type(f.type, dest))
         group.add_argument("--" + dest.replace("_", "-"), **options)
     return group
+
+
+def _flag_words(doc: str, flags: dict[str, str]) -> str:
+    """A field's docstring in the command line's words: a field's name is its flag (````steps```` -> ``--steps``;
+    a name with an underscore also unquoted: ``eval_every`` -> ``--eval-every``) and "None: ..." is "none: ...",
+    as the flags take it."""
+    doc = re.sub(r"``(\w+)``", lambda m: flags.get(m.group(1), m.group(0)), doc)
+    doc = re.sub(r"(?<![\w.-])([a-z]+_[a-z_]+)\b", lambda m: flags.get(m.group(1), m.group(0)), doc)
+    return re.sub(r"\bNone(?=:)", "none", doc)
+
+
+def _default_note(text: str, default: Any, flag: str) -> str:
+    """`` (default: X)`` after a help text, in the flag's spelling; nothing where the text states its default, or
+    where there is none to state."""
+    if default is None or re.search(r"\(default\b|\bdefault:|\bnone:", text, re.IGNORECASE):
+        return ""
+    if isinstance(default, bool):
+        return f" (default: {flag if default else '--no-' + flag[2:]})"
+    return f" (default: {_config.flag_text(default)})"
 
 
 def _value_type(annotation: Any, dest: str) -> dict[str, Any]:
@@ -321,6 +369,7 @@ def add_run_spec_options(parser: argparse.ArgumentParser, defaults: bool = True,
     from netdyn.models.spec import INITS, RESIDUALS, ModelSpec
     from netdyn.orchestration.settings import FLAG_NAMES
     from netdyn.training import TrainConfig
+    from netdyn.training.config import BN_EVALS, DTYPES, LOSSES, OPTIMIZERS
 
     first = len(parser._actions)
     model_flags = {field: name for (part, field), name in FLAG_NAMES.items() if part == "model"}
@@ -329,7 +378,8 @@ def add_run_spec_options(parser: argparse.ArgumentParser, defaults: bool = True,
         parser, DataSpec, skip=("options",), title="data", rename=data_flags, overrides={"seed": None},
         choices={"normalize": NORMALIZATIONS}, defaults=defaults,
         helps={
-            "name": "dataset name (see `netdyn datasets`)",
+            "name": "a dataset of netdyn datasets (an installed package's too), or a file.npz holding x_train, "
+            "y_train, x_test, y_test (default: mnist5k)",
             "seed": "seed of subsets and generated data (default: --seed)",
         },
     )
@@ -349,7 +399,10 @@ def add_run_spec_options(parser: argparse.ArgumentParser, defaults: bool = True,
         helps={"seed": "seed of the initial weights (default: --seed)"},
     )
     next(a for a in parser._actions if a.dest == "width").type = width
-    add_dataclass_options(parser, TrainConfig, title="training", defaults=defaults)
+    add_dataclass_options(
+        parser, TrainConfig, title="training", defaults=defaults,
+        choices={"optimizer": OPTIMIZERS, "loss": LOSSES, "dtype": DTYPES, "bn_eval": BN_EVALS},
+    )
     return [a.dest for a in parser._actions[first:] if a.dest not in ("data_root", "download")]
 
 
@@ -395,7 +448,6 @@ def add_backend_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data-root", default=None, type=Folder("read"), metavar="DIR",
                    help="folder holding the data set's files on the workers")
     g.add_argument("--download", action="store_true", help="download mnist / fashion-mnist if missing")
-    g.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def backend_from_args(args: argparse.Namespace) -> Any:
@@ -418,6 +470,13 @@ def backend_from_args(args: argparse.Namespace) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------- output
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """``-q/--quiet`` and ``-v/--verbose``, which every command takes (``netdyn.cli`` adds them)."""
+    g = parser.add_argument_group("output").add_mutually_exclusive_group()
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bars or notes: only results and errors")
+    g.add_argument("-v", "--verbose", action="store_true", help="also log what is loaded and computed, on stderr")
+
+
 def print_analysis(summary: dict[str, Any]) -> None:
     """The analysis summary's headline numbers, as ``netdyn train --analyze`` and ``netdyn analyze`` print them."""
 

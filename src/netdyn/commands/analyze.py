@@ -11,11 +11,13 @@ from netdyn.commands._options import Folder, UsageError, add_dataclass_options, 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from netdyn.analysis import AnalysisConfig
+    from netdyn.analysis.config import BN_MODES
+    from netdyn.models.adapter import LMAP_VARIANTS
 
     a = sub.add_parser(
         "analyze",
         help="analyse a run folder: tables, figures and report.html",
-        description="Run the framework's analysis (SPEC 5) on a run folder's checkpoint(s) and "
+        description="Run the framework's analysis on a run folder's checkpoint(s) and "
         "write the tables under metrics/, the figures under figures/ and a self-contained "
         "report.html.",
     )
@@ -29,8 +31,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--data-root", default=None, type=Folder("read"), metavar="DIR",
         help="folder holding the run's dataset files on this machine",
     )
-    a.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_dataclass_options(a, AnalysisConfig, title="analysis")
+    add_dataclass_options(
+        a, AnalysisConfig, title="analysis",
+        choices={"bn_mode": BN_MODES, "dtype": ("float32", "float64"), "lmap_variant": LMAP_VARIANTS},
+    )
     a.set_defaults(handler=cmd_analyze)
 
 
@@ -61,7 +65,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     data = run.dataset(root=args.data_root)
     samples, n_layers, _ = read_model(run.model(chosen[-1]), data, **run.reading)
     check_config_fits(config, Layers(n_layers), int(samples.num_classes))
-    if note is not None:
+    if note is not None and not args.quiet:
         print(f"netdyn analyze: note: {note}", file=sys.stderr)
     if run.summary.get("warning"):  # e.g. a monitor that saw no training step: its checkpoint is the untrained net
         print(f"netdyn analyze: warning: {run.summary['warning']}", file=sys.stderr)

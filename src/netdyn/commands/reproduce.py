@@ -40,7 +40,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--data-root", default=None, type=Folder("read"), metavar="DIR", help="folder holding the data set's files"
     )
     p.add_argument("--download", action="store_true", help="download mnist / fashion-mnist if missing")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(handler=cmd_reproduce)
 
 

@@ -36,7 +36,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
     )
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
     spec_flags += add_analyze_options(run)
     p.set_defaults(handler=cmd_train, spec_flags=tuple(spec_flags))
 

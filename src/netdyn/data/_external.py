@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import logging
 import os
 from collections.abc import Mapping
 from importlib import metadata
@@ -19,6 +20,8 @@ import numpy as np
 
 from netdyn.data.samples import as_samples
 from netdyn.errors import ConfigError, DatasetError
+
+logger = logging.getLogger(__name__)
 
 NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 ENTRY_POINT_GROUP = "netdyn.datasets"
@@ -65,6 +68,7 @@ def locate_npz(name: str, root: Path | None, sha256: str | None) -> tuple[Path, 
                     f"{file_name}: {path.resolve()} has SHA-256 {found}, not the recorded {sha256}: the file "
                     "changed since the run used it"
                 )
+            logger.info("reading %s (SHA-256 %s)", path.resolve(), found)
             return path, found
     places = ", ".join(str(p.parent) for p in candidates)
     raise DatasetError(
@@ -137,6 +141,7 @@ def call_plugin(ep: metadata.EntryPoint, seed: int, options: Mapping[str, Any]) 
     arrays or tensors, a mapping of them (with an optional ``num_classes``), a ``(train, test)`` pair of torch
     Datasets or DataLoaders, or a sample set. Returns the arrays and the shape of one sample."""
     function = load_function(ep)
+    logger.info("calling %s for the data set %r", describe(ep), ep.name)
     check_options(canonical(ep.name), function, options)
     if "seed" in inspect.signature(function).parameters:
         options = {**options, "seed": seed}

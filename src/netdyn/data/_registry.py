@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import logging
 import math
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["load_dataset", "list_datasets"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,7 @@ def load_dataset(
     )
     for subset in subsets:
         dataset = dataset.subset(**subset)
+    logger.info("loaded %r", dataset)
     return dataset
 
 

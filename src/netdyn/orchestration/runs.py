@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from netdyn import _config
 from netdyn._version import __version__
 from netdyn.analysis.config import AnalysisConfig
 from netdyn.data import Dataset
@@ -142,7 +143,10 @@ def run(
     resolved = replace(spec, model=spec.model.resolve(data), data=DataSpec.of(data))
     net = MLP.from_spec(resolved.model)
     if progress:
-        print(f"training {net.extra_repr()} on {data.name} ({len(data.y_train)} train / {len(data.y_test)} test)")
+        print(
+            f"training an MLP, {model_settings(resolved.model)}, on {data.name} ({len(data.y_train)} train / "
+            f"{len(data.y_test)} test)"
+        )
     record = {"netdyn_version": __version__, **resolved.to_dict()}
     result = train(
         net, data, resolved.train, run_dir=run_dir, resume=resume, progress=progress, record=record,
@@ -227,3 +231,13 @@ def load_run(path: str | Path) -> Run:
     ``run.spec`` and ``run.analysis()``.
     """
     return Run(RunFolder.open_existing(path).path)
+
+
+def model_settings(model: ModelSpec) -> str:
+    """A resolved model's shape as ``netdyn train``'s flags take it, and the sizes the data decides.
+
+    ``width=256 depth=3 activation=relu residual=none batchnorm=false (784 inputs, 10 classes)``.
+    """
+    shown = ("width", "depth", "activation", "residual", "batchnorm")
+    flags = " ".join(f"{name}={_config.flag_text(getattr(model, name))}" for name in shown)
+    return f"{flags} ({model.in_features} inputs, {model.num_classes} classes)"

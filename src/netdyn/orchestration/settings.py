@@ -54,7 +54,7 @@ NOT_KEYS = {
 }
 
 #: Settings of a run's place and process, not of the run: the caller decides them (netdyn sweep's own flags).
-RUN_LEVEL = ("out", "resume", "quiet", "data_root", "download", "help")
+RUN_LEVEL = ("out", "resume", "quiet", "verbose", "data_root", "download", "help")
 
 ANALYZE = "analyze"
 _TRUE = ("true", "yes", "on", "1")
