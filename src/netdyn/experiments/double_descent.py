@@ -189,7 +189,8 @@ class DoubleDescent(Experiment[DoubleDescentConfig]):
         deepest = max(set(history["depth"]))
         own = history[(history["depth"] == deepest) & (history["seed"] == seed)]
         fig = plots.plot_training(own.drop(columns=["member", "variant", "depth", "seed"]))
-        fig.suptitle(f"Depth {deepest}: test and training loss and accuracy, running vs batch statistics ({note})")
+        fig.suptitle(f"Depth {deepest}: test and training loss and accuracy,\nrunning vs batch statistics ({note})",
+                     fontsize="medium")
         figs["fig8_training_bn_modes"] = fig
         return figs
 
