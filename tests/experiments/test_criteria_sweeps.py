@@ -1,15 +1,18 @@
-"""The criteria (SPEC 6.1) of shallow (Fig. 2) and depth-width (Fig. 4) on hand-made tables with known answers:
-each criterion's value, its pass / fail, and the reason a seed cannot be evaluated where the tables give no value.
-Every test checks the whole declared list, so a criterion added later without a known answer here fails it."""
+"""The criteria (SPEC 6.1) of shallow (Fig. 2), depth-width (Fig. 4) and basins-depth-width (Fig. 5) on hand-made
+tables with known answers: each criterion's value, its pass / fail, and the reason a seed cannot be evaluated where
+the tables give no value. Every test checks the whole declared list, so a criterion added later without a known
+answer here fails it."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from netdyn.experiments.basins_depth_width import BasinsDepthWidthConfig, basins_depth_width_criteria, member_nets
 from netdyn.experiments.criteria import Criterion, evaluate_criteria, verdict
 from netdyn.experiments.depth_width import depth_width_criteria
 from netdyn.experiments.shallow import ShallowConfig, shallow_criteria
@@ -197,3 +200,117 @@ def test_depth_width_criteria_that_cannot_be_evaluated_say_why():
     for name, c in by_name.items():
         words = "no first-layer RPD of seed 7" if name.startswith("layer1") else "no test accuracy of seed 7"
         assert c.evaluate(tables, None, 7).reason.startswith(words), name
+
+
+# ------------------------------------------------------------------------------------------ basins-depth-width
+BDW = BasinsDepthWidthConfig(depths=(2, 4, 6, 8, 10), widths=(16, 64, 256))
+# size_half at width w is the depth's value times (1 + w / 1000) in sample space, (1 - w / 1000) in weight space
+BDW_SIZES = {
+    # BN nets from their own rule: the sample basin grows with depth and levels off from depth 6 (its 4.05 at
+    # depth 10 below depth 8's 4.1: Spearman 0.9), the weight basin shrinks and levels off from depth 6 (-0.7)
+    (True, "default", "sample"): {1: 1.0, 2: 2.0, 4: 3.0, 6: 4.0, 8: 4.1, 10: 4.05},
+    (True, "default", "weight"): {1: 3.0, 2: 2.0, 4: 1.5, 6: 1.0, 8: 0.98, 10: 1.02},
+    # the control, BN nets from the plain rule (widest width only): no sample trend (-0.3), a weight one (-1)
+    (True, "kaiming", "sample"): {1: 2.0, 2: 2.0, 4: 2.1, 6: 1.9, 8: 2.05, 10: 1.95},
+    (True, "kaiming", "weight"): {1: 2.0, 2: 1.8, 4: 1.6, 6: 1.4, 8: 1.2, 10: 1.0},
+    # without BN: both basins against the paper in depth (sample -1, weight +1), with it in width
+    (False, "kaiming", "sample"): {1: 5.0, 2: 4.4, 4: 3.8, 6: 3.2, 8: 2.6, 10: 2.0},
+    (False, "kaiming", "weight"): {1: 1.1, 2: 1.2, 4: 1.4, 6: 1.6, 8: 1.8, 10: 2.0},
+}
+
+
+def _bdw_sizes(config=BDW, sizes=None, seed=0):
+    sizes = BDW_SIZES if sizes is None else sizes
+    rows = []
+    for batchnorm, init, depth, width in member_nets(config):
+        for space, scale in (("sample", 1 + width / 1000), ("weight", 1 - width / 1000)):
+            rows.append({"member": f"{batchnorm}-{init}-d{depth}-w{width}-s{seed}", "batchnorm": batchnorm,
+                         "init": init, "depth": depth, "width": width, "seed": seed, "space": space,
+                         "clean_accuracy": 1.0, "size_half": sizes[(batchnorm, init, space)][depth] * scale})
+    return pd.DataFrame(rows)
+
+
+def test_basins_depth_width_criteria_on_known_tables():
+    criteria, tables = basins_depth_width_criteria(BDW), {"basin_sizes": _bdw_sizes()}
+    narrow = "narrower than the paper's converged width (400)"
+    _check(criteria, tables, BDW, 0, {
+        "sample_basin_grows_with_depth_bn": (0.9, True),  # mean over the three widths
+        "weight_basin_shrinks_with_depth_bn": (-0.7, True),
+        "sample_basin_grows_with_width_bn": (1.0, True),  # mean over the five depths
+        "weight_basin_shrinks_with_width_bn": (-1.0, True),
+        "sample_basin_converges_in_depth_bn": (6.0, True),
+        "sample_basin_converges_in_width_bn": narrow,
+        "weight_basin_converges_in_depth_bn": (6.0, True),
+        "weight_basin_converges_in_width_bn": narrow,
+        "sample_basin_deep_exceeds_shallow_bn": (4.05, True),  # depth 10 over depth 1 at width 256
+        "sample_basin_grows_with_depth_plain": (-1.0, False),
+        "weight_basin_shrinks_with_depth_plain": (1.0, False),
+        "sample_basin_grows_with_width_plain": (1.0, True),
+        "weight_basin_shrinks_with_width_plain": (-1.0, True),
+        "sample_basin_grows_with_depth_bn_same_init": (-0.3, False),  # depth 1 left out, as in the others
+        "weight_basin_shrinks_with_depth_bn_same_init": (-1.0, True),
+    })  # fmt: skip
+    plain = _by_name(criteria)["sample_basin_grows_with_depth_plain"]
+    assert plain.evaluate(tables, BDW, 1).reason == (
+        "no sample-space basin of a no BN net of seed 1 (diverged or not run)")
+    # no control declared where the variants share a rule, no plain criteria without plain nets
+    same = _by_name(basins_depth_width_criteria(dataclasses.replace(BDW, init_plain="default")))
+    assert not [n for n in same if n.endswith("same_init")] and "sample_basin_grows_with_depth_plain" in same
+    bn_only = _by_name(basins_depth_width_criteria(dataclasses.replace(BDW, batchnorms=(True,))))
+    assert not [n for n in bn_only if n.endswith("_plain")] and len(bn_only) == 9 + 2
+
+
+def test_basins_converge_in_width_by_twice_the_papers_width():
+    """Sizes levelling off from width 200 at depths 2 and 4 and never at depths 6, 8 and 10 (sample space), and
+    from width 100 at every depth (weight space)."""
+    config = dataclasses.replace(BDW, widths=(100, 200, 400, 800), baseline_depth=None, same_init_control=False)
+    rows = []
+    for depth in config.depths:
+        for i, width in enumerate(config.widths):
+            sample = (1.0, 2.0, 2.05, 2.0)[i] if depth <= 4 else 1.0 + i
+            for space, size in (("sample", sample), ("weight", 1.0 + 0.01 * i)):
+                rows.append({"batchnorm": True, "init": "default", "depth": depth, "width": width, "seed": 0,
+                             "space": space, "size_half": size})
+    tables = {"basin_sizes": pd.DataFrame(rows)}
+    by_name = _by_name(basins_depth_width_criteria(config))
+    sample = by_name["sample_basin_converges_in_width_bn"].evaluate(tables, config, 0)
+    assert sample.value == pytest.approx(2 / 5) and not sample.passes
+    weight = by_name["weight_basin_converges_in_width_bn"].evaluate(tables, config, 0)
+    assert weight.value == pytest.approx(1.0) and weight.passes
+    three = {"basin_sizes": tables["basin_sizes"].query("width >= 400")}
+    assert by_name["weight_basin_converges_in_width_bn"].evaluate(three, config, 0).reason == (
+        "fewer than 3 widths on the grid: no plateau to find")
+
+
+def test_basins_depth_width_criteria_that_cannot_be_evaluated_say_why():
+    by_name = _by_name(basins_depth_width_criteria(BDW))
+    growing = {**BDW_SIZES, (True, "default", "sample"): {1: 1.0, 2: 1.0, 4: 2.0, 6: 3.0, 8: 4.0, 10: 5.0}}
+    tables = {"basin_sizes": _bdw_sizes(sizes=growing)}
+    result = by_name["sample_basin_converges_in_depth_bn"].evaluate(tables, BDW, 0)
+    assert result.reason == ("the sample-space size does not level off over the grid's depths (its last 3 are not "
+                             "within 0.1 of their median)")
+    assert by_name["sample_basin_grows_with_depth_bn"].evaluate(tables, BDW, 0).value == pytest.approx(1.0)
+    sizes = _bdw_sizes()
+    deepest = (sizes["depth"] == 10) & (sizes["width"] == 256) & (sizes["space"] == "weight") & (
+        sizes["init"] == "default")
+    tables = {"basin_sizes": sizes.assign(size_half=sizes["size_half"].mask(deepest))}
+    assert by_name["weight_basin_converges_in_depth_bn"].evaluate(tables, BDW, 0).reason == (
+        "the weight-space size_half was not reached on the noise grid at depth 10")
+    # a size not reached drops out of a trend: width 256 is ranked over depths 2-8 alone (-1, the others -0.7)
+    assert by_name["weight_basin_shrinks_with_depth_bn"].evaluate(tables, BDW, 0).value == pytest.approx(-0.8)
+    baseline = {"basin_sizes": sizes[sizes["depth"] != 1]}
+    assert by_name["sample_basin_deep_exceeds_shallow_bn"].evaluate(baseline, BDW, 0).reason == (
+        "no depth-1 baseline or no deepest net at the widest width")
+    shallow = (sizes["depth"] == 1) & (sizes["space"] == "sample")
+    unreached = {"basin_sizes": sizes.assign(size_half=sizes["size_half"].mask(shallow))}
+    assert by_name["sample_basin_deep_exceeds_shallow_bn"].evaluate(unreached, BDW, 0).reason == (
+        "a size_half was not reached on the noise grid")
+    flat = {"basin_sizes": sizes.assign(size_half=1.0)}
+    assert "no width with a rank correlation against depth" in by_name["sample_basin_grows_with_depth_bn"].evaluate(
+        flat, BDW, 0).reason
+    assert "no rank correlation over depths" in by_name["sample_basin_grows_with_depth_bn_same_init"].evaluate(
+        flat, BDW, 0).reason
+    # the smoke grid, depths (1, 2): too few depths for a plateau
+    smoke = BasinsDepthWidthConfig(depths=(1, 2), widths=(16, 32))
+    assert by_name["sample_basin_converges_in_depth_bn"].evaluate(
+        {"basin_sizes": _bdw_sizes(smoke)}, smoke, 0).reason == "fewer than 3 depths on the grid: no plateau to find"

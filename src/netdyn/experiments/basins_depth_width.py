@@ -2,9 +2,9 @@
 width, in sample space and in weight space, with batch norm (the paper's nets) and without it.
 
 Every member is a ReLU MLP trained to (near) 100% training accuracy; its last checkpoint gets a sample-space
-and a weight-space basin curve (SPEC 5.6, through ``runs.tables``), and ``size_half`` (where the accuracy has
-halved) is read from each curve with :func:`~netdyn.analysis.basins.curve_sizes`. Panels (a, b): the curves of
-several depths at the widest width; panels (c, d): ``size_half`` against width, a line per depth.
+and a weight-space basin curve (docs/quantities.md#attraction-basins, through ``runs.tables``), and ``size_half`` (where
+the accuracy has halved) is read from each curve with :func:`~netdyn.analysis.basins.curve_sizes`. Panels (a, b): the
+curves of several depths at the widest width; panels (c, d): ``size_half`` against width, a line per depth.
 
 The helpers :func:`basin_tables`, :func:`rank_trend` and :func:`converged_at` are shared with
 ``basins-hparams`` (Fig. 6).
@@ -67,7 +67,7 @@ class BasinsDepthWidthConfig(ExperimentConfig):
     """Neurons per hidden layer; the curves of panels (a, b) use the widest (the paper's is 1024; it sees the
     sizes converge near width 400, beyond what fits 10 CPU minutes here)."""
     batchnorms: tuple[bool, ...] = (True, False)
-    """With batch norm (the paper's nets) and without it (SPEC 6 asks for both)."""
+    """With batch norm (the paper's nets) and without it (the experiment runs both)."""
     init_bn: str = "default"
     """Initial weights of the batch-norm nets: torch's default rule, as in the other experiments on the paper's
     BN nets (the paper does not say). It matters more than batch norm suggests: He (kaiming) initial weights,
@@ -89,22 +89,22 @@ class BasinsDepthWidthConfig(ExperimentConfig):
     """Training length: the basins are defined after training accuracy reaches 100% (the paper's premise);
     the members table records how close each member came."""
     baseline_depth: int | None = 1
-    """Control (SPEC 6.1): the shallow baseline, nets of this depth at the widest width, with and without batch
-    norm (None: none; a depth of the grid is not trained twice)."""
+    """Control (see docs/verdicts.md): the shallow baseline, nets of this depth at the widest width, with and without
+    batch norm (None: none; a depth of the grid is not trained twice)."""
     same_init_control: bool = True
-    """Control (SPEC 6.1): BN nets from the plain nets' initial rule (``init_plain``) at the widest width over
-    the grid's depths, so that BN and plain nets are compared from the same initial rule as well as each from its
+    """Control (see docs/verdicts.md): BN nets from the plain nets' initial rule (``init_plain``) at the widest width
+    over the grid's depths, so that BN and plain nets are compared from the same initial rule as well as each from its
     own."""
     eval_every: str = "log:6"
     """Evaluation points of the training history (each reads the whole train and test sets)."""
     checkpoint_every: str = "log:2"
     """Checkpoints: the first and the last (only the last is analysed)."""
     basin_samples: int | None = 500
-    """Training samples the basin curves use (a seeded subset; SPEC's CPU default is 2,000; None: all)."""
+    """Training samples the basin curves use (a seeded subset; the basins' CPU default is 2,000; None: all)."""
     repeats: int = 3
     """Noise draws per sample (sample space) or perturbed networks (weight space) per amplitude."""
     eps: tuple[float, ...] | None = None
-    """Noise amplitudes (None: SPEC's default grid, 0..3 by 0.1, extended up to 12 until accuracy halves)."""
+    """Noise amplitudes (None: the basins' default grid, 0..3 by 0.1, extended up to 12 until accuracy halves)."""
 
 
 class BasinSettings(Protocol):
@@ -447,10 +447,10 @@ def _depth_curves(
 # ------------------------------------------------------------------------------------------ criteria
 # Written from the paper's text on Fig. 5 (section V, "The depth and width dependence of attraction basins") and on
 # Fig. 7 vs 5(a) (section VI, grokking: the deep net's sample-space basin is far larger than a shallow net's) before
-# any run used them (SPEC 6.1). The paper's nets have batch norm; the nets without it and the BN nets started from
-# the plain nets' initial rule are controls (SPEC 6.1) whose criteria count like the others: a depth or width
-# dependence the paper ascribes to DNNs should not hinge on batch norm or on the initial rule. Depth 1 is the
-# shallow baseline. One value per seed, from that seed's nets.
+# any run used them (see docs/verdicts.md). The paper's nets have batch norm; the nets without it and the BN nets
+# started from the plain nets' initial rule are controls (see docs/verdicts.md) whose criteria count like the others: a
+# depth or width dependence the paper ascribes to DNNs should not hinge on batch norm or on the initial rule. Depth 1 is
+# the shallow baseline. One value per seed, from that seed's nets.
 
 MIN_TREND = 0.5
 """A Spearman correlation that counts as a trend with depth or width (|rho| >= 0.5)."""
@@ -511,13 +511,27 @@ def widest_depth_trend(tables: Mapping[str, pd.DataFrame], config: Any, seed: in
     return _trend(rows["depth"], rows["size_half"], "depths")
 
 
+def _no_plateau(rows: pd.DataFrame, axis: str, space: str) -> CannotEvaluate:
+    """Why :func:`converged_at` found no plateau of ``size_half`` against ``axis``: too few points, a size not
+    reached among the last ``MIN_PLATEAU`` (where every plateau has to start), or sizes that keep changing."""
+    if len(rows) < MIN_PLATEAU:
+        return CannotEvaluate(f"fewer than {MIN_PLATEAU} {axis}s on the grid: no plateau to find")
+    last = rows.sort_values(axis).tail(MIN_PLATEAU)
+    missing = last.loc[~np.isfinite(last["size_half"].astype(float)), axis].tolist()
+    if missing:
+        return CannotEvaluate(f"the {space}-space size_half was not reached on the noise grid at {axis} "
+                              f"{', '.join(str(int(v)) for v in missing)}")
+    return CannotEvaluate(f"the {space}-space size does not level off over the grid's {axis}s (its last "
+                          f"{MIN_PLATEAU} are not within {CONVERGENCE_TOLERANCE:g} of their median)")
+
+
 def converged_depth(tables: Mapping[str, pd.DataFrame], config: Any, seed: int, *, space: str) -> float:
     """BN nets at the widest width: the depth from which ``size_half`` stays within 10% (:func:`converged_at`)."""
     rows = _sizes(tables, config, seed, space, True)
     rows = rows[(rows["width"] == max(config.widths)) & rows["depth"].isin(config.depths)]
     value = converged_at(rows["depth"], rows["size_half"])
     if math.isnan(value):
-        raise CannotEvaluate(f"the {space}-space size does not level off over the grid's depths")
+        raise _no_plateau(rows, "depth", space)
     return value
 
 
@@ -529,6 +543,8 @@ def converged_width_share(tables: Mapping[str, pd.DataFrame], config: Any, seed:
                              f"({PAPER_CONVERGED_WIDTH})")
     rows = _sizes(tables, config, seed, space, True)
     rows = rows[rows["depth"].isin(config.depths)]
+    if rows["width"].nunique() < MIN_PLATEAU:  # no depth could level off: the grid, not the nets, says so
+        raise CannotEvaluate(f"fewer than {MIN_PLATEAU} widths on the grid: no plateau to find")
     at = [converged_at(group["width"], group["size_half"]) for _, group in rows.groupby("depth")]
     return float(np.mean([math.isfinite(w) and w <= 2 * PAPER_CONVERGED_WIDTH for w in at]))
 
@@ -573,7 +589,7 @@ def _trend_criteria(batchnorm: bool, statement_nets: str) -> list[Criterion]:
 
 
 def basins_depth_width_criteria(config: BasinsDepthWidthConfig) -> list[Criterion]:
-    """The criteria of ``basins-depth-width`` (SPEC 6.1) for the variants ``config`` trains."""
+    """The criteria of ``basins-depth-width`` (see docs/verdicts.md) for the variants ``config`` trains."""
     out: list[Criterion] = []
     if True in config.batchnorms:
         out += _trend_criteria(True, "")
