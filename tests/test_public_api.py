@@ -34,3 +34,12 @@ def test_spec_defaults():
         "adam", 1e-3, 100, 10, "log:50", "log:10")
     acfg = netdyn.AnalysisConfig()
     assert (acfg.repeats, acfg.max_samples, acfg.bins, acfg.classes) == (5, 2000, 50, (1, 2, 3))
+
+
+def test_no_public_name_is_also_a_submodule():
+    """Importing ``netdyn.X`` sets the package attribute X to the module: a public function of the same name
+    (``netdyn.recommend`` once lived in ``netdyn/recommend.py``) would be replaced by it."""
+    import pkgutil
+
+    submodules = {m.name for m in pkgutil.iter_modules(netdyn.__path__)}
+    assert not set(netdyn.__all__) & submodules

@@ -11,7 +11,7 @@ import pytest
 import netdyn
 from netdyn.cli import main
 from netdyn.errors import ConfigError, RunError
-from netdyn.recommend import (
+from netdyn.recommendation import (
     convergence_width,
     design_table,
     evidence_table,

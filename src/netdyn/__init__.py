@@ -39,7 +39,7 @@ _EXPORTS: dict[str, str] = {
     "TrainResult": "netdyn.training",
     "train": "netdyn.training",
     "train_population": "netdyn.training",
-    # analysis (SPEC section 5)
+    # analysis (see docs/quantities.md)
     "QUANTITIES": "netdyn.analysis",
     "Quantity": "netdyn.analysis",
     "Analysis": "netdyn.orchestration",
@@ -77,7 +77,7 @@ _EXPORTS: dict[str, str] = {
     # beyond one run
     "sweep": "netdyn.sweeps",
     "load_sweep": "netdyn.sweeps",
-    "recommend": "netdyn.recommend",
+    "recommend": "netdyn.recommendation",
     "prune_run": "netdyn.prune",
     "compare": "netdyn.comparison",
 }
@@ -146,7 +146,7 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see the real imports
         run_population,
     )
     from netdyn.prune import prune_run  # noqa: F401
-    from netdyn.recommend import recommend  # noqa: F401
+    from netdyn.recommendation import recommend  # noqa: F401
     from netdyn.store import RunFolder  # noqa: F401
     from netdyn.sweeps import load_sweep, sweep  # noqa: F401
     from netdyn.training import TrainConfig, TrainResult, train, train_population  # noqa: F401

@@ -1,4 +1,6 @@
-"""``recommend``: the depth and width a data set needs, read off a depth x width x seed sweep (SPEC section 7).
+"""``recommend``: the depth and width a data set needs, read off a depth x width x seed sweep.
+
+See docs/runs.md#beyond-one-run.
 
 The paper (Sec. V, Figs. 3-5) reads four things off such a grid and finds them at one depth on MNIST (its
 "8-9 layers", depth 6-7): where L-map pruning becomes effective, where the sample-space basin stops growing with
@@ -9,8 +11,8 @@ The evidence table has one row per (depth, width) over its seeds ``s`` (points t
 counted, not averaged):
 
 * ``test_accuracy_mean / _std / _min / _max``: the network's final test accuracy over seeds (std with ddof 1).
-* ``lmap_effective_earliest_median``: median over seeds of the L-map's effective layer l* (SPEC 5.1: earliest l
-  whose L-map test accuracy is within ``tolerance`` of the network's, the analysis summary's
+* ``lmap_effective_earliest_median``: median over seeds of the L-map's effective layer l* (docs/quantities.md#l-map:
+  earliest l whose L-map test accuracy is within ``tolerance`` of the network's, the analysis summary's
   ``lmap_effective_earliest``; l* <= depth always, since at l = L-1 it is the net). ``lp_effective_earliest_median``
   is the same for the LP.
 * ``lmap_prunable``: share of seeds with l* < depth, i.e. at least the last hidden layer's nonlinearity could be

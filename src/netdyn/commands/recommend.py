@@ -18,7 +18,7 @@ from netdyn.commands._options import (
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from netdyn.recommend import BASIN_RTOL, DEFAULT_DEPTHS, DEFAULT_SEEDS, DEFAULT_WIDTHS
+    from netdyn.recommendation import BASIN_RTOL, DEFAULT_DEPTHS, DEFAULT_SEEDS, DEFAULT_WIDTHS
 
     p = sub.add_parser(
         "recommend",
@@ -51,7 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_recommend(args: argparse.Namespace) -> int:
     from netdyn import _io
-    from netdyn.recommend import run_recommendation
+    from netdyn.recommendation import run_recommendation
     from netdyn.sweeps import parse_assignments
 
     # every value is checked before the sweep starts; the folders first, then the settings, then the backend

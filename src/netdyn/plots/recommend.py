@@ -38,7 +38,7 @@ def _errorbar(
 
 
 def plot_recommendation(evidence: pd.DataFrame, summary: Mapping[str, Any] | None = None) -> Figure:
-    """Four panels of the evidence (``netdyn.recommend.evidence_table``), criteria marked from ``summary``."""
+    """Four panels of the evidence (``netdyn.recommendation.evidence_table``), criteria marked from ``summary``."""
     func = "plot_recommendation"
     require_columns(evidence, _COLUMNS, func, "evidence")
     summary = dict(summary or {})
