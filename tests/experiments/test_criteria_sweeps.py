@@ -1,7 +1,7 @@
-"""The criteria (SPEC 6.1) of shallow (Fig. 2), depth-width (Fig. 4) and basins-depth-width (Fig. 5) on hand-made
-tables with known answers: each criterion's value, its pass / fail, and the reason a seed cannot be evaluated where
-the tables give no value. Every test checks the whole declared list, so a criterion added later without a known
-answer here fails it."""
+"""The criteria (SPEC 6.1) of shallow (Fig. 2), depth-width (Fig. 4), basins-depth-width (Fig. 5) and
+basins-hparams (Fig. 6) on hand-made tables with known answers: each criterion's value, its pass / fail, and the
+reason a seed cannot be evaluated where the tables give no value. Every test checks the whole declared list, so a
+criterion added later without a known answer here fails it."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from netdyn.experiments.basins_depth_width import BasinsDepthWidthConfig, basins_depth_width_criteria, member_nets
+from netdyn.experiments.basins_hparams import BasinsHparamsConfig, basins_hparams_criteria
 from netdyn.experiments.criteria import Criterion, evaluate_criteria, verdict
 from netdyn.experiments.depth_width import depth_width_criteria
 from netdyn.experiments.shallow import ShallowConfig, shallow_criteria
@@ -314,3 +315,83 @@ def test_basins_depth_width_criteria_that_cannot_be_evaluated_say_why():
     smoke = BasinsDepthWidthConfig(depths=(1, 2), widths=(16, 32))
     assert by_name["sample_basin_converges_in_depth_bn"].evaluate(
         {"basin_sizes": _bdw_sizes(smoke)}, smoke, 0).reason == "fewer than 3 depths on the grid: no plateau to find"
+
+
+# ------------------------------------------------------------------------------------------ basins-hparams
+BH = BasinsHparamsConfig(batch_sizes=(50, 200, 1000, 2500), lrs=(1e-4, 1e-3, 1e-2), lr_batch_size=50, lr=1e-3,
+                         equal_steps=250)  # fmt: skip
+BATCHES = np.array(BH.batch_sizes, dtype=float)
+# equal epochs: both basins and the test accuracy shrink as the batch grows, the weight basin the faster
+EPOCHS = {"sample": 3 - np.log10(BATCHES) / 2, "weight": 2 * np.sqrt(50 / BATCHES),
+          "test": 0.99 - 0.001 * np.log10(BATCHES)}  # fmt: skip
+# equal steps (the control): the basins grow with the batch (the largest batch's weight basin not reached) and
+# the test accuracy is the same at every batch
+STEPS = {"sample": 1 + np.log10(BATCHES) / 10, "weight": np.array([1.0, 1.1, 1.2, math.nan]),
+         "test": np.full(4, 0.95)}  # fmt: skip
+# the lr sweep at batch 50 beside the shared point (lr 1e-3): sizes per lr 1e-4 and 1e-2, test accuracy peaking
+LRS = {"sample": {1e-4: 1.0, 1e-2: 4.0}, "weight": {1e-4: 1.5, 1e-2: 2.5}, "test": {1e-4: 0.97, 1e-2: 0.96}}
+
+
+def _bh_tables():
+    sizes, members = [], []
+
+    def add(schedule, batch_size, lr, sample, weight, test):
+        params = {"member": f"{schedule}-bs{batch_size}-lr{lr:g}", "schedule": schedule, "batch_size": batch_size,
+                  "lr": lr, "seed": 0}  # fmt: skip
+        sizes.extend({**params, "space": space, "clean_accuracy": 1.0, "size_half": size}
+                     for space, size in (("sample", sample), ("weight", weight)))  # fmt: skip
+        members.append({**params, "train_accuracy": 1.0, "test_accuracy": test})
+
+    for schedule, values in (("epochs", EPOCHS), ("steps", STEPS)):
+        for i, batch_size in enumerate(BH.batch_sizes):
+            add(schedule, batch_size, BH.lr, values["sample"][i], values["weight"][i], values["test"][i])
+    for lr in (1e-4, 1e-2):
+        add("epochs", BH.lr_batch_size, lr, LRS["sample"][lr], LRS["weight"][lr], LRS["test"][lr])
+    return {"basin_sizes": pd.DataFrame(sizes), "members": pd.DataFrame(members)}
+
+
+def test_basins_hparams_criteria_on_known_tables():
+    criteria, tables = basins_hparams_criteria(BH), _bh_tables()
+    weight_spread, sample_spread = math.log(2 / (2 * math.sqrt(50 / 2500))), math.log(EPOCHS["sample"][0] /
+                                                                                       EPOCHS["sample"][-1])
+    lr_ratio = math.log(2.5 / 1.5) / math.log(4.0 / 1.0)  # batch 50 at lr 1e-3: sample 2.15, weight 2.0, inside
+    _check(criteria, tables, BH, 0, {
+        "sample_basin_grows_as_batch_shrinks": (-1.0, True),
+        "weight_basin_grows_as_batch_shrinks": (-1.0, True),
+        "test_accuracy_rises_as_batch_shrinks": (-1.0, True),
+        "weight_basin_more_sensitive_to_batch": (weight_spread / sample_spread, True),  # 3.9
+        "sample_basin_grows_as_batch_shrinks_equal_steps": (1.0, False),
+        "weight_basin_grows_as_batch_shrinks_equal_steps": (1.0, False),  # over the three sizes reached
+        "test_accuracy_rises_as_batch_shrinks_equal_steps": "fewer than two test accuracies, or all equal",
+        "weight_basin_more_sensitive_to_batch_equal_steps": "a weight-space size_half was not reached",
+        "test_accuracy_peaks_inside_lr_range": (True, True),  # 0.988 at lr 1e-3, between 0.97 and 0.96
+        "weight_basin_more_sensitive_to_lr": (lr_ratio, False),  # 0.37: here the sample basin moves more
+    })  # fmt: skip
+    assert weight_spread / sample_spread == pytest.approx(3.89, abs=0.01)
+    assert verdict(evaluate_criteria(criteria, tables, BH, [0])) == "partly"
+    # no control criteria without the control members
+    assert len(basins_hparams_criteria(dataclasses.replace(BH, equal_steps=None))) == 4 + 2
+
+
+def test_basins_hparams_criteria_that_cannot_be_evaluated_say_why():
+    by_name, tables = _by_name(basins_hparams_criteria(BH)), _bh_tables()
+    members = tables["members"]
+    best_at_end = members.assign(test_accuracy=members["test_accuracy"].mask(members["lr"] == 1e-2, 0.999))
+    result = by_name["test_accuracy_peaks_inside_lr_range"].evaluate({"members": best_at_end}, BH, 0)
+    assert result.value is False and not result.passes
+    two_rates = {"members": members[members["lr"] != 1e-4]}
+    assert by_name["test_accuracy_peaks_inside_lr_range"].evaluate(two_rates, BH, 0).reason == (
+        "fewer than three learning rates: no interior rate")
+    # a folder from before the control: no schedule column, every member trained for equal epochs
+    older = {name: table[table["schedule"] == "epochs"].drop(columns="schedule") for name, table in tables.items()}
+    assert by_name["sample_basin_grows_as_batch_shrinks"].evaluate(older, BH, 0).value == pytest.approx(-1.0)
+    assert by_name["sample_basin_grows_as_batch_shrinks_equal_steps"].evaluate(older, BH, 0).reason == (
+        "no basin_sizes rows of the batch_size sweep at equal steps, seed 0")
+    sizes = tables["basin_sizes"]
+    flat = {"basin_sizes": sizes.assign(size_half=sizes["size_half"].where(sizes["space"] == "weight", 1.0))}
+    assert by_name["weight_basin_more_sensitive_to_batch"].evaluate(flat, BH, 0).reason == (
+        "the sample-space size is the same at every point of the sweep")
+    assert "fewer than two sample-space sizes reached, or all equal" in by_name[
+        "sample_basin_grows_as_batch_shrinks"].evaluate(flat, BH, 0).reason
+    assert by_name["weight_basin_more_sensitive_to_lr"].evaluate(tables, BH, 3).reason == (
+        "no basin_sizes rows of the lr sweep at equal epochs, seed 3")
