@@ -160,12 +160,12 @@ class Monitor:
             one, ``load_run(run_dir).model(into=net)`` loads the weights into a model you pass.
         model_args: the factory's keyword arguments (a JSON object).
         input_shape: how one sample is fed to the model, ``x.reshape(-1, *input_shape)`` (default: the data's).
-        cuts: the model's cuts by node or module name (SPEC 10; default: its transfer functions' outputs).
+        cuts: the model's cuts by node or module name (docs/any-network.md; default: its transfer functions' outputs).
 
-    The model is any ``nn.Module`` the network adapter reads (SPEC 10): a netdyn ``MLP`` or an ``nn.Sequential``
-    that ``MLP.from_sequential`` converts is recorded as a netdyn MLP (unless a factory, ``input_shape`` or
-    ``cuts`` is given); any other model as itself (its class, factory and weights), its tables with a ``cut``
-    column. A quantity that does not read such a model yet is left out, logged once and listed under
+    The model is any ``nn.Module`` the network adapter reads (see docs/any-network.md): a netdyn ``MLP`` or an
+    ``nn.Sequential`` that ``MLP.from_sequential`` converts is recorded as a netdyn MLP (unless a factory,
+    ``input_shape`` or ``cuts`` is given); any other model as itself (its class, factory and weights), its tables with a
+    ``cut`` column. A quantity that does not read such a model yet is left out, logged once and listed under
     ``skipped_quantities`` in the summary.
     """
 

@@ -1,23 +1,23 @@
-"""Pruning the linear tail (SPEC section 7): the layers after a cut replaced by one affine map.
+"""Pruning the linear tail (see docs/runs.md#beyond-one-run): the layers after a cut replaced by one affine map.
 
 The cut is the earliest layer l whose linear replacement keeps the test accuracy within a tolerance; the layers
 after it are replaced by that one affine map.
 
 Two replacements, both affine in x^l:
 
-* ``lmap`` (SPEC 5.1): the network's own tail with every transfer function after l set to the identity,
-  ``h^L = M_l x^l + c_l`` (``lmap_matrix``). Nothing is fitted: it is the network's own weights, folded. Where a
-  residual skip crosses the cut (layer l+1 receives x^{l-1}; ``S_l`` nonzero) the map also needs x^{l-1}, which
+* ``lmap`` (see docs/quantities.md#l-map): the network's own tail with every transfer function after l set to the
+  identity, ``h^L = M_l x^l + c_l`` (``lmap_matrix``). Nothing is fitted: it is the network's own weights, folded. Where
+  a residual skip crosses the cut (layer l+1 receives x^{l-1}; ``S_l`` nonzero) the map also needs x^{l-1}, which
   an MLP's output block cannot take: such cuts are skipped (``skip_crosses`` in the scan table), and the earliest
   cut where no skip crosses is used. The LP has no such cuts.
-* ``lp`` (SPEC 5.2): the ridge map from x^l to the network's own logits, fitted on the training set
+* ``lp`` (see docs/quantities.md#lp): the ridge map from x^l to the network's own logits, fitted on the training set
   (``fit_probe``); it becomes effective earlier than the L-map (the paper's Fig. 3a).
 
 The pruned model is an ordinary :class:`~netdyn.models.MLP` of depth l whose output block holds the affine map,
 so it saves as a run folder of its own that ``netdyn.load_run(...).model()`` and ``netdyn analyze`` open. Cuts run
 over l = 1..L-2: l = L-1 would leave the network as it is, and a map from the input itself (l = 0) would be a
-network without hidden layers, which an MLP is not. "Effective", as in SPEC 5.1, is judged on the test split, so
-the pruned model's test accuracy is not an unbiased estimate; its training accuracy is reported beside it.
+network without hidden layers, which an MLP is not. "Effective", as in docs/quantities.md#l-map, is judged on the test
+split, so the pruned model's test accuracy is not an unbiased estimate; its training accuracy is reported beside it.
 """
 
 from __future__ import annotations
@@ -159,9 +159,9 @@ def prune_network(
     ``lp_accuracy``); a candidate within the tolerance is built and its own test accuracy measured, and the first
     that stays within the tolerance is returned. None does: NetdynError with the best candidate's numbers.
 
-    Any other model than a netdyn MLP (SPEC 10; ``input_shape`` and ``cuts`` as for ``analyze``) is pruned by its
-    L-map at an affine tail only: the pruned model is a :class:`~netdyn.models.pruned.Pruned`, the trunk up to the
-    cut followed by one ``nn.Linear`` (M_l, c_l) on the cut's flattened activations. Cuts whose tail is not affine
+    Any other model than a netdyn MLP (docs/any-network.md; ``input_shape`` and ``cuts`` as for ``analyze``) is pruned
+    by its L-map at an affine tail only: the pruned model is a :class:`~netdyn.models.pruned.Pruned`, the trunk up to
+    the cut followed by one ``nn.Linear`` (M_l, c_l) on the cut's flattened activations. Cuts whose tail is not affine
     are passed over (the scan's ``tail``); where no cut has an affine tail, a ModelError names the kinds found.
     """
     from netdyn.analysis._common import is_own_network
@@ -272,7 +272,9 @@ def _prune_any(
 def collapsed(
     model: nn.Module, data: DataLike, l: int, input_shape: Sequence[int], cuts: Sequence[str] | None, cut: str
 ) -> Pruned:
-    """``model`` up to its cut l, then one Linear holding the tail's L-map (M_l, c_l; SPEC 5.1 and 10).
+    """``model`` up to its cut l, then one Linear holding the tail's L-map (M_l, c_l).
+
+    See docs/quantities.md#l-map and docs/any-network.md#l-map-tails.
 
     A tail that is not affine is a ModelError naming its kind (``lmap_matrix``'s).
     """

@@ -1,8 +1,8 @@
 """netdyn's folders on disk: :class:`Folder`, the base of every folder netdyn writes, and :class:`RunFolder`.
 
 :class:`Folder` is what every folder netdyn writes shares: its layout, a version-stamped record file, the guard that
-opens it for new or resumed work, atomic JSON and table writes. :class:`RunFolder` is the run folder of SPEC section 8:
-config, checkpoints, tidy tables, figures, report, summary.
+opens it for new or resumed work, atomic JSON and table writes. :class:`RunFolder` is the run folder of
+docs/runs.md#run-folders: config, checkpoints, tidy tables, figures, report, summary.
 
     RUN/
       config.json                  model architecture, training config, dataset spec
@@ -441,7 +441,10 @@ class RunFolder(Folder):
 
     @property
     def reading(self) -> dict[str, tuple[Any, ...] | None]:
-        """How the run's model is read (SPEC 10): ``input_shape`` and ``cuts`` as recorded (None for netdyn's MLP)."""
+        """How the run's model is read: ``input_shape`` and ``cuts`` as recorded (None for netdyn's MLP).
+
+        See docs/any-network.md.
+        """
         config = self.config
         shape, cuts = config.get("input_shape"), config.get("cuts")
         return {"input_shape": None if shape is None else tuple(shape), "cuts": None if cuts is None else tuple(cuts)}
@@ -526,7 +529,7 @@ def user_model_record(
     input_shape: tuple[int, ...] | None,
     cuts: tuple[str, ...] | None,
 ) -> dict[str, Any]:
-    """The config.json keys that describe a user's model (SPEC 10).
+    """The config.json keys that describe a user's model (see docs/any-network.md).
 
     They are its class, ``model_factory`` with its JSON ``model_args`` (where given, so that :meth:`RunFolder.model`
     rebuilds it), and how it is read (``input_shape``, ``cuts``).

@@ -1,4 +1,4 @@
-"""Transitions in a run's recorded dynamics (SPEC section 7, "Transition detector").
+"""Transitions in a run's recorded dynamics (see docs/TRANSITIONS.md).
 
 The transitions are grokking, double descent in time, and the fastest change of the later layers' RPD gradient.
 
@@ -281,8 +281,8 @@ def rate_maximum(rates: pd.DataFrame) -> tuple[float, float] | None:
 def later_layers(lmap: pd.DataFrame, network_test_accuracy: float, hidden: Sequence[int]) -> list[int]:
     """The hidden layers from the first effective L-map layer on; the last hidden layer alone when none is effective.
 
-    An effective L-map layer has a test accuracy within 0.005 of the network's (SPEC 5.1). Layer 0 (the input) is
-    not a hidden layer: an effective L-map at 0 gives every hidden layer.
+    An effective L-map layer has a test accuracy within 0.005 of the network's (see docs/quantities.md#l-map). Layer 0
+    (the input) is not a hidden layer: an effective L-map at 0 gives every hidden layer.
     """
     hidden = sorted(int(h) for h in hidden)
     first = effective_layer(lmap, network_test_accuracy, rule="earliest")

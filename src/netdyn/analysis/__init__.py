@@ -1,4 +1,4 @@
-"""The framework's quantities (SPEC section 5), one module each, and ``compute_quantities`` which composes them.
+"""The framework's quantities (see docs/quantities.md), one module each, and ``compute_quantities`` which composes them.
 
 Every function takes ``(net, data, ...)`` and returns a tidy table (or a small result object holding them);
 none of them plots, prints, saves or picks a device. ``QUANTITIES`` is the registry that ``compute_quantities``

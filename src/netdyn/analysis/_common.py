@@ -154,7 +154,7 @@ def walk(
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """Fraction of samples whose largest output is their label (SPEC section 1)."""
+    """Fraction of samples whose largest output is their label (see docs/quantities.md#conventions)."""
     if logits.shape[0] == 0:
         return float("nan")
     return (logits.argmax(1) == labels.to(logits.device)).double().mean().item()
@@ -176,7 +176,7 @@ def iter_chunks(n: int, size: int) -> Iterator[slice]:
         yield slice(start, min(start + size, n))
 
 
-# ------------------------------------------------------------------ any network (SPEC 10)
+# ------------------------------------------------------------------ any network (see docs/any-network.md)
 class LayerReader(Protocol):
     """How a streaming analysis reads a network's layers: a netdyn MLP's walk, or the adapter's cuts."""
 
@@ -298,7 +298,7 @@ def model_samples(
         shape = tuple(int(s) for s in input_shape)
     else:
         shape = tuple(getattr(samples, "input_shape", None) or samples.x_train.shape[1:])
-        if len(shape) == 2:  # an image set's (H, W): one channel, as a conv net takes it (SPEC 10)
+        if len(shape) == 2:  # an image set's (H, W): one channel, as a conv net takes it (see docs/any-network.md)
             shape = (1, *shape)
     d = samples.x_train.flatten(1).shape[1]
     if math.prod(shape) != d:

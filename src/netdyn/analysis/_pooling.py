@@ -1,4 +1,5 @@
-"""Wide cuts of any model under a memory budget (SPEC 10): a cut's activations average-pooled k x k to fit.
+"""Wide cuts of any model under a memory budget (see docs/any-network.md): a cut's activations average-pooled k x k to
+fit.
 
 The LP and the class geometry read a cut's flattened activations. Where what they would hold for a conv cut
 [C, H, W] does not fit ``AnalysisConfig.memory_budget``, they read it average-pooled over non-overlapping k x k

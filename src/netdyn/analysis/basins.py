@@ -1,9 +1,9 @@
-"""Attraction basins (SPEC 5.6), and two companions of the paper's grokking argument.
+"""Attraction basins (see docs/quantities.md#attraction-basins), and two companions of the paper's grokking argument.
 
 A basin says how far a training sample, or the weights, can be pushed before the network stops classifying the
 sample as its label.
 
-Method, where the SPEC leaves the choice open:
+Method, where the definition (docs/quantities.md#attraction-basins) leaves the choice open:
 
 * **Noise design (common random numbers).** One Gaussian direction is drawn per (sample, repeat) in a sample
   basin and per (layer, parameter, repeat) in a weight basin, and the same direction is scaled along the whole
@@ -424,7 +424,7 @@ def _after_cut(graph: fx.Graph, cut: str) -> tuple[tuple[str, ...], set[str]]:
 
 
 class _CutRest:
-    """Any model from cut ``layer`` on (SPEC 10), in evaluation mode.
+    """Any model from cut ``layer`` on (see docs/any-network.md), in evaluation mode.
 
     From the input it is the model itself; from a hidden cut, the traced graph after the cut (nothing linearised).
     """
@@ -526,7 +526,9 @@ def sample_basin(
     input_shape: Sequence[int] | None = None,
     cuts: Sequence[str] | None = None,
 ) -> BasinCurve:
-    """Attraction basin in sample space (SPEC 5.6): accuracy of x~ = x + eps ||x|| xi / ||xi||, xi ~ N(0, I).
+    """Attraction basin in sample space: accuracy of x~ = x + eps ||x|| xi / ||xi||, xi ~ N(0, I).
+
+    See docs/quantities.md#attraction-basins.
 
     ``eps=None`` is the default grid (0..3 by 0.1, extended by blocks of 3 up to 12 while ``size_half`` is not
     reached); an explicit grid is used as given (with 0 prepended if missing). ``repeats`` noise draws per
@@ -536,8 +538,8 @@ def sample_basin(
     batch of about ``chunk_budget`` bytes (default 512 MiB on an accelerator, 64 MiB on a CPU). See the module
     docstring for the noise design, the interval and the radius.
 
-    Any other ``nn.Module`` than a netdyn :class:`MLP` is read through the network adapter (SPEC 10): ``layer``
-    is a cut (``cuts`` names them, ``input_shape`` is how a sample is fed), its activations are perturbed
+    Any other ``nn.Module`` than a netdyn :class:`MLP` is read through the network adapter (see docs/any-network.md):
+    ``layer`` is a cut (``cuts`` names them, ``input_shape`` is how a sample is fed), its activations are perturbed
     flattened, relative to each sample's norm there, and the rest of the model runs as it is (nothing
     linearised), in evaluation mode (batch norm on its running statistics, as for the MLP); ``settings`` records
     the ``cut``.
@@ -659,7 +661,9 @@ def weight_basin(
     input_shape: Sequence[int] | None = None,
     cuts: Sequence[str] | None = None,
 ) -> BasinCurve:
-    """Attraction basin in weight space (SPEC 5.6): accuracy on the clean training samples under noised weights.
+    """Attraction basin in weight space: accuracy on the clean training samples under noised weights.
+
+    See docs/quantities.md#attraction-basins.
 
     The accuracy is measured with BN in running mode, when every weight matrix becomes
     W^l + eps ||W^l||_F Xi^l / ||Xi^l||_F.
@@ -671,9 +675,9 @@ def weight_basin(
     in :func:`sample_basin`). Noise directions are shared along the eps grid, one per (layer, parameter,
     repeat), and do not depend on ``include_bias`` / ``include_bn`` / ``layers``.
 
-    Any other ``nn.Module`` than a netdyn :class:`MLP` is read through the network adapter (SPEC 10). Every weight
-    tensor (a parameter of two or more dimensions: linear weights, conv kernels, patch embeddings; the query, key
-    and value thirds of ``nn.MultiheadAttention``'s stacked ``in_proj_weight`` each on its own, its output
+    Any other ``nn.Module`` than a netdyn :class:`MLP` is read through the network adapter (see docs/any-network.md).
+    Every weight tensor (a parameter of two or more dimensions: linear weights, conv kernels, patch embeddings; the
+    query, key and value thirds of ``nn.MultiheadAttention``'s stacked ``in_proj_weight`` each on its own, its output
     projection) is perturbed relative to its own Frobenius norm. ``include_bias`` adds the biases (the stacked
     ``in_proj_bias`` by thirds too), ``include_bn`` the parameters of every normalisation layer (batch, layer,
     group norm; a loose one-dimensional parameter that is no bias counts as one), ``include_embedding`` the
@@ -845,7 +849,10 @@ def _parameter_layers(network: Network, names: Iterable[str]) -> dict[str, int]:
 
 
 class _ModelWeights:
-    """Any model's weight basin (SPEC 10): every selected tensor noised by its own norm, one copy at a time."""
+    """Any model's weight basin: every selected tensor noised by its own norm, one copy at a time.
+
+    See docs/any-network.md.
+    """
 
     def __init__(self, reader: CutLayers, include_bias: bool, include_bn: bool, include_embedding: bool) -> None:
         self.network, self.model = reader.network, reader.network.model
@@ -968,8 +975,8 @@ def bn_perturbation(
     is averaged over them: the weight perturbation that evaluating with running instead of batch statistics
     amounts to, comparable with a weight basin's eps. Empty for a network without batch norm.
 
-    Any other ``nn.Module`` than a netdyn :class:`MLP` is read through the network adapter (SPEC 10): one row
-    per batch-norm module (``layer, module, eps_equivalent``; layer as in :func:`weight_basin`), W the Linear or
+    Any other ``nn.Module`` than a netdyn :class:`MLP` is read through the network adapter (see docs/any-network.md):
+    one row per batch-norm module (``layer, module, eps_equivalent``; layer as in :func:`weight_basin`), W the Linear or
     convolution whose output it normalises (a kernel's rows are its output channels; the identity where no such
     module feeds it), the statistics per channel over the batch and its positions, every batch norm before it in
     batch mode. The model's running statistics are left as they were.

@@ -1,4 +1,5 @@
-"""The framework's quantities for one network, as tables: the computation behind ``netdyn.analyze`` (SPEC 5.8).
+"""The framework's quantities for one network, as tables: the computation behind ``netdyn.analyze`` (see
+docs/quantities.md#the-analysis-as-a-whole).
 
 ``compute_quantities(net, data, config)`` runs the records of ``netdyn.analysis.QUANTITIES`` that ``config``
 selects (5.1-5.7 by default; the network's own accuracy always first) and returns their tables and the summary
@@ -58,8 +59,8 @@ def read_model(
     """``data`` as a sample set that fits ``net``, its number of layers L, and the shape one sample is fed in.
 
     A netdyn MLP (without ``input_shape`` or ``cuts``) is read by its own code (shape None); any other model
-    through the network adapter (SPEC 10): a model it cannot read, or a cut name that names nothing, is one
-    ModelError here, before any quantity runs.
+    through the network adapter (see docs/any-network.md): a model it cannot read, or a cut name that names nothing, is
+    one ModelError here, before any quantity runs.
     """
     if is_own_network(net, input_shape, cuts):
         return samples_for(net, data), net.n_layers, None
@@ -81,8 +82,8 @@ def compute_quantities(
     before each quantity is computed (a progress bar's hook).
 
     ``net`` is a netdyn MLP or any model the network adapter reads (``input_shape``: how one sample is fed,
-    default the data's; ``cuts``: its cuts by name, default SPEC 10's). A quantity that does not support such a
-    model yet is left out, and the summary's ``skipped_quantities`` maps its name to the reason.
+    default the data's; ``cuts``: its cuts by name, default those of docs/any-network.md#cuts). A quantity that does not
+    support such a model yet is left out, and the summary's ``skipped_quantities`` maps its name to the reason.
     """
     config = config or AnalysisConfig()
     samples, n_layers, shape = read_model(net, data, input_shape, cuts)

@@ -1,4 +1,4 @@
-"""``AnalysisConfig``: what ``analyze`` computes and how (SPEC 5.8)."""
+"""``AnalysisConfig``: what ``analyze`` computes and how (see docs/quantities.md#the-analysis-as-a-whole)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Local-field projections (SPEC 5.7) and how often a test sample's nearest training projection shares its label.
+"""Local-field projections and how often a test sample's nearest training projection shares its label.
+
+See docs/quantities.md#local-fields.
 
 A projection is a pair of output local fields h^L_a, h^L_b of a few classes' samples, on both splits. How often a
 test sample's nearest training projection carries its own label shows test samples falling inside, or outside, the
@@ -122,13 +124,15 @@ def local_fields(
     input_shape: Sequence[int] | None = None,
     cuts: Sequence[str] | None = None,
 ) -> LocalFields:
-    """Output local fields of ``classes``' samples for a neuron pair, train and test (SPEC 5.7).
+    """Output local fields of ``classes``' samples for a neuron pair, train and test.
+
+    See docs/quantities.md#local-fields.
 
     ``neurons`` defaults to the output neurons of ``classes[0]`` and ``classes[1]``. See :class:`LocalFields`
     for the two tables.
 
-    Any other ``nn.Module`` than a netdyn :class:`MLP` (SPEC 10) is fed ``x.reshape(-1, *input_shape)`` and its
-    output is h^L; ``cuts``, which the output does not depend on, are checked as everywhere else.
+    Any other ``nn.Module`` than a netdyn :class:`MLP` (see docs/any-network.md) is fed ``x.reshape(-1, *input_shape)``
+    and its output is h^L; ``cuts``, which the output does not depend on, are checked as everywhere else.
     """
     project: Callable[[torch.Tensor, tuple[int, int]], torch.Tensor]
     if is_own_network(net, input_shape, cuts):

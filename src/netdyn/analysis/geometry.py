@@ -1,4 +1,6 @@
-"""Class geometry (SPEC 5.5): per layer, how the training samples sit around their class centres.
+"""Class geometry: per layer, how the training samples sit around their class centres.
+
+See docs/quantities.md#class-geometry.
 
 Two streaming passes over the training set: the first sums each class's x^l (the centres), the second measures
 each sample's cosine distance to its own centre and the within-class scatter S_W along the between-class
@@ -141,7 +143,7 @@ def class_geometry(
     cuts: Sequence[str] | None = None,
     memory_budget: int = MEMORY_BUDGET,
 ) -> pd.DataFrame:
-    """Class geometry of the training set at each layer l = 0..L-1 (SPEC 5.5).
+    """Class geometry of the training set at each layer l = 0..L-1 (see docs/quantities.md#class-geometry).
 
     Class centres c_k are the means of x^l over each class's training samples; a sample's distance is
     1 - cos(x^l, c_label) (1 where either vector is zero). Returns, per layer, ``layer, cos_dist_mean,
@@ -152,8 +154,8 @@ def class_geometry(
     With ``per_sample=True`` returns ``layer, sample, label, cos_dist`` instead, for the training samples of
     ``classes`` (None: all), the first ``limit`` of each class in dataset order (``sample`` = training index).
 
-    Any other ``nn.Module`` than a netdyn :class:`MLP` is read through the network adapter (SPEC 10): the
-    layers are its cuts, measured on their flattened activations, and the table adds ``cut`` and ``features``:
+    Any other ``nn.Module`` than a netdyn :class:`MLP` is read through the network adapter (see docs/any-network.md):
+    the layers are its cuts, measured on their flattened activations, and the table adds ``cut`` and ``features``:
     ``full``, or ``pooled:k x k`` where a conv cut's class centres would not fit ``memory_budget`` bytes and its
     activations are average-pooled over k x k windows (the smallest k that fits), as the LP's are.
     """

@@ -1,4 +1,4 @@
-"""L-map, the linear substitution map (SPEC 5.1).
+"""L-map, the linear substitution map (see docs/quantities.md#l-map).
 
 The L-map is the network after layer l with every transfer function replaced by the identity. Batch norm after the cut
 becomes the affine map of its running statistics; skips stay.
@@ -49,8 +49,8 @@ def lmap_matrix(
     Returns ``(M_l, c_l)``, or ``(M_l, c_l, S_l)`` with ``with_skip=True`` (S_l zero where no skip crosses).
     Computed backwards from the output in float64, returned in the network's dtype.
 
-    Any other ``nn.Module`` than a netdyn :class:`MLP` is read through the network adapter (SPEC 10) and needs
-    ``data``: M_l is the tail's Jacobian (vector-Jacobian products, float64) at the training mean of the cut's
+    Any other ``nn.Module`` than a netdyn :class:`MLP` is read through the network adapter (see docs/any-network.md) and
+    needs ``data``: M_l is the tail's Jacobian (vector-Jacobian products, float64) at the training mean of the cut's
     activations (flattened), c_l = tail(mean) - M_l mean, and the tail must be affine on the training samples
     (:class:`~netdyn.errors.ModelError` naming its kind otherwise). With ``with_skip=True`` the matrices of the
     other tensors the tail reads (skips crossing the cut) follow, one each. ``lmap_variant`` is as for
@@ -130,8 +130,8 @@ def lmap_accuracy(
 ) -> pd.DataFrame:
     """Accuracy of the L-map at each layer l = 0..L-1 on train and test: columns ``layer, split, accuracy``.
 
-    Any other ``nn.Module`` than a netdyn :class:`MLP` is read through the network adapter (SPEC 10: layers are
-    its cuts, ``cuts`` names them, ``input_shape`` is how a sample is fed); its table adds ``cut`` (the cut's
+    Any other ``nn.Module`` than a netdyn :class:`MLP` is read through the network adapter (docs/any-network.md: layers
+    are its cuts, ``cuts`` names them, ``input_shape`` is how a sample is fed); its table adds ``cut`` (the cut's
     name), ``tail`` (``affine``, ``piecewise_linear`` or ``nonlinear``, checked on the training set) and
     ``variant``. ``lmap_variant="keep"`` (default) leaves LayerNorm and softmax attention in the tail, which is
     then nonlinear; ``"constant"`` holds each LayerNorm's scale and each explicit softmax's attention pattern at

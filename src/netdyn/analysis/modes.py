@@ -1,4 +1,6 @@
-"""Neuron modes (SPEC 5.4): does the path into a neuron keep the order of the samples (OPM) or alter it (NPM)?
+"""Neuron modes: does the path into a neuron keep the order of the samples (OPM) or alter it (NPM)?
+
+See docs/quantities.md#neuron-modes.
 
 For hidden layer l, the *linear reference* r^l_i is neuron i's value when the transfer functions of layers l-1
 and l are replaced by the identity (batch norm kept as the affine map of its running statistics, skips kept;
@@ -64,7 +66,7 @@ INACTIVE_BELOW = 0.01
 """A neuron whose class information is below this is `inactive` (constant or class-blind)."""
 NEURON_COLUMNS = ["layer", "neuron", "order_preservation", "order_index", "class_information", "mode"]
 UNDEFINED = "undefined"
-"""The mode of a unit where the cut has no privileged basis (a transformer's residual stream; SPEC 10)."""
+"""The mode of a unit where the cut has no privileged basis (a transformer's residual stream; docs/any-network.md)."""
 CENSUS_COLUMNS = ["layer", "opm", "npm", "inactive", "rho_mean", "rho_q10", "rho_q25", "rho_median", "rho_q75",
                   "order_index_mean", "class_information_mean"]
 
@@ -339,7 +341,9 @@ def neuron_modes(
     input_shape: Sequence[int] | None = None,
     cuts: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Mode of every neuron of the hidden layers (default 1..L-1), measured on the training set (SPEC 5.4).
+    """Mode of every neuron of the hidden layers (default 1..L-1), measured on the training set.
+
+    See docs/quantities.md#neuron-modes.
 
     Columns ``layer, neuron, order_preservation, order_index, class_information, mode``: rho_i = |gamma|
     between x^l_i and its linear reference (`linear_references`); O_i the RPD order index of neuron i alone;
@@ -348,8 +352,8 @@ def neuron_modes(
     `rpd` with the same ``max_samples`` and seed; the seed's generator then shuffles the labels once for the
     information's bias correction.
 
-    Any other ``nn.Module`` than a netdyn :class:`MLP` is read through the network adapter (SPEC 10; ``cuts`` and
-    ``input_shape`` as for :func:`~netdyn.analysis.lmap.lmap_accuracy`). A neuron is a unit of the cut
+    Any other ``nn.Module`` than a netdyn :class:`MLP` is read through the network adapter (docs/any-network.md;
+    ``cuts`` and ``input_shape`` as for :func:`~netdyn.analysis.lmap.lmap_accuracy`). A neuron is a unit of the cut
     (:mod:`netdyn.analysis.units`): a conv channel's rho is the median over its positions of each position's rho,
     its class information that of its spatial mean, its order index that of its contributions summed over positions
     (gradient x input of the linearised tail); the linear reference runs from the previous cut's local field with
@@ -487,8 +491,8 @@ def neuron_mode_census(table: pd.DataFrame) -> pd.DataFrame:
 
     Columns ``layer, opm, npm, inactive, rho_mean, rho_q10, rho_q25, rho_median, rho_q75, order_index_mean,
     class_information_mean``. Neurons whose rho is undefined (NaN: a constant output) are left out of its
-    distribution. A table of any model (SPEC 10) keeps its ``cut`` and ``reason`` columns; at a cut whose units
-    are ``undefined`` (a transformer's residual stream) every value is NaN.
+    distribution. A table of any model (see docs/any-network.md) keeps its ``cut`` and ``reason`` columns; at a cut
+    whose units are ``undefined`` (a transformer's residual stream) every value is NaN.
     """
     missing = [c for c in NEURON_COLUMNS if c not in table.columns]
     if missing:

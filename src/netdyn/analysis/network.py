@@ -1,4 +1,7 @@
-"""The network's own accuracy, and where a linear replacement of its tail reaches it (SPEC 5.1, 5.2)."""
+"""The network's own accuracy, and where a linear replacement of its tail reaches it.
+
+See docs/quantities.md#l-map and docs/quantities.md#lp.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from netdyn.errors import ConfigError
 from netdyn.models import MLP
 
 #: "Pruning is effective at l" when the linear replacement's test accuracy is within this of the network's
-#: (SPEC 5.1: accuracies are fractions, so half a point is 0.005).
+#: (docs/quantities.md#l-map: accuracies are fractions, so half a point is 0.005).
 EFFECTIVE_TOLERANCE = 0.005
 
 EffectiveRule = Literal["earliest", "from"]
@@ -74,7 +77,9 @@ def is_effective(
     network_accuracy: float | Sequence[float] | np.ndarray,
     tolerance: float = EFFECTIVE_TOLERANCE,
 ) -> np.ndarray:
-    """SPEC 5.1's test, element-wise: ``accuracy >= network_accuracy - tolerance``, as a boolean array.
+    """Element-wise effective-pruning test: ``accuracy >= network_accuracy - tolerance``, as a boolean array.
+
+    See docs/quantities.md#l-map.
 
     ``network_accuracy`` is one number or an array aligned with ``accuracy``.
     """

@@ -1,4 +1,6 @@
-"""LP, the linear perceptron (SPEC 5.2): a layer's linear replacement, fitted on the training set, and its accuracy.
+"""LP, the linear perceptron: a layer's linear replacement, fitted on the training set, and its accuracy.
+
+See docs/quantities.md#lp.
 
 The LP is ridge least squares from a layer's outputs x^l to the network's own output local fields h^L on the training
 set; its accuracy is that of the linear replacement on both splits.
@@ -44,7 +46,8 @@ Probe = tuple[torch.Tensor, torch.Tensor]
 
 #: Eigenvalues of an unregularised (singular) system below this fraction of the largest are dropped.
 PINV_RCOND = 1e-10
-#: Up to this many features a layer's LP is the primal ridge; beyond, the same ridge in dual form (SPEC 10).
+#: Up to this many features a layer's LP is the primal ridge; beyond, the same ridge in dual form (see
+#: docs/any-network.md).
 PRIMAL_MAX_FEATURES = 8192
 
 
@@ -244,7 +247,7 @@ def _solve_dual(x: torch.Tensor, h: torch.Tensor, ridge: float) -> Probe:
 @numerically_guarded("fit_probe")
 @torch.no_grad()
 def fit_probe(net: MLP, data: DataLike, l: int, ridge: float = 1e-6) -> Probe:
-    """The LP of layer l (SPEC 5.2): ``(A, a)`` with h^L ~ x^l @ A + a, A of shape [N_l, C].
+    """The LP of layer l (see docs/quantities.md#lp): ``(A, a)`` with h^L ~ x^l @ A + a, A of shape [N_l, C].
 
     Fitted on ``data``'s training set by ridge least squares to the network's own logits, X and H centred,
     lambda = ridge * trace(Xc^T Xc) / N_l (the intercept is not penalised); ``ridge=0`` gives the minimum-norm
@@ -292,11 +295,13 @@ def lp_accuracy(
     cuts: Sequence[str] | None = None,
     memory_budget: int = MEMORY_BUDGET,
 ) -> pd.DataFrame:
-    """Accuracy of the LP (SPEC 5.2) at each layer l = 0..L-1 on train and test: ``layer, split, accuracy``.
+    """Accuracy of the LP at each layer l = 0..L-1 on train and test: ``layer, split, accuracy``.
+
+    See docs/quantities.md#lp.
 
     The LP of layer l is the ridge map of :func:`fit_probe` from x^l to the network's logits; its accuracy is
     the argmax of its output against the labels. Any other ``nn.Module`` than a netdyn :class:`MLP` is read
-    through the network adapter (SPEC 10) on its cuts' flattened activations; its table adds ``cut`` and
+    through the network adapter (see docs/any-network.md) on its cuts' flattened activations; its table adds ``cut`` and
     ``features``: ``full`` (the primal ridge, up to ``PRIMAL_MAX_FEATURES`` features), ``dual`` (the same
     ridge in dual form, on the kernel of the training samples, beyond, while it fits ``memory_budget`` bytes)
     or ``pooled:k x k`` (a conv cut's activations average-pooled over k x k windows, the smallest k whose primal

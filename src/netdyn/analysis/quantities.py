@@ -64,7 +64,8 @@ class AnalysisContext:
     basin_samples: int | None
     eps: list[float] | None
     input_shape: tuple[int, ...] | None = None
-    """How one sample is fed to a model that is not netdyn's own MLP (SPEC 10); None for a netdyn MLP."""
+    """How one sample is fed to a model that is not netdyn's own MLP (see docs/any-network.md); None for a netdyn
+    MLP."""
     cuts: tuple[str, ...] | None = None
     """The cuts a model that is not netdyn's own MLP is read at, by name (None: its default cuts)."""
     own: bool = True
@@ -114,7 +115,7 @@ class AnalysisContext:
         )
 
     def reading(self, fn: Callable[..., Any]) -> dict[str, Any]:
-        """The keywords that tell ``fn`` how to read a model that is not netdyn's own MLP (SPEC 10).
+        """The keywords that tell ``fn`` how to read a model that is not netdyn's own MLP (see docs/any-network.md).
 
         ``input_shape`` and ``cuts``, those of them that ``fn`` takes; none for netdyn's own MLP. A function that
         does not take them yet refuses such a model itself (a ModelError), and ``analyze`` records it as skipped.
@@ -163,8 +164,8 @@ class Quantity:
     """Whether it means anything for a network (batch-norm perturbation needs batch norm); where it does not,
     its tables are empty."""
     model_tables: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    """The columns of each table where they differ on a model that is not a netdyn MLP (SPEC 10): the adapter's
-    tables add ``cut`` after ``layer`` and what the quantity says of that model (``tail``, ``features``,
+    """The columns of each table where they differ on a model that is not a netdyn MLP (see docs/any-network.md): the
+    adapter's tables add ``cut`` after ``layer`` and what the quantity says of that model (``tail``, ``features``,
     ``reason``, ...). A table not named here has ``tables``' columns on every model."""
 
     def columns(self, table: str, own: bool = True) -> tuple[str, ...]:

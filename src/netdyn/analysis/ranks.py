@@ -1,4 +1,6 @@
-"""RPD, the rank position distribution (SPEC 5.3): where each sample's contribution ranks in its neuron.
+"""RPD, the rank position distribution: where each sample's contribution ranks in its neuron.
+
+See docs/quantities.md#rpd.
 
 The RPD says where each sample's contribution to its own class ranks among every sample's contribution through the
 same neuron.
@@ -117,7 +119,7 @@ def rank_intervals(values: torch.Tensor, descending: torch.Tensor) -> tuple[torc
 
     Column i is ordered descending where ``descending[i]`` is True, else ascending. A group of t tied values
     at positions a+1..a+t gets [a/P, (a+t)/P]; an untied value at position r gets [(r-1)/P, r/P], whose centre
-    is the SPEC's q = (r - 1/2) / P. Returned as float64 [P, N].
+    is the RPD's q = (r - 1/2) / P (docs/quantities.md#rpd). Returned as float64 [P, N].
     """
     if values.ndim != 2 or descending.shape != values.shape[1:]:
         raise ConfigError(
@@ -225,7 +227,7 @@ def rank_positions(values: torch.Tensor, weights: torch.Tensor, labels: torch.Te
 
 @torch.no_grad()
 def contribution_rank_positions(contributions: torch.Tensor, labels: torch.Tensor) -> RankPositions:
-    """Rank statistics of per-class contributions [C, P, N] (any model's RPD, SPEC 10).
+    """Rank statistics of per-class contributions [C, P, N] (any model's RPD, docs/any-network.md).
 
     Sample mu of class k is ranked, descending, in unit i's sequence {contributions[k, nu, i]} over all nu, ties
     spread over their positions: :func:`rank_positions` where ``contributions[k] = weights[k] * values``, and the
@@ -344,9 +346,9 @@ def rpd(
     ``q`` are the bin centres of ``bins`` equal bins of [0, 1]; ``density`` integrates to 1. ``use="field"``
     ranks the local fields h^l instead of the outputs x^l. ``max_samples`` takes a seeded subset.
 
-    Any other ``nn.Module`` than a netdyn :class:`MLP` is read through the network adapter (SPEC 10; ``cuts`` and
-    ``input_shape`` as for :func:`~netdyn.analysis.lmap.lmap_accuracy`): contributions are gradient x input of the
-    linearised tail, per unit (a conv channel or a transformer unit summed over positions or tokens; see
+    Any other ``nn.Module`` than a netdyn :class:`MLP` is read through the network adapter (docs/any-network.md;
+    ``cuts`` and ``input_shape`` as for :func:`~netdyn.analysis.lmap.lmap_accuracy`): contributions are gradient x input
+    of the linearised tail, per unit (a conv channel or a transformer unit summed over positions or tokens; see
     :mod:`netdyn.analysis.units`), and the table adds ``cut`` and ``reason`` (empty where measured; why not where
     the density is NaN: a transformer's residual stream). ``use="field"`` ranks the cut's local field, the input
     of the transfer function that produces it (the cut itself where none does).
@@ -367,7 +369,7 @@ def rpd_summary(
     input_shape: Sequence[int] | None = None,
     cuts: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """One row per hidden layer: ``layer, gradient, top_mass, order_index`` (SPEC 5.3).
+    """One row per hidden layer: ``layer, gradient, top_mass, order_index`` (see docs/quantities.md#rpd).
 
     ``gradient`` is minus the least-squares slope of the RPD's density against q (the paper's indicator);
     ``top_mass`` T the expected fraction of pairs within the top n_k positions of their class;

@@ -1,18 +1,21 @@
-"""A cut's units, their contributions and their linear references, for any model read by the adapter (SPEC 10).
+"""A cut's units, their contributions and their linear references, for any model read by the adapter (see
+docs/any-network.md).
 
-A *unit* (the "neuron" of SPEC 5.3 and 5.4) is one output of the affine map that produces the cut: a unit of a
-linear layer, a channel of a conv layer (its positions are the unit's positions), a unit of a transformer's MLP
-summed over its tokens. The unit axis is found from the nearest affine map upstream of the cut: ``nn.Linear`` /
-``F.linear`` index their outputs along the last axis, ``nn.ConvNd`` / ``F.convNd`` along axis 1 (also the default).
+A *unit* (the "neuron" of the RPD and the neuron modes, docs/quantities.md) is one output of the affine map that
+produces the cut: a unit of a linear layer, a channel of a conv layer (its positions are the unit's positions), a unit
+of a transformer's MLP summed over its tokens. The unit axis is found from the nearest affine map upstream of the cut:
+``nn.Linear`` / ``F.linear`` index their outputs along the last axis, ``nn.ConvNd`` / ``F.convNd`` along axis 1 (also
+the default).
 
 *Contributions* are gradient x input of the linearised tail (:meth:`Network.tail`: transfer functions become the
 identity, batch norm its running statistics, gates kept) with respect to the cut's activations, per output class,
 computed with ``torch.func.vjp`` in float64 and summed over each unit's positions. For an affine tail they are
-exactly ``M_l[k, i] x_i`` (SPEC 5.3).
+exactly ``M_l[k, i] x_i`` (see docs/quantities.md#rpd).
 
-The *linear reference* of a cut (SPEC 10's reading of 5.4) is its value computed from the local field of the previous
-cut (the input of the transfer function that produces it, :func:`~netdyn.models.adapter.transfer_input`) with every
-transfer function from there to the cut replaced by the identity (:func:`~netdyn.models.adapter.build_segment`).
+The *linear reference* of a cut (docs/any-network.md#units-rpd-and-neuron-modes) is its value computed from the local
+field of the previous cut (the input of the transfer function that produces it,
+:func:`~netdyn.models.adapter.transfer_input`) with every transfer function from there to the cut replaced by the
+identity (:func:`~netdyn.models.adapter.build_segment`).
 
 *No privileged basis.* A model is read as a transformer when it is residual (an add joins a tensor to one of its
 descendants) and normalises with LayerNorm / RMSNorm or computes attention (softmax, ``scaled_dot_product_attention``,
@@ -113,8 +116,9 @@ def activations_and_reference(network: Network, layer: int, x: torch.Tensor) -> 
     """Cut ``layer``'s activations and linear reference on samples ``x`` ([P, d]), in the model's dtype, [P, *shape].
 
     The reference is computed from the previous cut's local field with every transfer function up to this cut
-    linearised (SPEC 10; for a netdyn-style MLP the reference of SPEC 5.4). Skips crossing into the segment keep
-    their true values. One pass of the model per chunk gives both.
+    linearised (docs/any-network.md#units-rpd-and-neuron-modes; for a netdyn-style MLP the reference of
+    docs/quantities.md#neuron-modes). Skips crossing into the segment keep their true values. One pass of the model per
+    chunk gives both.
     """
     graph_module = network.graph_module
     node = _node(network, layer)

@@ -1,4 +1,4 @@
-"""``netdyn reproduce``: the paper's experiments (SPEC section 6)."""
+"""``netdyn reproduce``: the paper's experiments (see docs/verdicts.md)."""
 
 from __future__ import annotations
 

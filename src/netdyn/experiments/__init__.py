@@ -1,4 +1,4 @@
-"""The paper's experiments (SPEC section 6), one module each, and the registry that ``netdyn reproduce`` and
+"""The paper's experiments (see docs/verdicts.md), one module each, and the registry that ``netdyn reproduce`` and
 the tests read: ``EXPERIMENTS`` maps each name to its :class:`~netdyn.experiments.base.Experiment` class.
 
 >>> from netdyn.experiments import run_experiment

@@ -1,4 +1,4 @@
-"""What every reproduction of a paper experiment is made of (SPEC section 6).
+"""What every reproduction of a paper experiment is made of (see docs/verdicts.md).
 
 An :class:`Experiment` holds a frozen configuration per scale (``smoke``, ``small``, ``paper``), says which
 member runs it needs (each a :class:`Member`: a name, a :class:`~netdyn.orchestration.RunSpec` and the parameters that
@@ -48,10 +48,10 @@ class ExperimentConfig:
     """Device of training and analysis (``--device``)."""
     seeds: int = 3
     """Seeds per configuration (``--seeds``): members differ in model and minibatch seed; every criterion is
-    evaluated on each (SPEC 6.1: 3 at small and paper, 2 at smoke, so the per-seed code runs in the tests)."""
+    evaluated on each (docs/verdicts.md: 3 at small and paper, 2 at smoke, so the per-seed code runs in the tests)."""
     threads: int = 1
     """Torch and BLAS threads of training and analysis (``--threads``): float32 results depend on the thread
-    count, so it is a setting of the experiment, not of the environment (SPEC 6.1). One by default: the same
+    count, so it is a setting of the experiment, not of the environment (see docs/verdicts.md). One by default: the same
     tables on every machine whatever its core count, and the experiments' matrices (widths up to 256 at small,
     batch 100) gain little from a second thread."""
 
@@ -145,8 +145,8 @@ class Experiment(Generic[ConfigT]):
         raise NotImplementedError
 
     def criteria(self, config: ConfigT) -> list[Criterion]:
-        """The criteria the verdict rests on (SPEC 6.1), declared from the paper's text before anything runs;
-        each is evaluated on every seed of ``config``. None declared: the experiment gives no verdict."""
+        """The criteria the verdict rests on (see docs/verdicts.md), declared from the paper's text before anything
+        runs; each is evaluated on every seed of ``config``. None declared: the experiment gives no verdict."""
         return []
 
     def notes(self, config: ConfigT) -> str:

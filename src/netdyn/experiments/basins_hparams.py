@@ -69,19 +69,19 @@ class BasinsHparamsConfig(ExperimentConfig):
     batch 2,500 still evaluates at chance with running statistics after 43 steps and fits the training set
     after 80, measured). The members table records each member's steps, epochs and training accuracy."""
     equal_steps: int | None = 250
-    """Control (SPEC 6.1): every batch size of the batch sweep trained again for this many optimiser steps, so
-    that batch size and training length are not confounded (None: no control). 250 steps are 2.5 epochs of
+    """Control (see docs/verdicts.md): every batch size of the batch sweep trained again for this many optimiser steps,
+    so that batch size and training length are not confounded (None: no control). 250 steps are 2.5 epochs of
     mnist5k at batch 50 and 125 at batch 2,500: the sweep at equal epochs costs about as much."""
     eval_every: str = "log:6"
     """Evaluation points of the training history (each reads the whole train and test sets)."""
     checkpoint_every: str = "log:2"
     """Checkpoints: the first and the last (only the last is analysed)."""
     basin_samples: int | None = 500
-    """Training samples the basin curves use (a seeded subset; SPEC's CPU default is 2,000)."""
+    """Training samples the basin curves use (a seeded subset; the basins' CPU default is 2,000)."""
     repeats: int = 3
     """Noise draws per sample (sample space) or perturbed networks (weight space) per amplitude."""
     eps: tuple[float, ...] | None = None
-    """Noise amplitudes (None: SPEC's default grid, 0..3 by 0.1, extended up to 12 until accuracy halves)."""
+    """Noise amplitudes (None: the basins' default grid, 0..3 by 0.1, extended up to 12 until accuracy halves)."""
 
 
 def training_steps(n_train: int, batch_size: int, epochs: float, min_steps: int) -> int:
@@ -283,10 +283,11 @@ def _sweep_curves(curves: pd.DataFrame, sizes: pd.DataFrame, members: pd.DataFra
 
 # ------------------------------------------------------------------------------------------ criteria
 # Written from the paper's text on Fig. 6 (section V, "The attraction basins and the flat minima hypothesis") before
-# any run used them (SPEC 6.1). The batch claims are tested twice: with every batch size trained for the same
-# number of epochs (the sweep) and for the same number of optimiser steps (the control, SPEC 6.1), since a batch
-# size changes one or the other. On the learning rate the text contradicts itself (SPEC 6): no direction is
-# asserted, only its optimum and the weight space's greater sensitivity, which hold under either reading.
+# any run used them (see docs/verdicts.md). The batch claims are tested twice: with every batch size trained for the
+# same number of epochs (the sweep) and for the same number of optimiser steps (the control, docs/verdicts.md), since a
+# batch size changes one or the other. On the learning rate the paper's text contradicts itself
+# (docs/reproduction/basins-hparams.md): no direction is asserted, only its optimum and the weight space's greater
+# sensitivity, which hold under either reading.
 
 MIN_TREND = 0.5
 """A Spearman correlation that counts as a trend (|rho| >= 0.5)."""
@@ -387,7 +388,7 @@ def _batch_criteria(schedule: str) -> list[Criterion]:
 
 
 def basins_hparams_criteria(config: BasinsHparamsConfig) -> list[Criterion]:
-    """The criteria of ``basins-hparams`` (SPEC 6.1)."""
+    """The criteria of ``basins-hparams`` (see docs/verdicts.md)."""
     out = _batch_criteria("epochs")
     if config.equal_steps is not None:
         out += _batch_criteria("steps")

@@ -471,7 +471,7 @@ def _field_criteria(config: BNGrokkingConfig) -> list[Criterion]:
 
 
 def bn_grokking_criteria(config: BNGrokkingConfig) -> list[Criterion]:
-    """The criteria of ``bn-grokking`` (SPEC 6.1)."""
+    """The criteria of ``bn-grokking`` (see docs/verdicts.md)."""
     lag = (f"log10 of (the step where the deepest net's test accuracy, evaluated with BN {{mode}} statistics, "
            "passes half its rise) over (the same step of the training accuracy under batch statistics); 0 when "
            f"the test accuracy has no rise of at least {config.min_rise:g}")

@@ -1,4 +1,4 @@
-"""How a verdict is made (SPEC 6.1): criteria declared before anything runs, evaluated on every seed.
+"""How a verdict is made (see docs/verdicts.md): criteria declared before anything runs, evaluated on every seed.
 
 Each experiment declares its :class:`Criterion` list in code (``Experiment.criteria(config)``): a name, the
 paper's statement it tests, the quantity measured, a rule with its threshold, and the ``measure`` that reads the

@@ -72,7 +72,7 @@ class Depth100Config(ExperimentConfig):
 
 
 def skip_layers(depth: int) -> list[int]:
-    """The hidden layers a residual skip joins (SPEC 3: every odd l >= 3)."""
+    """The hidden layers a residual skip joins (docs/quantities.md#conventions: every odd l >= 3)."""
     return list(range(3, depth + 1, 2))
 
 
@@ -264,12 +264,12 @@ def rpd_gradient_trend_skip_layers(
 
 
 def depth_100_criteria(config: Depth100Config) -> list[Criterion]:
-    """The criteria of ``depth-100`` (SPEC 6.1), for each variant ``config`` trains."""
+    """The criteria of ``depth-100`` (see docs/verdicts.md), for each variant ``config`` trains."""
     out: list[Criterion] = []
     for residual in config.residuals:
         variant = VARIANTS[residual]
         net = f"the {variant} depth-{config.depth} net"
-        deepest = f"{net}, test set, effective = within 0.005 of the network's accuracy (SPEC 5.1)"
+        deepest = f"{net}, test set, effective = within 0.005 of the network's accuracy (see docs/quantities.md#l-map)"
         out += [
             Criterion(
                 f"lp_before_lmap_{variant}",

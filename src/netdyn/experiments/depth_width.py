@@ -274,7 +274,7 @@ def _paper_axis(ax: Axes, depths: pd.Series) -> None:
 
 # ------------------------------------------------------------------------------------------ criteria
 # Written from the paper's text on Fig. 4 (section V, "The depth and width dependence of test accuracy") before any
-# run used them (SPEC 6.1); one value per seed, from that seed's nets only.
+# run used them (see docs/verdicts.md); one value per seed, from that seed's nets only.
 
 PEAK_SHARE = 2 / 3
 """Share of the widths whose accuracy must peak at an interior depth ('for a fixed width' read as: most widths)."""
@@ -348,7 +348,7 @@ def head_density_at_optimum(tables: Mapping[str, pd.DataFrame], config: Any, see
 
 
 def depth_width_criteria() -> list[Criterion]:
-    """The criteria of ``depth-width`` (SPEC 6.1)."""
+    """The criteria of ``depth-width`` (see docs/verdicts.md)."""
     grid = "one seed's BN ReLU nets, test accuracy at the last evaluation (BN running statistics)"
     return [
         Criterion(

@@ -323,7 +323,7 @@ def bump_to_rate_max_null(
 
 
 def double_descent_criteria(config: DoubleDescentConfig) -> list[Criterion]:
-    """The criteria of ``double-descent`` (SPEC 6.1)."""
+    """The criteria of ``double-descent`` (see docs/verdicts.md)."""
     out: list[Criterion] = []
     for mode in MODES:
         loss = f"test loss of the deepest net evaluated with BN {mode} statistics"

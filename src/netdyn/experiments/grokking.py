@@ -493,7 +493,7 @@ def fields_test_in_train(tables: Mapping[str, pd.DataFrame], config: Any, seed: 
 
 
 def grokking_criteria(config: GrokkingConfig) -> list[Criterion]:
-    """The criteria of ``grokking`` (SPEC 6.1)."""
+    """The criteria of ``grokking`` (see docs/verdicts.md)."""
     fields = ("mean over classes {classes} of the share of test samples whose nearest training sample in the "
               "plane of output local fields {pair} has their label, at the checkpoint {when} the jump"
               ).format(classes=", ".join(map(str, config.classes)), pair=f"(h_{config.classes[0]}, "

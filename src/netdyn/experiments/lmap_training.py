@@ -13,10 +13,10 @@ Definitions (netdyn's; the paper names the grokking point without defining it):
   is evaluated). Their ratio is the *lag*; the test accuracy's jump is late (grokking) when the lag is at least
   ``min_lag``.
 - A layer's L-map *has converged* at the first checkpoint, counted from the reference's own rise step on,
-  from which on its training-set accuracy stays at least the reference minus 0.005 (SPEC 5.1's tolerance),
-  for two references: the network's own training accuracy at that checkpoint (running statistics, the ones
-  the L-map folds in) and the training accuracy under batch statistics recorded at the same step. (Before
-  its rise a reference sits at chance, where an L-map agreeing with it says nothing.)
+  from which on its training-set accuracy stays at least the reference minus 0.005 (the tolerance of
+  docs/quantities.md#l-map), for two references: the network's own training accuracy at that checkpoint (running
+  statistics, the ones the L-map folds in) and the training accuracy under batch statistics recorded at the same step.
+  (Before its rise a reference sits at chance, where an L-map agreeing with it says nothing.)
 - The *linear tail* at a checkpoint starts at the first layer from which on L-map pruning is effective on the
   training set (``effective_layer`` with ``rule="from"`` against the network's training accuracy).
 """
@@ -296,7 +296,7 @@ class LmapTraining(Experiment[LmapTrainingConfig]):
 # ------------------------------------------------------------------------------------------ criteria
 # Written from the paper's text on Fig. 10 (conclusion 7) before any rerun used them. The L-map folds in the BN
 # statistics it is given: each claim is measured with running statistics (marked running-only) and with batch
-# statistics (the training set's own, SPEC 5.8's bn_mode="batch"), the grokking point under the same statistics.
+# statistics (the training set's own, AnalysisConfig.bn_mode="batch"), the grokking point under the same statistics.
 
 
 def _or_never(step: int | None) -> float:
@@ -351,7 +351,7 @@ def convergence_over_grokking(
 
 
 def lmap_training_criteria(config: LmapTrainingConfig) -> list[Criterion]:
-    """The criteria of ``lmap-training`` (SPEC 6.1)."""
+    """The criteria of ``lmap-training`` (see docs/verdicts.md)."""
     layers = ", ".join(map(str, config.layers))
     out: list[Criterion] = []
     for mode in MODES:

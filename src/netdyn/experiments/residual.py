@@ -2,8 +2,8 @@
 
 Every member is a BN ReLU MLP of one (variant, depth, width); the analysis of its last checkpoint gives the LP
 and L-map pruning accuracy of every layer. Per network the experiment reads off where each kind of pruning
-becomes effective (SPEC 5.1: test accuracy within 0.005 of the network's), as the first layer *from which on*
-every later layer is effective (``effective_layer``'s rule "from"; the earliest effective layer is kept beside
+becomes effective (docs/quantities.md#l-map: test accuracy within 0.005 of the network's), as the first layer *from
+which on* every later layer is effective (``effective_layer``'s rule "from"; the earliest effective layer is kept beside
 it), and whether the network has the paper's standard structure: LP pruning effective strictly before L-map
 pruning, and L-map pruning effective before the last hidden layer (a linear tail of at least one hidden layer).
 The paper says residual connections keep that structure over a wider range of depths and widths than plain nets.
@@ -321,7 +321,7 @@ def deepest_tail_longer(tables: Mapping[str, pd.DataFrame], config: Any, seed: i
 
 
 def residual_criteria() -> list[Criterion]:
-    """The criteria of ``residual`` (SPEC 6.1)."""
+    """The criteria of ``residual`` (see docs/verdicts.md)."""
     grid = "structure table, one seed's networks over the depth x width grid"
     return [
         Criterion(

@@ -1,4 +1,4 @@
-"""Running a reproduction: the experiment folder of SPEC section 6.
+"""Running a reproduction: the experiment folder of docs/verdicts.md#experiments-and-scales.
 
     OUT/
       config.json            the experiment, its scale and its whole configuration
@@ -6,7 +6,7 @@
       metrics/*.parquet      tidy tables, member parameters as columns
       figures/*.png|svg      one per paper panel, named after it
       report.html            the paper's claim, every panel, the configuration, the wall time
-      summary.json           the headline numbers, each criterion per seed and the verdict (SPEC 6.1)
+      summary.json           the headline numbers, each criterion per seed and the verdict (see docs/verdicts.md)
 
 ``--resume`` skips finished members (their analyses are cached in their folders too); every write is atomic.
 Training and analysis run under the configuration's thread count (torch's and the BLAS pools'), restored after.
@@ -146,7 +146,7 @@ def run_experiment(
     download: bool = False,
     population: bool = True,
 ) -> ExperimentResult:
-    """Reproduce one experiment of the paper at ``scale`` into the folder ``out`` (SPEC section 6).
+    """Reproduce one experiment of the paper at ``scale`` into the folder ``out`` (see docs/verdicts.md).
 
     ``dataset``, ``device``, ``seeds`` and ``threads`` (torch and BLAS threads, recorded in config.json) override
     the scale's configuration; ``root`` is where the data files

@@ -357,9 +357,9 @@ def _present(order: Sequence[str], values: Iterable[str]) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------ criteria
-# Written from the paper's text on Fig. 2 (section IV) before any run used them (SPEC 6.1). The paper does not say
-# how its inputs were scaled, and the scaling decides whether the tanh units leave their linear range: every claim
-# is tested under each scaling the config runs, and each counts (the write-up may explain a scaling that fails,
+# Written from the paper's text on Fig. 2 (section IV) before any run used them (see docs/verdicts.md). The paper does
+# not say how its inputs were scaled, and the scaling decides whether the tanh units leave their linear range: every
+# claim is tested under each scaling the config runs, and each counts (the write-up may explain a scaling that fails,
 # never drop it).
 
 AGREE = 0.01
@@ -477,7 +477,7 @@ def rpd_rise_and_fall(tables: Mapping[str, pd.DataFrame], config: Any, seed: int
 
 
 def shallow_criteria(config: ShallowConfig) -> list[Criterion]:
-    """The criteria of ``shallow`` (SPEC 6.1), one set per input scaling the config runs."""
+    """The criteria of ``shallow`` (see docs/verdicts.md), one set per input scaling the config runs."""
     out: list[Criterion] = []
     for normalize in config.normalizations:
         key = "01" if normalize == "none" else normalize

@@ -306,7 +306,8 @@ def _rows(tables: Mapping[str, pd.DataFrame], name: str, variant: str, seed: int
 
 
 def _effective_from(tables: Mapping[str, pd.DataFrame], kind: str, variant: str, seed: int) -> int:
-    """The layer from which on ``kind`` ("lp" or "lmap") pruning is effective on the test set (SPEC 5.1)."""
+    """The layer from which on ``kind`` ("lp" or "lmap") pruning is effective on the test set (see
+    docs/quantities.md#l-map)."""
     network = _rows(tables, "network", variant, seed).set_index("split")["accuracy"]
     layer = effective_layer(_rows(tables, kind, variant, seed), float(network["test"]), rule="from")
     if layer is None:
@@ -396,7 +397,7 @@ def loss_bump_trend(
 
 def _layer_criteria(variant: str) -> list[Criterion]:
     net = f"the deepest {variant} net"
-    deepest = f"{net}, test set, effective = within 0.005 of the network's accuracy (SPEC 5.1)"
+    deepest = f"{net}, test set, effective = within 0.005 of the network's accuracy (see docs/quantities.md#l-map)"
     return [
         Criterion(
             f"lp_before_lmap_{variant}",
@@ -467,7 +468,7 @@ def _curve_criteria(variant: str) -> list[Criterion]:
 
 
 def structure_criteria(config: StructureConfig) -> list[Criterion]:
-    """The criteria of ``structure`` (SPEC 6.1) for the variants ``config`` trains."""
+    """The criteria of ``structure`` (see docs/verdicts.md) for the variants ``config`` trains."""
     out: list[Criterion] = []
     for residual in ("none", "pre"):
         if residual in config.residuals:

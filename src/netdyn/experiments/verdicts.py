@@ -1,5 +1,5 @@
-"""The verdict table (SPEC 6.1): read from the ``summary.json`` of every experiment folder under a directory, so
-the tables of README, REPRODUCTION.md and the ``all`` index report cannot drift from their evidence
+"""The verdict table (see docs/verdicts.md): read from the ``summary.json`` of every experiment folder under a
+directory, so the tables of README, REPRODUCTION.md and the ``all`` index report cannot drift from their evidence
 (``netdyn reproduce --table DIR``)."""
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
-"""Any ``nn.Module`` read as a graph of cuts and tails (SPEC section 10).
+"""Any ``nn.Module`` read as a graph of cuts and tails (see docs/any-network.md).
 
 :func:`read_network` traces a model with ``torch.fx`` and names its nodes the way torchvision's
 ``get_graph_node_names`` does (a module's name means its output; a module called twice gives ``name`` and
 ``name_1``; a function called inside module ``m`` is ``m.relu``). A *cut* is a node: layer 0 is the input,
 layers 1..L-1 the chosen cuts in execution order, layer L the logits. The *tail* of a cut is every node that is
 neither the cut nor one of its ancestors, with its elementwise transfer functions replaced by the identity: the
-L-map of SPEC 5.1 for any graph.
+L-map of docs/quantities.md#l-map for any graph.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from netdyn.models.activations import ACTIVATIONS, Gauss, gauss
 
 TailKind = Literal["affine", "piecewise_linear", "nonlinear"]
 
-#: Relative error under which a tail counts as affine (SPEC 10: checked in float64 on data).
+#: Relative error under which a tail counts as affine (docs/any-network.md: checked in float64 on data).
 AFFINE_TOLERANCE = 1e-6
 #: Samples the affine check draws from the data (seeded).
 AFFINE_SAMPLES = 256
@@ -93,8 +93,8 @@ OPAQUE_MODULES: tuple[type[nn.Module], ...] = (nn.TransformerEncoderLayer, nn.Tr
 #: How a network was read (``Network.path``): a torch.fx graph, or forward hooks where tracing fails.
 ReadPath = Literal["fx", "hooks"]
 READ_PATHS: tuple[str, ...] = ("auto", "fx", "hooks")
-#: What a tail does with LayerNorm and softmax attention (SPEC 10): keep them, or hold their scale and pattern at
-#: their training-set means (``Network.constant_variant``).
+#: What a tail does with LayerNorm and softmax attention (see docs/any-network.md): keep them, or hold their scale and
+#: pattern at their training-set means (``Network.constant_variant``).
 LmapVariant = Literal["keep", "constant"]
 LMAP_VARIANTS: tuple[LmapVariant, ...] = ("keep", "constant")
 
@@ -132,7 +132,7 @@ def is_transfer_call(func: Any) -> bool:
 
 
 class Linearising(TorchFunctionMode):
-    """Under this mode every elementwise transfer function returns its input while ``active`` (SPEC 10).
+    """Under this mode every elementwise transfer function returns its input while ``active`` (see docs/any-network.md).
 
     It sees the functional and method forms wherever they are called, inside library blocks too (a mode disables
     ``nn.TransformerEncoderLayer``'s fused fast path, so its GELU is called and linearised); module forms call them.
@@ -380,7 +380,9 @@ class Network:
         return self._tails[node]
 
     def constant_variant(self, x: torch.Tensor) -> Network:
-        """This network with ``lmap_variant="constant"`` tails (SPEC 10), the statistics taken on samples ``x``.
+        """This network with ``lmap_variant="constant"`` tails, the statistics taken on samples ``x``.
+
+        See docs/any-network.md.
 
         In every tail each LayerNorm's scale (1/std) and each explicit softmax attention pattern are replaced by
         their means over ``x`` ([P, d], the training set), per position, as batch norm's running statistics
@@ -585,7 +587,7 @@ def _drop_fixed_arguments(graph: fx.Graph, model_name: str) -> fx.Node:
 
 
 def _default_cuts(traced: _Traced, dependent: set[fx.Node]) -> tuple[list[tuple[str, fx.Node]], bool]:
-    """The default cuts (SPEC 10) and whether the model is residual."""
+    """The default cuts (see docs/any-network.md) and whether the model is residual."""
     adds = _block_adds(traced, traced.graph_module.graph, dependent)
     if adds:
         return _block_cuts(traced, adds), True
@@ -669,7 +671,7 @@ def _named_cuts(traced: _Traced, names: Sequence[str], dependent: set[fx.Node]) 
 
 def read_network(model: nn.Module, input_shape: Sequence[int], cuts: Sequence[str] | None = None, *,
                  path: str = "auto") -> Network:
-    """Read any ``nn.Module`` as a :class:`Network` of cuts (SPEC section 10).
+    """Read any ``nn.Module`` as a :class:`Network` of cuts (see docs/any-network.md).
 
     ``input_shape`` is one sample's shape as the model takes it (``(1, 28, 28)`` for an image net). Default cuts:
     every elementwise transfer function's output (the pooled output where pooling follows directly) and every
@@ -838,7 +840,7 @@ def _linearised_copy(
     return _holding(fx.GraphModule(graph_module, graph), held), tuple(n.name for n in inputs)
 
 
-# ------------------------------------------------------------------- lmap_variant="constant" (SPEC 10)
+# ------------------------------------------------------------------- lmap_variant="constant" (see docs/any-network.md)
 _LAYER_NORM_FUNCTIONS: tuple[Callable[..., Any], ...] = (F.layer_norm, torch.layer_norm)
 _SOFTMAX_FUNCTIONS: tuple[Callable[..., Any], ...] = (F.softmax, torch.softmax)
 _FUSED_ATTENTION_FUNCTIONS: tuple[Callable[..., Any], ...] = (F.scaled_dot_product_attention,
@@ -1295,7 +1297,9 @@ class HookedTail(nn.Module):
 
 @dataclass
 class HookedModel:
-    """A model read through forward hooks (``Network.path == "hooks"``): one that torch.fx cannot trace (SPEC 10).
+    """A model read through forward hooks (``Network.path == "hooks"``): one that torch.fx cannot trace.
+
+    See docs/any-network.md.
 
     Tracing fails on data-dependent control flow (``if x.sum() > 0:``). This path runs the model instead, once on a
     seeded probe batch, with a forward hook on every module and a ``TorchFunctionMode`` that follows which tensor each

@@ -1,7 +1,7 @@
 """The fully connected network of the paper (Eq. 1, and Eq. 2 for the residual variant), with its layers explicit.
 
-Layers are numbered as in SPEC section 1: layer 0 is the input, 1..L-1 are hidden, L is the output. Block
-``net.blocks[l - 1]`` computes layer l:
+Layers are numbered as in docs/quantities.md#conventions: layer 0 is the input, 1..L-1 are hidden, L is the output.
+Block ``net.blocks[l - 1]`` computes layer l:
 
     a^l = W^l x^{l-1} + b^l,   z^l = BN(a^l) (or a^l),   h^l = z^l (+ x^{l-2} for a "pre" skip),
     x^l = f(h^l) (+ x^{l-2} for a "post" skip),
@@ -99,7 +99,7 @@ def _bn_running(bn: nn.BatchNorm1d, a: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class Trace:
-    """Per-layer values of a network on a batch (SPEC section 3).
+    """Per-layer values of a network on a batch (see docs/runs.md#models).
 
     ``x[l]`` is x^l for l = 0..L-1 (``x[0]`` the input) and ``x[L]`` the output local fields h^L; ``h[l]`` is the
     input of layer l's transfer function for l = 1..L-1 and ``h[L]`` the output local fields; ``h[0]`` is None.
@@ -193,7 +193,7 @@ def _add_module(layers: list[_SequentialLayer], module: nn.Module, name: str) ->
 
 
 class MLP(nn.Module):
-    """A fully connected network with explicit layer blocks (SPEC section 3).
+    """A fully connected network with explicit layer blocks (see docs/runs.md#models).
 
     ``width`` and ``activation`` may be sequences (one entry per hidden layer) for networks converted from a
     user's ``nn.Sequential``; ``batchnorm`` likewise. ``residual`` is False, True (= "pre") , "pre" or "post".
@@ -457,7 +457,7 @@ class MLP(nn.Module):
         keep_h: bool = True,
         device: torch.device | str | None = None,
     ) -> Trace:
-        """Local fields and outputs of every layer for a batch (SPEC section 3), computed in chunks.
+        """Local fields and outputs of every layer for a batch (see docs/runs.md#models), computed in chunks.
 
         ``layers`` keeps only those layers (0..L). Chunks are sized so that one chunk's kept values fit
         ``memory_budget`` bytes; with ``bn_mode="batch"`` pass ``chunk_size`` = the batch the statistics

@@ -1,4 +1,5 @@
-"""A model pruned at a cut: the trunk up to the cut, then one ``nn.Linear`` (SPEC 7 and 10: ``netdyn prune``).
+"""A model pruned at a cut: the trunk up to the cut, then one ``nn.Linear`` (``netdyn prune``; see
+docs/any-network.md#l-map-tails).
 
 :class:`Pruned` holds the original model (the trunk's weights are its own), the cut's name and the Linear that
 replaces the tail: the L-map's ``M_l x^l + c_l`` on the cut's flattened activations. Its forward runs only the

@@ -36,7 +36,10 @@ def residual_mode(residual: str | bool | None) -> str:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """The architecture and initialisation of an MLP (SPEC section 3). Every field is a flag of ``netdyn train``."""
+    """The architecture and initialisation of an MLP. Every field is a flag of ``netdyn train``.
+
+    See docs/runs.md#models.
+    """
 
     width: int | tuple[int, ...] = 256
     """Neurons per hidden layer (one number, or one per hidden layer)."""

@@ -1,4 +1,6 @@
-"""Analysing a network or a run folder (SPEC 5.8): ``analyze``, ``analyze_checkpoints`` and ``load_analysis``.
+"""Analysing a network or a run folder: ``analyze``, ``analyze_checkpoints`` and ``load_analysis``.
+
+See docs/quantities.md#the-analysis-as-a-whole.
 
 ``analyze`` and ``analyze_checkpoints`` return an :class:`Analysis`, the framework's tables with ``.save``,
 ``.plot``, ``.to_html``; ``load_analysis`` reads one back.
@@ -200,14 +202,15 @@ def analyze(
 ) -> Analysis:
     """Run the framework's quantities on ``net`` and ``data`` and return their tables.
 
-    The quantities are those of ``netdyn.analysis.QUANTITIES`` (by default SPEC 5.1-5.7). ``config.quantities``
-    chooses which (the network's own accuracy always comes first); ``config.basins=False`` drops the basins.
-    ``progress=True`` shows a progress bar over the quantities (the CLI's); nothing else is printed or written.
+    The quantities are those of ``netdyn.analysis.QUANTITIES`` (by default those of docs/quantities.md).
+    ``config.quantities`` chooses which (the network's own accuracy always comes first); ``config.basins=False`` drops
+    the basins. ``progress=True`` shows a progress bar over the quantities (the CLI's); nothing else is printed or
+    written.
 
-    ``net`` is a netdyn MLP or any model the network adapter reads (SPEC 10): ``input_shape`` is how one sample is
-    fed (default: the data's own), ``cuts`` names its cuts (default: SPEC 10's); its tables add ``cut``. A quantity
-    that does not support such a model yet is left out and named, with the reason, in ``Analysis.skipped`` (the
-    summary's ``skipped_quantities``, analysis.json and the report).
+    ``net`` is a netdyn MLP or any model the network adapter reads (see docs/any-network.md): ``input_shape`` is how one
+    sample is fed (default: the data's own), ``cuts`` names its cuts (default: those of docs/any-network.md#cuts); its
+    tables add ``cut``. A quantity that does not support such a model yet is left out and named, with the reason, in
+    ``Analysis.skipped`` (the summary's ``skipped_quantities``, analysis.json and the report).
     """
     config = config or AnalysisConfig()
     samples, n_layers, shape = read_model(net, data, input_shape, cuts)

@@ -28,9 +28,9 @@ def plot_sweep(
     (e.g. depth) along a sequential palette.
 
     ``table`` is tidy: one row per run (``x``, ``y`` and ``by``). Several rows at one point (seeds) are drawn
-    as their median with a bar from the lowest to the highest (SPEC 6.1). A NaN ``y`` (a basin size never reached on the
-    noise grid) is not a value: it is marked by a hollow triangle at the top edge (stacked by group), so a
-    missing point is seen rather than silently dropped. The legend names the groups and the missing points.
+    as their median with a bar from the lowest to the highest (see docs/verdicts.md). A NaN ``y`` (a basin size never
+    reached on the noise grid) is not a value: it is marked by a hollow triangle at the top edge (stacked by group), so
+    a missing point is seen rather than silently dropped. The legend names the groups and the missing points.
     """
     func = "plot_sweep"
     require_columns(table, [x, y, *([by] if by is not None else [])], func)

@@ -1,6 +1,6 @@
 """Per-layer figures: pruning accuracy, RPD curves and summaries, neuron modes, class geometry.
 
-Each function takes the table an analysis function returned (SPEC 5.9), draws it, and returns the Figure.
+Each function takes the table an analysis function returned (see docs/quantities.md), draws it, and returns the Figure.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def plot_layer_accuracy(
     ``lmap`` and ``lp`` are ``lmap_accuracy`` / ``lp_accuracy`` tables (``layer, split, accuracy``; either may
     be None); ``network_accuracy`` is a number, a ``{split: accuracy}`` dict or a table with ``split,
     accuracy``. Layer 0 is the input. A filled marker shows a layer where pruning is effective: accuracy at
-    least the network's minus ``tolerance`` (SPEC 5.1), the shaded band below the network's line.
+    least the network's minus ``tolerance`` (see docs/quantities.md#l-map), the shaded band below the network's line.
     """
     func = "plot_layer_accuracy"
     if lmap is None and lp is None:
@@ -226,8 +226,8 @@ def plot_rpd_summary(summary: pd.DataFrame, ax: Axes | Sequence[Axes] | None = N
 
 def plot_neuron_modes(census: pd.DataFrame, ax: Axes | None = None) -> Figure:
     """Stacked bars of the fractions of OPM, NPM and inactive neurons in each layer, and beside them the
-    distribution of the order preservation rho that decides them (SPEC 5.4: rho sits near the threshold in
-    trained nets, so the shares move with it; compare distributions across layers).
+    distribution of the order preservation rho that decides them (docs/quantities.md#neuron-modes: rho sits near the
+    threshold in trained nets, so the shares move with it; compare distributions across layers).
 
     ``census`` is a ``neuron_mode_census`` table (``layer, opm, npm, inactive``, and ``rho_mean, rho_q10,
     rho_q25, rho_median, rho_q75`` for the second panel). With ``ax`` given, only the bars are drawn into it.

@@ -1,4 +1,4 @@
-"""Seed spread on a drawn figure (SPEC 6.1: a figure draws the median over seeds with the min-max band, or says
+"""Seed spread on a drawn figure (docs/verdicts.md: a figure draws the median over seeds with the min-max band, or says
 in its title that it draws one seed).
 
 The experiments draw the median over seeds with the ordinary plotting functions, then hand the drawn line and

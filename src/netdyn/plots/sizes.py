@@ -72,7 +72,7 @@ def plot_against(
     """``y`` against ``x``, one line per value of ``by``, one panel per value of ``panel``.
 
     Rows sharing (panel, by, x) — several seeds — are summarised: the line is their median and a band spans
-    their minimum to maximum (SPEC 6.1).
+    their minimum to maximum (see docs/verdicts.md).
     ``by`` values that are numbers (widths, depths) get a sequential colormap, names
     (``network``, ``L-map0``) the categorical cycle, in ``order`` when given (else sorted). ``logx`` uses a
     log x axis (symlog when 0 is among the values, as for step 0), ticked at each value when there are few;
@@ -132,7 +132,7 @@ def _panel_axes(
 
 def _mean_and_band(axis: Axes, part: pd.DataFrame, x: str, y: str, style: dict) -> None:
     """One curve: the median of ``y`` over the rows sharing each ``x`` (seeds), and a band from their minimum to
-    their maximum where there are several (SPEC 6.1)."""
+    their maximum where there are several (see docs/verdicts.md)."""
     stats = part.groupby(x)[y].agg(["median", "min", "max", "count"]).sort_index()
     xs = stats.index.to_numpy(dtype=float)
     axis.plot(xs, stats["median"].to_numpy(), color=style["color"], ls=style["ls"], marker=style["marker"],

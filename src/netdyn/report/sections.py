@@ -35,7 +35,7 @@ BASIN_TEXT = (
 )
 
 SKIPPED_TEXT = (
-    "These quantities do not read this kind of model yet (SPEC 10 is being extended to them one by one); the "
+    "These quantities do not read this kind of model yet (see docs/any-network.md for what netdyn reads); the "
     "analysis left them out rather than fail. The reason is each quantity's own message."
 )
 

@@ -1,4 +1,4 @@
-"""Grids of runs on a local process pool or a Ray cluster (SPEC section 7, "Sweeps").
+"""Grids of runs on a local process pool or a Ray cluster (see docs/runs.md#beyond-one-run).
 
 ``sweep(points, out)`` runs every point (settings named as ``netdyn train``'s flags, turned into a RunSpec by
 ``spec_from_settings`` and carried out by ``netdyn.run``) into ``out/runs/NAME`` and gathers ``out/sweep.parquet``,

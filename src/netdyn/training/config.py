@@ -1,4 +1,4 @@
-"""Training configuration (SPEC section 4) and evaluation/checkpoint schedules."""
+"""Training configuration (see docs/runs.md#training) and evaluation/checkpoint schedules."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The training core (SPEC sections 4 and 7): what a single run and a population share.
+"""The training core (see docs/runs.md#training): what a single run and a population share.
 
 :func:`~netdyn.training.loop.train` (one net, its :class:`~netdyn.training.loop.StepFn`) and
 :func:`~netdyn.training.population.train_population` (P nets, the population engine) differ only in how a step is

@@ -1,4 +1,4 @@
-"""The training loop (SPEC section 4).
+"""The training loop (see docs/runs.md#training).
 
 Whole-tensor data on the device, index-permutation minibatches, log-spaced evaluations and checkpoints, on-device
 divergence detection, atomic run folders and exact resume.
@@ -188,7 +188,7 @@ def train(
     progress: bool = False,
     record: dict[str, Any] | None = None,
 ) -> TrainResult:
-    """Train ``net`` on ``data`` (a Dataset, or the four tensors), recording its dynamics (SPEC section 4).
+    """Train ``net`` on ``data`` (a Dataset, or the four tensors), recording its dynamics (see docs/runs.md#training).
 
     With ``run_dir`` the run folder receives config.json, checkpoints and the history table as it goes.
     ``resume=True`` continues the run in ``run_dir`` from its last checkpoint and ends with the same weights

@@ -1,4 +1,4 @@
-"""``train_population``: P networks of one architecture trained at once (SPEC section 7, "Populations").
+"""``train_population``: P networks of one architecture trained at once (see docs/runs.md#training).
 
 The step is :class:`~netdyn.training.population_engine.PopulationEngine`'s (stacked parameters, one vectorised
 forward, backward and optimiser step for every member); the bookkeeping is one

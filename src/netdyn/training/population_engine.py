@@ -1,4 +1,4 @@
-"""The vectorised engine behind ``train_population`` (SPEC section 7): P networks of one architecture trained
+"""The vectorised engine behind ``train_population`` (see docs/runs.md#training): P networks of one architecture trained
 as one.
 
 Each parameter of the shared architecture is one leaf tensor ``[P, *shape]`` stacking the members' copies (in the
