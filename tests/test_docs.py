@@ -37,3 +37,23 @@ def test_site_builds_strict(tmp_path):
         assert (tmp_path / "site" / page / "index.html").exists(), page
     html = (tmp_path / "site" / "api" / "analysis" / "index.html").read_text()
     assert 'id="netdyn.rpd_summary"' in html and ":class:" not in html
+
+
+def _anchors(page: Path) -> set[str]:
+    """The heading ids mkdocs gives a page (its toc extension's slugs)."""
+    headings = re.findall(r"^#+ (.+)$", page.read_text(), re.M)
+    return {re.sub(r"[-\s]+", "-", re.sub(r"[^\w\s-]", "", h).strip().lower()) for h in headings}
+
+
+def test_source_cites_shipped_pages_only():
+    # Users have the package and its docs, not the project's internal contract: nothing in the source, comments
+    # included, cites "SPEC", and every docs page it cites (docs/PAGE.md#anchor) exists with that heading.
+    cited = set()
+    for path in (ROOT / "src" / "netdyn").rglob("*.py"):
+        text = path.read_text()
+        assert "SPEC" not in text, f"{path.relative_to(ROOT)} cites SPEC; cite the docs page instead"
+        cited |= {(m.group(1), m.group(2)) for m in re.finditer(r"docs/([\w/-]+\.md)(?:#([\w-]+))?", text)}
+    assert cited
+    for page, anchor in sorted(cited, key=str):
+        assert (ROOT / "docs" / page).exists(), page
+        assert anchor is None or anchor in _anchors(ROOT / "docs" / page), f"docs/{page}#{anchor}"
