@@ -129,3 +129,15 @@ def test_one_figure_per_panel_from_the_tables():
     c = figs["fig5c_sample_size_width"].axes[0]
     line = next(line for line in c.get_lines() if line.get_label() == "depth 4")
     np.testing.assert_allclose(line.get_ydata(), [1.416, 1.464])
+
+
+def test_the_test_accuracy_panel_draws_the_median_of_the_seeds_with_their_range():
+    config = BasinsDepthWidthConfig(depths=(2, 4), widths=(16, 64))
+    one = _tables(config)
+    tables = {name: pd.concat([t, t.assign(seed=1)], ignore_index=True) for name, t in one.items()}
+    tables["members"].loc[tables["members"]["seed"] == 1, "test_accuracy"] -= 0.02
+    fig = BasinsDepthWidth().figures(tables, config)["fig5_test_accuracy"]
+    assert "median of 2 seeds, bars min to max" in fig.get_suptitle()
+    line = next(line for line in fig.axes[0].get_lines() if line.get_label() == "depth 4")
+    np.testing.assert_allclose(line.get_ydata(), [0.894, 0.894])  # (0.904 + 0.884) / 2 at both widths
+    assert len(fig.axes[0].collections) == 2  # a min-max bar set per depth

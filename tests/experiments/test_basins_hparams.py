@@ -99,3 +99,21 @@ def test_one_figure_per_panel_with_test_accuracy_in_the_legend():
     np.testing.assert_array_equal(line.get_xdata(), [50, 200, 1000, 2500])
     low, high = sizes[2].get_ylim()  # test accuracy within 0.003: the axis still spans two points
     assert high - low == pytest.approx(0.02)
+
+
+def test_the_curve_panels_say_in_a_title_that_fits_which_seed_they_draw():
+    """Panels (a-d) draw one seed's basin curves: their title says so, on a first line the figure does not cut
+    off (on one line, the paper-sized net's settings pushed it past the edge)."""
+    one = _tables()
+    tables = {name: pd.concat([t, t.assign(seed=1)], ignore_index=True) for name, t in one.items()}
+    figs = BasinsHparams().figures(tables, CONFIG)
+    for name in ("fig6a_sample_basin_batch_size", "fig6b_weight_basin_batch_size", "fig6c_sample_basin_lr",
+                 "fig6d_weight_basin_lr"):
+        fig = figs[name]
+        title = fig.axes[0].title
+        assert "(seed 0 only of 2)" in title.get_text().splitlines()[0], name
+        fig.canvas.draw()
+        box, frame = title.get_window_extent(), fig.bbox
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and box.y1 <= frame.y1, name
+    sizes = figs["fig6_sizes"]
+    assert "median of 2 seeds, bars min to max" in sizes.get_suptitle()

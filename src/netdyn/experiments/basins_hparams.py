@@ -194,9 +194,10 @@ class BasinsHparams(Experiment[BasinsHparamsConfig]):
                 ax = fig.add_subplot()
                 _sweep_curves(sweep(curves, config), sweep(sizes, config), sweep(members, config), key, space, ax,
                               first)
+                # two lines, the seed first: on one line the 7.2-inch figure cut the title off before it
                 ax.set_title(f"{space.capitalize()}-space basins by {key.replace('_', ' ')} "
-                             f"(depth {config.depth} = {config.depth + 2} layers, width {config.width}, {fixed}; "
-                             f"{one_seed_note(len(seeds), first)})", fontsize="medium")
+                             f"({one_seed_note(len(seeds), first)})\ndepth {config.depth} = {config.depth + 2} "
+                             f"layers, width {config.width}, {fixed}", fontsize="medium")
                 figs[f"fig6{letter}_{space}_basin_{key}"] = fig
         if "schedule" in members.columns and (members["schedule"] == "steps").any():
             sweeps.append(("batch_size", partial(batch_sweep, schedule="steps"),
