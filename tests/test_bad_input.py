@@ -665,7 +665,8 @@ NET_FUNCTIONS = [name for name in ANALYSIS_FUNCTIONS if first_param(name) == "ne
 
 #: The functions that read any traceable nn.Module (SPEC 10) so far; the others take a netdyn MLP.
 ANY_NETWORK = {"network_accuracy", "lmap_accuracy", "lp_accuracy", "class_geometry", "lmap_matrix", "sample_basin",
-               "weight_basin", "rpd", "rpd_summary", "neuron_modes", "local_fields", "bn_perturbation"}
+               "weight_basin", "rpd", "rpd_summary", "neuron_modes", "local_fields", "bn_perturbation", "analyze",
+               "compute_quantities"}
 
 
 @pytest.mark.parametrize("name", [n for n in NET_FUNCTIONS if n not in ANY_NETWORK])
@@ -689,6 +690,10 @@ def test_any_network_function_reads_a_plain_module_and_refuses_its_bad_data(name
         result = ANALYSIS_FUNCTIONS[name](seq, clean, classes=(1, 2))
     else:
         result = call(name, seq, clean, tiny_run)
+    if name in ("analyze", "compute_quantities"):  # an Analysis, or (tables, summary): the L-map of every layer
+        tables = result.tables if hasattr(result, "tables") else result[0]
+        assert len(tables["lmap"]) > 0 and "cut" in tables["lmap"].columns
+        return
     table = result.points if hasattr(result, "points") else getattr(result, "curve", result)  # LocalFields, BasinCurve
     assert len(table) > 0 or name == "bn_perturbation"  # a model without batch norm has no rows
 
