@@ -473,7 +473,8 @@ def backend_from_args(args: argparse.Namespace) -> Any:
 def add_output_options(parser: argparse.ArgumentParser) -> None:
     """``-q/--quiet`` and ``-v/--verbose``, which every command takes (``netdyn.cli`` adds them)."""
     g = parser.add_argument_group("output").add_mutually_exclusive_group()
-    g.add_argument("-q", "--quiet", action="store_true", help="no progress bars or notes: only results and errors")
+    g.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bars or settings lines: only results, notes on what was analysed, and errors")
     g.add_argument("-v", "--verbose", action="store_true", help="also log what is loaded and computed, on stderr")
 
 

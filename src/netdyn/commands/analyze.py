@@ -65,7 +65,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     data = run.dataset(root=args.data_root)
     samples, n_layers, _ = read_model(run.model(chosen[-1]), data, **run.reading)
     check_config_fits(config, Layers(n_layers), int(samples.num_classes))
-    if note is not None and not args.quiet:
+    if note is not None:  # which checkpoint was analysed (a diverged run's last finite one): part of the result
         print(f"netdyn analyze: note: {note}", file=sys.stderr)
     if run.summary.get("warning"):  # e.g. a monitor that saw no training step: its checkpoint is the untrained net
         print(f"netdyn analyze: warning: {run.summary['warning']}", file=sys.stderr)
