@@ -271,3 +271,15 @@ def test_bad_arguments_raise_config_error(make_blobs):
         neuron_modes(MLP(data.x_train.shape[1] + 2, 8, 2, data.num_classes), data)
     with pytest.raises(ConfigError, match="missing columns"):
         neuron_mode_census(pd.DataFrame({"layer": [1]}))
+
+
+def test_gamma_where_some_columns_of_the_second_sequence_are_tied_and_others_not():
+    """Columns of b without ties take b's own order, the others the joint sort: each matches brute force."""
+    gen = torch.Generator().manual_seed(5)
+    a = torch.randint(0, 6, (40, 6), generator=gen).double()
+    b = torch.randn(40, 6, generator=gen, dtype=torch.float64)
+    b[:, 1] = torch.randint(0, 3, (40,), generator=gen).double()  # tied
+    b[:, 4] = torch.round(b[:, 4])  # tied
+    gamma = goodman_kruskal_gamma(a, b)
+    for i in range(6):
+        assert gamma[i].item() == pytest.approx(brute_force_gamma(a[:, i].numpy(), b[:, i].numpy()), abs=1e-12)

@@ -50,15 +50,15 @@ from netdyn.analysis.ranks import (
 )
 from netdyn.analysis.units import (
     NO_PRIVILEGED_BASIS,
-    activations_and_reference,
+    activations_references_contributions,
     as_units,
     no_privileged_basis,
     unit_axis,
-    unit_contributions,
 )
 from netdyn.data.samples import DataLike, SampleSet
 from netdyn.errors import ConfigError, ModelError
 from netdyn.models import MLP
+from netdyn.models.adapter import Network
 
 INFORMATION_BINS = 16
 """Quantile bins of a neuron's output for the class information."""
@@ -137,21 +137,30 @@ def _tied_pairs(first: torch.Tensor) -> torch.Tensor:
     return (pos - first).sum(-1)
 
 
-def _rank_codes(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Order-preserving integer codes of each row [n, P] (entries strictly below) and its tied-pair count."""
+def _rank_codes(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Order-preserving integer codes of each row [n, P] (entries strictly below), tied pairs and sorting order."""
     order, first, _ = sorted_runs(rows, last=False)
-    return unsort(order, first), _tied_pairs(first)
+    return unsort(order, first), _tied_pairs(first), order
 
 
-def _joint_counts(code_a: torch.Tensor, code_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _joint_counts(
+    code_a: torch.Tensor, code_b: torch.Tensor, ties_b: torch.Tensor, order_b: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(pairs tied in both, discordant pairs) per row, from the rows' rank codes [n, P].
 
     Sorted by (b, a) lexicographically, the discordant pairs are exactly the strict inversions of a (Knight's
-    algorithm): pairs tied in b come out ordered by a and add none.
+    algorithm): pairs tied in b come out ordered by a and add none. In a row of b without a tie (``ties_b``, its
+    tied-pair counts) that order is b's own (``order_b``, the permutation sorting it) and no pair is tied in both:
+    only the rows with ties are sorted again.
     """
-    p = code_a.shape[-1]
-    order, first, _ = sorted_runs(code_b * p + code_a, last=False)
-    return _tied_pairs(first), _strict_inversions(code_a.gather(-1, order))
+    tied = torch.nonzero(ties_b > 0).flatten()
+    ties_both, order = torch.zeros_like(ties_b), order_b
+    if tied.numel():
+        p = code_a.shape[-1]
+        joint, first, _ = sorted_runs(code_b[tied] * p + code_a[tied], last=False)
+        order = order_b.index_copy(0, tied, joint)
+        ties_both[tied] = _tied_pairs(first)
+    return ties_both, _strict_inversions(code_a.gather(-1, order))
 
 
 def _chunk(p: int) -> int:
@@ -173,9 +182,10 @@ def kendall_counts(a: torch.Tensor, b: torch.Tensor) -> PairCounts:
     columns: list[list[torch.Tensor]] = [[], [], [], []]
     step = _chunk(p)
     for lo in range(0, width, step):
-        code_a, ties_a = _rank_codes(a[:, lo : lo + step].T)
-        code_b, ties_b = _rank_codes(b[:, lo : lo + step].T)
-        for column, value in zip(columns, (ties_a, ties_b, *_joint_counts(code_a, code_b)), strict=True):
+        code_a, ties_a, _ = _rank_codes(a[:, lo : lo + step].T)
+        code_b, ties_b, order_b = _rank_codes(b[:, lo : lo + step].T)
+        joint = _joint_counts(code_a, code_b, ties_b, order_b)
+        for column, value in zip(columns, (ties_a, ties_b, *joint), strict=True):
             column.append(value)
     empty = torch.zeros(0, dtype=torch.int64, device=a.device)
     n1, n2, n3, discordant = (torch.cat(c) if c else empty for c in columns)
@@ -317,8 +327,8 @@ def _layer_modes(
         hi = min(width, lo + step)
         order, first, last = sorted_runs(x_l[:, lo:hi].T)
         below, equal = unsort(order, first), unsort(order, last - first + 1)
-        code_r, ties_r = _rank_codes(r_l[:, lo:hi].T)
-        ties_both, discordant = _joint_counts(below, code_r)
+        code_r, ties_r, order_r = _rank_codes(r_l[:, lo:hi].T)
+        ties_both, discordant = _joint_counts(below, code_r, ties_r, order_r)
         n_pairs = torch.full_like(discordant, p * (p - 1) // 2)
         counts = PairCounts(n_pairs, _tied_pairs(first), ties_r, ties_both, discordant)
         start, size = pair_positions(below, equal, signs[lo:hi, labels])
@@ -434,30 +444,33 @@ def _any_neuron_modes(
     network = reader.network
     n_classes = reader.widths[-1]
     x, y, shuffled = _modes_samples(samples, n_classes, reader.device, max_samples, seed)
-    frames, reasons = [], {}
-    for l in chosen:
-        reasons[l] = NO_PRIVILEGED_BASIS if no_privileged_basis(network, l) else ""
-        if reasons[l]:
-            n_units = as_units(network.activations(x[:1], l), -1).shape[1]
-            nan = torch.full((n_units,), math.nan, dtype=torch.float64)
-            frame = _modes_frame(l, nan, nan, nan, threshold)
-            frame["mode"] = UNDEFINED
-            frames.append(frame)
-            continue
+    reasons = {l: NO_PRIVILEGED_BASIS if no_privileged_basis(network, l) else "" for l in chosen}
+    frames = {l: _undefined_frame(network, l, x, threshold) for l in chosen if reasons[l]}
+    measured = [l for l in chosen if not reasons[l]]
+    for l, values, references, contributions in activations_references_contributions(network, measured, x):
         axis = unit_axis(network, l)
-        x_l, r_l = (as_units(v, axis) for v in activations_and_reference(network, l, x))
+        x_l, r_l = as_units(values, axis), as_units(references, axis)
         if not (torch.isfinite(x_l).all() and torch.isfinite(r_l).all()):
             raise ModelError(f"layer {l} ({network.cut(l).name}) has NaN or infinite values: cannot measure its "
                              "neuron modes")
-        ranks = contribution_rank_positions(unit_contributions(network, l, x), y)
+        ranks = contribution_rank_positions(contributions, y)
         rho, information = _unit_modes(x_l, r_l, y, shuffled, n_classes)
         index = order_index(ranks.neuron_top_mass.cpu(), ranks.chance)
-        frames.append(_modes_frame(l, rho, index, information, threshold))
+        frames[l] = _modes_frame(l, rho, index, information, threshold)
     if not frames:
         return with_cuts(_empty([*NEURON_COLUMNS, "reason"], {"mode", "reason"}), reader)
-    table = pd.concat(frames, ignore_index=True).astype({"layer": "int64", "neuron": "int64"})
+    table = pd.concat([frames[l] for l in chosen], ignore_index=True).astype({"layer": "int64", "neuron": "int64"})
     table["reason"] = [reasons[int(l)] for l in table["layer"]]
     return with_cuts(table, reader)
+
+
+def _undefined_frame(network: Network, l: int, x: torch.Tensor, threshold: float) -> pd.DataFrame:
+    """The rows of a cut without a privileged basis: NaN values, mode ``undefined``."""
+    n_units = as_units(network.activations(x[:1], l), -1).shape[1]
+    nan = torch.full((n_units,), math.nan, dtype=torch.float64)
+    frame = _modes_frame(l, nan, nan, nan, threshold)
+    frame["mode"] = UNDEFINED
+    return frame
 
 
 def _unit_modes(

@@ -40,7 +40,7 @@ from netdyn.analysis._common import (
     with_cuts,
 )
 from netdyn.analysis.lmap import lmap_matrix
-from netdyn.analysis.units import NO_PRIVILEGED_BASIS, no_privileged_basis, unit_contributions
+from netdyn.analysis.units import NO_PRIVILEGED_BASIS, contributions_by_cut, no_privileged_basis
 from netdyn.data.samples import DataLike, SampleSet
 from netdyn.errors import ConfigError, ModelError
 from netdyn.models import MLP
@@ -418,9 +418,15 @@ def _any_rpd_tables(
     x, y = _training_subset(reader.device, samples, max_samples, seed)
     reasons = {l: NO_PRIVILEGED_BASIS if no_privileged_basis(network, l) else "" for l in chosen}
 
+    measured = [l for l in chosen if not reasons[l]]
+    parts: dict[int, list[torch.Tensor]] = {l: [] for l in measured}
+    for chunks, _ in contributions_by_cut(network, measured, x, use):  # one pass of the model per chunk
+        for l, chunk in chunks.items():
+            parts[l].append(chunk)
+
     def ranked() -> Iterator[tuple[int, RankPositions | None]]:
         for l in chosen:
-            yield l, None if reasons[l] else contribution_rank_positions(unit_contributions(network, l, x, use), y)
+            yield l, None if reasons[l] else contribution_rank_positions(torch.cat(parts.pop(l), dim=1), y)
 
     curves, summary = _rpd_frames(ranked(), bins)
     for table in (curves, summary):

@@ -28,7 +28,7 @@ A ResNet has no LayerNorm or attention, and its block outputs end in a ReLU anyw
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -112,25 +112,96 @@ def _samples_per_chunk(network: Network, layer: int, n: int, factor: int) -> int
     return chunk_rows(n, 8 * probe[0].numel() * factor)
 
 
-def activations_and_reference(network: Network, layer: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cut ``layer``'s activations and linear reference on samples ``x`` ([P, d]), in the model's dtype, [P, *shape].
+HELD_BYTES = 1 << 30
+"""Bytes of activations and references that :func:`activations_references_contributions` holds at once."""
 
-    The reference is computed from the previous cut's local field with every transfer function up to this cut
-    linearised (docs/any-network.md#units-rpd-and-neuron-modes; for a netdyn-style MLP the reference of
-    docs/quantities.md#neuron-modes). Skips crossing into the segment keep their true values. One pass of the model per
-    chunk gives both.
+
+def activations_references_contributions(
+    network: Network, layers: Sequence[int], x: torch.Tensor
+) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Yield ``(l, activations, reference, contributions)`` of each cut in ``layers`` on samples ``x`` ([P, d]).
+
+    The activations and the linear reference in the model's dtype, ``[P, *shape]``; the contributions as
+    :func:`unit_contributions` gives them, float64 ``[C, P, units]``. The reference is computed from the previous
+    cut's local field with every transfer function up to this cut linearised (for a netdyn-style MLP the reference
+    of docs/quantities.md#neuron-modes); skips crossing into the segment keep their true values. What neuron modes
+    take: one pass of the model per chunk gives all three for as many cuts as :data:`HELD_BYTES` holds.
+
+    See docs/any-network.md#units-rpd-and-neuron-modes.
     """
     graph_module = network.graph_module
-    node = _node(network, layer)
-    segment, names = build_segment(graph_module, [transfer_input(graph_module, _node(network, layer - 1))], node)
-    size = _samples_per_chunk(network, layer, x.shape[0], 4)
-    values, references = [], []
-    for rows in iter_chunks(x.shape[0], size):
-        captured = network.capture(x[rows], {*names, node.name}, logits=False)
-        values.append(captured[node.name])
-        with torch.no_grad(), evaluating(segment):
-            references.append(segment(*[captured[n] for n in names]))
-    return torch.cat(values), torch.cat(references)
+    for group in _groups(network, layers, 2 * x.shape[0]):
+        nodes = {l: _node(network, l) for l in group}
+        segments = {l: build_segment(graph_module, [transfer_input(graph_module, _node(network, l - 1))], nodes[l])
+                    for l in group}
+        also = {n.name for n in nodes.values()} | {n for _, names in segments.values() for n in names}
+        held: dict[int, tuple[list[torch.Tensor], ...]] = {l: ([], [], []) for l in group}
+        for chunks, captured in contributions_by_cut(network, group, x, also=also):
+            for l, (segment, names) in segments.items():
+                values, references, contributions = held[l]
+                values.append(captured[nodes[l].name])
+                contributions.append(chunks[l])
+                with torch.no_grad(), evaluating(segment):
+                    references.append(segment(*[_copy(captured[n]) for n in names]))
+        for l in group:
+            values, references, contributions = held.pop(l)
+            yield l, torch.cat(values), torch.cat(references), torch.cat(contributions, dim=1)
+
+
+def _groups(network: Network, layers: Sequence[int], rows: int) -> list[list[int]]:
+    """``layers`` in consecutive groups whose ``rows`` samples of activations fit :data:`HELD_BYTES` together."""
+    groups: list[list[int]] = []
+    total = 0
+    for l in layers:
+        size = rows * _cut_bytes(network, l)
+        if not groups or total + size > HELD_BYTES:
+            groups.append([])
+            total = 0
+        groups[-1].append(l)
+        total += size
+    return groups
+
+
+def _cut_bytes(network: Network, layer: int) -> int:
+    """Bytes of one sample's activations at cut ``layer``."""
+    probe = network.activations(torch.zeros(1, *network.input_shape).flatten(1), layer)
+    return probe[0].numel() * probe.element_size()
+
+
+def _cut_numel(network: Network, layer: int) -> int:
+    return network.activations(torch.zeros(1, *network.input_shape).flatten(1), layer)[0].numel()
+
+
+def _copy(value: Any) -> Any:
+    """A captured value another cut's computation may also read, copied before a graph that could write in place."""
+    return value.clone() if isinstance(value, torch.Tensor) else value
+
+
+def contributions_by_cut(
+    network: Network, layers: Sequence[int], x: torch.Tensor, use: str = "output", also: Iterable[str] = ()
+) -> Iterator[tuple[dict[int, torch.Tensor], dict[str, Any]]]:
+    """:func:`unit_contributions` of the cuts in ``layers`` by chunks of samples, one pass of the model per chunk.
+
+    Each chunk's contributions come by layer, with the values the pass captured (the nodes of ``also`` among them).
+    """
+    if not layers:
+        return
+    parts = {l: _contributor(network, l, x, True) for l in layers}
+    fields = {l: _field_segment(network, l) for l in layers} if use == "field" else {}
+    wanted = set(also) | {n for _, names in parts.values() for n in names}
+    wanted |= {n for _, names in fields.values() for n in names}
+    per_row = sum(8 * 16 * _cut_numel(network, l) for l in layers)
+    for rows in iter_chunks(x.shape[0], chunk_rows(x.shape[0], per_row)):
+        captured = network.capture(x[rows], wanted, logits=False)
+        chunks = {}
+        for l, (contribute, names) in parts.items():
+            inputs = [_double(captured[n]) for n in names]
+            if l in fields:
+                segment, field_names = fields[l]
+                with torch.no_grad(), evaluating(segment):
+                    inputs[0] = segment(*[_copy(_double(captured[n])) for n in field_names])
+            chunks[l] = contribute(inputs)
+        yield chunks, captured
 
 
 def element_contributions(network: Network, layer: int, x: torch.Tensor, use: str = "output") -> torch.Tensor:
@@ -141,45 +212,64 @@ def element_contributions(network: Network, layer: int, x: torch.Tensor, use: st
     (the field itself at a transfer function's output, its pooling where pooling follows; the cut itself where no
     transfer function produces it), and the gradient that of the tail there: M_l[k] h^l for an affine tail.
     """
-    return torch.cat(list(_contribution_chunks(network, layer, x, use)), dim=1)
+    return torch.cat([chunk for chunk, _ in _contribution_chunks(network, layer, x, use)], dim=1)
 
 
 def unit_contributions(network: Network, layer: int, x: torch.Tensor, use: str = "output") -> torch.Tensor:
     """:func:`element_contributions` summed over each unit's positions: float64 [C, P, units]."""
-    axis = unit_axis(network, layer)
-    parts = []
-    for chunk in _contribution_chunks(network, layer, x, use):
-        if chunk.ndim > 3:
-            moved = chunk.movedim(axis if axis < 0 else axis + 1, 2)
-            chunk = moved.reshape(*moved.shape[:3], -1).sum(-1)
-        parts.append(chunk)
-    return torch.cat(parts, dim=1)
+    return torch.cat([chunk for chunk, _ in _contribution_chunks(network, layer, x, use, units=True)], dim=1)
 
 
-def _contribution_chunks(network: Network, layer: int, x: torch.Tensor, use: str) -> Iterator[torch.Tensor]:
-    """:func:`element_contributions` by chunks of samples.
+def _unit_sums(chunk: torch.Tensor, axis: int) -> torch.Tensor:
+    """Element contributions [C, B, *shape] summed over each unit's positions: [C, B, units]."""
+    if chunk.ndim <= 3:
+        return chunk
+    moved = chunk.movedim(axis if axis < 0 else axis + 1, 2)
+    return moved.reshape(*moved.shape[:3], -1).sum(-1)
+
+
+def _contributor(
+    network: Network, layer: int, x: torch.Tensor, units: bool
+) -> tuple[Callable[[list[Any]], torch.Tensor], list[str]]:
+    """How a chunk's contributions follow from its tail inputs (float64), and the tail inputs it reads.
 
     Where the tail passes the affine check (:func:`~netdyn.models.adapter.fit_affine` on ``x``), its gradient is
-    the same matrix M_l at every sample and one Jacobian serves them all; otherwise one vector-Jacobian product
-    per class and chunk gives each sample's own gradient.
+    the same matrix M_l at every sample and one Jacobian serves them all (with ``units``, a unit's sum over its
+    positions is one matrix product, M_l's block of the unit times the unit's activations); otherwise one
+    vector-Jacobian product per class and chunk gives each sample's own gradient.
     """
     fit = fit_affine(network, layer, x)
     names = list(network.tail_inputs(layer))
-    contribute: Callable[[list[Any]], torch.Tensor]
+    axis = unit_axis(network, layer)
     if fit.error <= AFFINE_TOLERANCE:
         matrix = fit.matrices[0]
-        names = names[:1]
+        blocks = as_units(matrix.view(-1, *network.activations(x[:1], layer).shape[1:]), axis)  # [C, units, pos]
 
-        def contribute(inputs: list[Any]) -> torch.Tensor:
+        def affine(inputs: list[Any]) -> torch.Tensor:
+            if units:
+                return torch.einsum("kup,bup->kbu", blocks, as_units(inputs[0], axis))
             return matrix.view(-1, 1, *inputs[0].shape[1:]) * inputs[0]
-    else:
-        tail = copy.deepcopy(network.tail(layer)).double()
 
-        def contribute(inputs: list[Any]) -> torch.Tensor:
-            return _class_gradients(tail, inputs) * inputs[0]
+        return affine, names[:1]
+    tail = copy.deepcopy(network.tail(layer)).double()
 
+    def per_sample(inputs: list[Any]) -> torch.Tensor:
+        chunk = _class_gradients(tail, inputs) * inputs[0]
+        return _unit_sums(chunk, axis) if units else chunk
+
+    return per_sample, names
+
+
+def _contribution_chunks(
+    network: Network, layer: int, x: torch.Tensor, use: str, units: bool = False, also: Iterable[str] = ()
+) -> Iterator[tuple[torch.Tensor, dict[str, Any]]]:
+    """:func:`element_contributions` (with ``units``, :func:`unit_contributions`) by chunks of samples.
+
+    Each chunk comes with the values the model's pass captured for it, the nodes of ``also`` among them.
+    """
+    contribute, names = _contributor(network, layer, x, units)
     segment, field_names = _field_segment(network, layer) if use == "field" else (None, ())
-    wanted = set(field_names) | set(names)
+    wanted = set(field_names) | set(names) | set(also)
     size = _samples_per_chunk(network, layer, x.shape[0], 16)
     for rows in iter_chunks(x.shape[0], size):
         captured = network.capture(x[rows], wanted, logits=False)
@@ -187,7 +277,7 @@ def _contribution_chunks(network: Network, layer: int, x: torch.Tensor, use: str
         if segment is not None:
             with torch.no_grad(), evaluating(segment):
                 inputs[0] = segment(*[_double(captured[n]) for n in field_names])
-        yield contribute(inputs)
+        yield contribute(inputs), captured
 
 
 def _field_segment(network: Network, layer: int) -> tuple[fx.GraphModule, tuple[str, ...]]:
