@@ -114,3 +114,61 @@ def test_bad_arguments_raise(make_blobs):
         fit_probe(net, data, net.n_layers)
     with pytest.raises(ConfigError, match="input features"):
         lp_accuracy(MLP(7, 8, 2, 4, seed=0), data)
+
+
+# ------------------------------------------------------------------ the LP given the L-map's inputs (with_skip)
+def test_lp_with_skip_matches_sklearn_ridge_on_the_concatenated_features(relu_case):
+    net, data = relu_case
+    ridge = 1e-3
+    table = lp_accuracy(net, data, ridge=ridge, with_skip=True)
+    train, test = net.trace(data.x_train), net.trace(data.x_test)
+    crossed = [l for l in range(1, net.n_layers - 1) if net.block(l + 1).skip is not None]
+    assert crossed == [2]  # depth 4, residual pre: layer 3 receives x^1
+    assert table.set_index(["split", "layer"]).skip.xs("test").tolist() == [l in crossed for l in range(5)]
+    for l in range(net.n_layers):
+        def features(trace, l=l):
+            x = trace.x[l].numpy()
+            return np.concatenate([x, trace.x[l - 1].numpy()], 1) if l in crossed else x
+
+        x_train, x_test = features(train), features(test)
+        centred = x_train - x_train.mean(0)
+        lam = ridge * np.trace(centred.T @ centred) / x_train.shape[1]
+        reference = Ridge(alpha=lam).fit(x_train, train.x[-1].numpy())
+        got = table[table.layer == l].set_index("split").accuracy
+        assert got["train"] == _acc(reference.predict(x_train), data.y_train), l
+        assert got["test"] == _acc(reference.predict(x_test), data.y_test), l
+
+
+def test_lp_with_skip_of_a_linear_residual_network_is_exact_where_the_lp_of_x_l_alone_is_not(
+    make_blobs, fit_net, to_float64, net_accuracy
+):
+    data = make_blobs(n_train=600, spread=2.5)
+    net = MLP(10, 12, 5, 4, activation="linear", residual="pre", seed=9)
+    net, data = to_float64(fit_net(net, data, steps=40), data)
+    with torch.no_grad():  # layer 2 keeps one direction of x^1: x^1 reaches the output only through the skip into 3
+        weight = net.block(2).linear.weight
+        weight.copy_(weight[:1].repeat(weight.shape[0], 1) * torch.linspace(-1, 1, weight.shape[0])[:, None])
+    with_skip = lp_accuracy(net, data, with_skip=True)
+    alone = lp_accuracy(net, data)
+    for split in ("train", "test"):
+        x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+        rows = with_skip[with_skip.split == split]
+        assert (rows.accuracy == net_accuracy(net, x, y)).all(), split
+        assert rows.skip.tolist() == [False, False, True, False, True, False]  # skips into layers 3 and 5
+    at_two = alone[(alone.layer == 2) & (alone.split == "test")].accuracy.item()
+    assert at_two < net_accuracy(net, data.x_test, data.y_test) - 0.05  # x^2 alone has lost x^1
+
+
+def test_lp_with_skip_of_a_plain_network_is_the_lp(make_blobs, fit_net):
+    data = make_blobs(spread=2.5)
+    net = fit_net(MLP(10, 16, 4, 4, activation="relu", batchnorm=True, seed=3), data, steps=40)
+    with_skip = lp_accuracy(net, data, with_skip=True)
+    assert list(with_skip.columns) == ["layer", "split", "accuracy", "skip"] and not with_skip.skip.any()
+    assert with_skip.drop(columns="skip").equals(lp_accuracy(net, data))
+
+
+def test_lp_with_skip_refuses_other_models(make_blobs):
+    data = make_blobs()
+    model = torch.nn.Sequential(torch.nn.Linear(10, 8), torch.nn.ReLU(), torch.nn.Linear(8, 4))
+    with pytest.raises(ConfigError, match="with_skip is for netdyn's residual MLPs"):
+        lp_accuracy(model, data, with_skip=True)

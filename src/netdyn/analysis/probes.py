@@ -13,7 +13,7 @@ cancel digits); the normal equations are solved per layer; a second pass scores 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 
@@ -35,6 +35,7 @@ from netdyn.analysis._common import (
     resolve_layers,
     samples_for,
     split_tensors,
+    walk,
     with_cuts,
 )
 from netdyn.analysis._pooling import MEMORY_BUDGET, PooledLayers, check_budget, features_label, pool_to_fit
@@ -283,6 +284,44 @@ def _score(reader: LayerReader, x: torch.Tensor, y: torch.Tensor, probes: dict[i
     return {l: correct[l].item() / x.shape[0] for l in probes}
 
 
+def _skip_crossings(net: MLP) -> frozenset[int]:
+    """The cuts l of a netdyn MLP that a skip crosses: layer l+1 (a hidden layer) receives x^{l-1}.
+
+    There the L-map reads x^{l-1} as well as x^l (``lmap_matrix(net, l, with_skip=True)``'s S_l is not zero).
+    """
+    return frozenset(l for l in range(1, net.n_layers - 1) if net.block(l + 1).skip is not None)
+
+
+@dataclass
+class _SkipLayers(MLPLayers):
+    """A netdyn MLP's layers as :class:`MLPLayers` reads them, with x^{l-1} joined after x^l at the cuts ``crossed``.
+
+    The LP of those cuts is fitted on [x^l, x^{l-1}], the inputs of the L-map there.
+    """
+
+    crossed: frozenset[int] = frozenset()
+
+    @property
+    def widths(self) -> list[int]:
+        """Features per layer: a crossed cut's width plus that of the layer before it."""
+        widths = self.net.widths
+        return [w + widths[l - 1] if l in self.crossed else w for l, w in enumerate(widths)]
+
+    def walk(self, x: torch.Tensor) -> Generator[tuple[int, torch.Tensor], None, None]:
+        """Every layer 0..L, crossed cuts as [x^l, x^{l-1}], the logits last."""
+        previous = None
+        with closing(walk(self.net, x)) as layers:
+            for l, x_l, _ in layers:
+                yield l, torch.cat([x_l, previous], 1) if l in self.crossed and previous is not None else x_l
+                previous = x_l
+
+
+def _own_reader(net: MLP, with_skip: bool) -> tuple[LayerReader, frozenset[int]]:
+    """How the LP reads a netdyn MLP, and the cuts where it reads x^{l-1} too (none without ``with_skip``)."""
+    crossed = _skip_crossings(net) if with_skip else frozenset()
+    return (_SkipLayers(net, crossed) if crossed else MLPLayers(net)), crossed
+
+
 @numerically_guarded("lp")
 @torch.no_grad()
 def lp_accuracy(
@@ -294,6 +333,7 @@ def lp_accuracy(
     input_shape: Sequence[int] | None = None,
     cuts: Sequence[str] | None = None,
     memory_budget: int = MEMORY_BUDGET,
+    with_skip: bool = False,
 ) -> pd.DataFrame:
     """Accuracy of the LP at each layer l = 0..L-1 on train and test: ``layer, split, accuracy``.
 
@@ -306,14 +346,22 @@ def lp_accuracy(
     ridge in dual form, on the kernel of the training samples, beyond, while it fits ``memory_budget`` bytes)
     or ``pooled:k x k`` (a conv cut's activations average-pooled over k x k windows, the smallest k whose primal
     ridge fits, where the dual does not). A netdyn MLP's LP is always the primal ridge.
+
+    ``with_skip=True`` (netdyn MLPs only) gives the LP the inputs of the L-map: at a cut that a skip crosses (layer
+    l+1 receives x^{l-1}, see docs/quantities.md#l-map) the ridge is fitted on [x^l, x^{l-1}], elsewhere on x^l as
+    before; the table then adds ``skip`` (whether x^{l-1} was read). A net without skips gives the same table.
     """
     ridge = _check_ridge(ridge)
     memory_budget = check_budget(memory_budget)
     pools: dict[int, int] = {}
+    crossed: frozenset[int] = frozenset()
     if is_own_network(net, input_shape, cuts):
         data = samples_for(net, data)
         chosen = resolve_layers(net, layers)
-        reader: LayerReader = MLPLayers(net)
+        reader, crossed = _own_reader(net, bool(with_skip))
+    elif with_skip:
+        raise ConfigError("lp_accuracy: with_skip is for netdyn's residual MLPs (their skips are known); "
+                          f"{type(net).__name__} is read through the network adapter, whose LP reads the cut only")
     else:
         cut_reader, data, chosen = cut_layers(net, data, layers, input_shape, cuts)
         pools = _pools(cut_reader, data.x_train.shape[0], chosen, memory_budget)
@@ -326,6 +374,8 @@ def lp_accuracy(
             rows.append({"layer": l, "split": split, "accuracy": acc})
     table = pd.DataFrame(rows, columns=["layer", "split", "accuracy"])
     table = table.sort_values(["split", "layer"], ignore_index=True)
+    if with_skip:
+        table["skip"] = table["layer"].isin(crossed)
     if reader.names is None:
         return table
     table["features"] = [features_label(pools[int(l)]) if int(l) in pools else "dual" if _dual(reader, int(l))
