@@ -150,3 +150,29 @@ def test_figures_draw_the_median_over_seeds_with_the_min_max_spread():
     assert "median of 2 seeds, band min to max" in accuracy.axes[0].get_title()
     assert sum(type(c).__name__ == "FillBetweenPolyCollection" or "Poly" in type(c).__name__
                for c in accuracy.axes[0].collections) == 2  # fmt: skip
+
+
+def test_the_control_criterion_judges_the_structure_with_the_lp_given_the_lmaps_inputs():
+    """The control's criterion reads the structure table of the LP with skip, not the plain LP's."""
+    config = EXPERIMENT.scales["smoke"]
+    plain_lp = _grid([
+        ("plain", 4, 64, 0, True, 2), ("residual", 4, 64, 0, False, 2),
+        ("plain", 8, 64, 0, False, None), ("residual", 8, 64, 0, False, 5),
+        ("plain", 4, 64, 1, True, 2), ("residual", 4, 64, 1, True, 2),
+    ])  # fmt: skip
+    with_skip = _grid([
+        ("plain", 4, 64, 0, True, 2), ("residual", 4, 64, 0, True, 2),
+        ("plain", 8, 64, 0, False, None), ("residual", 8, 64, 0, True, 5),
+        ("plain", 4, 64, 1, True, 2), ("residual", 4, 64, 1, False, 2),
+    ])  # fmt: skip
+    criteria = {c.name: c for c in EXPERIMENT().criteria(config)}
+    control = criteria["residual_keeps_structure_more_often_lp_with_skip"]
+    assert control.decides and "same inputs as the L-map" in control.statement
+    tables = {"structure": plain_lp, "structure_with_skip": with_skip}
+    first = criteria["residual_keeps_structure_more_often"].evaluate(tables, config, 0)
+    assert first.value == pytest.approx(-0.5) and not first.passes  # plain LP: residual 0/2, plain 1/2
+    seed0 = control.evaluate(tables, config, 0)
+    assert seed0.value == pytest.approx(0.5) and seed0.passes  # LP with skip: residual 2/2, plain 1/2
+    seed1 = control.evaluate(tables, config, 1)
+    assert seed1.value == pytest.approx(-1.0) and not seed1.passes
+    assert "not computed" in control.evaluate({"structure": plain_lp}, config, 0).reason

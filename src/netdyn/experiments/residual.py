@@ -320,6 +320,14 @@ def deepest_tail_longer(tables: Mapping[str, pd.DataFrame], config: Any, seed: i
     return bool((wide["residual"] > wide["plain"]).all())
 
 
+def share_difference_lp_with_skip(tables: Mapping[str, pd.DataFrame], config: Any, seed: int) -> float:
+    """:func:`structure_share_difference` on the control's structure table (``structure_with_skip``), where a
+    residual net's LP reads x^l and x^{l-1} at each cut a skip crosses, the inputs of its L-map there."""
+    if "structure_with_skip" not in tables:
+        raise CannotEvaluate("no structure_with_skip table: the LP given the L-map's inputs was not computed")
+    return structure_share_difference({"structure": tables["structure_with_skip"]}, config, seed)
+
+
 def residual_criteria() -> list[Criterion]:
     """The criteria of ``residual`` (see docs/verdicts.md)."""
     grid = "structure table, one seed's networks over the depth x width grid"
@@ -345,6 +353,17 @@ def residual_criteria() -> list[Criterion]:
             "at the largest depth: share of residual networks (over widths) with the standard structure minus the "
             f"share of plain ones; {grid}",
             ">", 0.0, deepest_share_difference,
+        ),
+        Criterion(
+            "residual_keeps_structure_more_often_lp_with_skip",
+            "Fig. 9: 'DNNs endowed with residual connections are capable of achieving a standard structure across "
+            "a broader spectrum of network scales compared to those devoid of residual connections', the standard "
+            "structure being LP pruning effective before L-map pruning (Fig. 3(a)); control (SPEC 6.1): the LP "
+            "given the same inputs as the L-map",
+            "share of residual networks with the standard structure, judged with the LP given x^l and x^{l-1} at "
+            "each cut a skip crosses (the L-map's inputs there), minus the share of plain ones (whose LP already "
+            f"reads the L-map's inputs); structure_with_skip table, {grid.removeprefix('structure table, ')}",
+            ">", 0.0, share_difference_lp_with_skip,
         ),
         Criterion(
             "linear_tail_longer_when_deep",
