@@ -160,7 +160,16 @@ def _joint_counts(
         joint, first, _ = sorted_runs(code_b[tied] * p + code_a[tied], last=False)
         order = order_b.index_copy(0, tied, joint)
         ties_both[tied] = _tied_pairs(first)
-    return ties_both, _strict_inversions(code_a.gather(-1, order))
+    return ties_both, _inversions(code_a.gather(-1, order))
+
+
+def _inversions(seq: torch.Tensor) -> torch.Tensor:
+    """:func:`_strict_inversions` of each row [n, P], counted only in the rows that are not already sorted."""
+    unsorted = torch.nonzero((seq[:, 1:] < seq[:, :-1]).any(-1)).flatten()
+    total = torch.zeros(seq.shape[0], dtype=torch.int64, device=seq.device)
+    if unsorted.numel():
+        total[unsorted] = _strict_inversions(seq[unsorted])
+    return total
 
 
 def _chunk(p: int) -> int:
