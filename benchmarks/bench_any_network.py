@@ -1,11 +1,11 @@
 """The analysis of a user's ResNet: the L-map over every cut beside the passes it inherently needs, and the whole
 ``analyze`` (basins off) in wall time and peak memory (issue 19, SPEC section 10).
 
-The model is a ResNet written as torchvision writes one (``BasicBlock`` with ``conv1/bn1/relu/conv2/bn2``, a
-``downsample`` where the shape changes, ``out += identity``), in the CIFAR family: a 3x3 stem of width 16, then
-3 stages x 2 basic blocks of widths 16, 32, 64, global average pooling and a linear head; trained ``--steps`` Adam
-steps on ``mnist5k`` (5,000 train digits, the official 10,000 test digits when ``NETDYN_DATA`` holds them). Its
-default cuts are the stem's output and the six block outputs.
+The model is netdyn's ResNet (``netdyn.ResNet``), written as torchvision writes one (``BasicBlock`` with
+``conv1/bn1/relu/conv2/bn2``, a ``downsample`` where the shape changes, ``out += identity``), in the CIFAR family: a
+3x3 stem of width 16, then 3 stages x 2 basic blocks of widths 16, 32, 64, global average pooling and a linear head;
+trained ``--steps`` Adam steps on ``mnist5k`` (5,000 train digits, the official 10,000 test digits when
+``NETDYN_DATA`` holds them). Its default cuts are the stem's output and the six block outputs.
 
 "passes" is the least any L-map can do: one trunk pass over train + test capturing the cuts, plus one pass of each
 cut's tail (transfer functions as the identity) over the same samples, timed in the same run just before.
@@ -24,65 +24,8 @@ import torch
 from torch import nn
 
 import netdyn
+from netdyn.models import ResNet
 from netdyn.models.adapter import read_network
-
-
-class BasicBlock(nn.Module):
-    """torchvision's basic block, as its source writes it."""
-
-    expansion = 1
-
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.downsample = downsample
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x
-        out = self.conv1(x)
-        out = self.bn1(out)
-        out = self.relu(out)
-        out = self.conv2(out)
-        out = self.bn2(out)
-        if self.downsample is not None:
-            identity = self.downsample(x)
-        out += identity
-        out = self.relu(out)
-        return out
-
-
-class ResNet(nn.Module):
-    """CIFAR-style ResNet: stem, stages of widths w, 2w, 4w, ``blocks`` basic blocks each, pooling, linear head."""
-
-    def __init__(self, width: int = 16, blocks: int = 2, num_classes: int = 10) -> None:
-        super().__init__()
-        self.inplanes = width
-        self.conv1 = nn.Conv2d(1, width, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.relu = nn.ReLU(inplace=True)
-        self.layer1 = self._make_layer(width, blocks, 1)
-        self.layer2 = self._make_layer(2 * width, blocks, 2)
-        self.layer3 = self._make_layer(4 * width, blocks, 2)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(4 * width, num_classes)
-
-    def _make_layer(self, planes: int, blocks: int, stride: int) -> nn.Sequential:
-        downsample = None
-        if stride != 1 or self.inplanes != planes:
-            downsample = nn.Sequential(nn.Conv2d(self.inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
-        layers = [BasicBlock(self.inplanes, planes, stride, downsample)]
-        self.inplanes = planes
-        layers += [BasicBlock(planes, planes) for _ in range(1, blocks)]
-        return nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(self.bn1(self.conv1(x)))
-        x = self.layer3(self.layer2(self.layer1(x)))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
 def train(model: nn.Module, data: netdyn.Dataset, steps: int, seed: int = 0) -> None:
@@ -123,7 +66,7 @@ def main() -> None:
 
     torch.manual_seed(0)
     data = netdyn.load_dataset("mnist5k")
-    model = ResNet(args.width)
+    model = ResNet(blocks=(2, 2, 2), width=args.width)
     t0 = time.perf_counter()
     train(model, data, args.steps)
     print(f"device: {platform.processor() or platform.machine()}, torch {torch.__version__}, "

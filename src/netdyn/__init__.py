@@ -31,6 +31,9 @@ _EXPORTS: dict[str, str] = {
     "write_idx": "netdyn.data",
     # models
     "MLP": "netdyn.models",
+    "ConvNet": "netdyn.models",
+    "ResNet": "netdyn.models",
+    "ViT": "netdyn.models",
     "ModelSpec": "netdyn.models",
     "Trace": "netdyn.models",
     "register_transfer_function": "netdyn.models",
@@ -132,7 +135,7 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see the real imports
         RunError,
         StorageError,
     )
-    from netdyn.models import MLP, ModelSpec, Trace, register_transfer_function  # noqa: F401
+    from netdyn.models import MLP, ConvNet, ModelSpec, ResNet, Trace, ViT, register_transfer_function  # noqa: F401
     from netdyn.monitor import Monitor  # noqa: F401
     from netdyn.orchestration import (  # noqa: F401
         Analysis,
