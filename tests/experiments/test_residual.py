@@ -6,11 +6,13 @@ import pandas as pd
 import pytest
 
 from netdyn.experiments.residual import (
+    CONTROL_PANEL,
     EXPERIMENT,
     by_network,
     seed_medians,
     structure_row,
     structure_table,
+    structure_with_skip,
 )
 
 
@@ -146,6 +148,20 @@ def test_figures_draw_the_median_over_seeds_with_the_min_max_spread():
     assert len(bars) == 2  # one L-map line per panel (one width)
     segments = bars[0].get_segments()  # plain, depths 3 and 4: L-map from 1 or 2 of 3, from 2 or 3 of 4
     assert [s[:, 1].tolist() for s in segments] == [pytest.approx([1 / 3, 2 / 3]), pytest.approx([2 / 4, 3 / 4])]
+    assert "control" not in effective._suptitle.get_text()  # no control table: two panels
+    # the control's panel (a residual net's LP given x^{l-1} too) beside the residual one, with its own bars
+    tables["lp_with_skip"] = tables["lp"][tables["lp"]["variant"] == "residual"].assign(skip=False)
+    tables["lp_with_skip"].loc[tables["lp_with_skip"]["layer"] == 0, "accuracy"] = 0.95
+    tables["structure_with_skip"] = structure_with_skip(tables)
+    assert (tables["structure_with_skip"].set_index("variant").loc["residual", "lp_effective_from"] == 0).all()
+    assert tables["structure_with_skip"].query("variant == 'plain'").equals(
+        tables["structure"].query("variant == 'plain'"))
+    effective = EXPERIMENT().figures(tables, EXPERIMENT.scales["smoke"])["fig9_effective_layers"]
+    assert [ax.get_title() for ax in effective.axes] == ["plain", "residual", "residual" + CONTROL_PANEL]
+    assert "the control, a residual net's LP fitted on x^l and x^(l-1)" in effective._suptitle.get_text()
+    lp_lines = [line for line in effective.axes[2].get_lines() if str(line.get_label()).startswith("LP, ")]
+    assert lp_lines[0].get_ydata().tolist() == [0, 0]
+    assert sum(type(c).__name__ == "LineCollection" for ax in effective.axes for c in ax.collections) == 3
     accuracy = figs["fig9_test_accuracy"]
     assert "median of 2 seeds, band min to max" in accuracy.axes[0].get_title()
     assert sum(type(c).__name__ == "FillBetweenPolyCollection" or "Poly" in type(c).__name__

@@ -8,6 +8,12 @@ it), and whether the network has the paper's standard structure: LP pruning effe
 pruning, and L-map pruning effective before the last hidden layer (a linear tail of at least one hidden layer).
 The paper says residual connections keep that structure over a wider range of depths and widths than plain nets.
 
+Control (SPEC 6.1, see docs/verdicts.md): where a skip crosses the cut (layer l+1 receives x^{l-1}), a residual net's
+L-map reads x^{l-1} as well as x^l while its LP reads x^l only. The experiment also fits each residual net's LP on the
+L-map's inputs (``lp_accuracy(..., with_skip=True)``: table ``lp_with_skip``), judges the standard structure with it
+(``structure_with_skip``, plain nets as they are), draws it as panels of their own in the effective-layer figure,
+and states a criterion on it.
+
 The helpers :func:`structure_row` and :func:`structure_table` are shared with ``depth-100``.
 """
 
@@ -20,10 +26,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from netdyn._device import resolve_device
 from netdyn.analysis.config import AnalysisConfig
 from netdyn.analysis.network import effective_layer
+from netdyn.analysis.probes import lp_accuracy
 from netdyn.data.spec import DataSpec
-from netdyn.experiments.base import Experiment, ExperimentConfig, ExperimentRuns, Member, member_name, seeded
+from netdyn.experiments.base import (
+    Experiment,
+    ExperimentConfig,
+    ExperimentRuns,
+    Member,
+    member_name,
+    seeded,
+    with_params,
+)
 from netdyn.experiments.criteria import CannotEvaluate, Criterion
 from netdyn.models.spec import ModelSpec
 from netdyn.orchestration import RunSpec
@@ -113,6 +129,41 @@ class ResidualConfig(ExperimentConfig):
     """Checkpoints: the analysis reads the last one."""
 
 
+CONTROL_PANEL = ", LP given x^l and x^(l-1)"
+"""Appended to a residual variant's name for the effective-layer panel of the control (the LP with skip)."""
+
+
+def lp_with_skip_table(runs: ExperimentRuns, config: ExperimentConfig) -> pd.DataFrame:
+    """The control of SPEC 6.1: the LP of each residual member's last checkpoint given the L-map's inputs,
+    ``lp_accuracy(..., with_skip=True)`` (x^l and x^{l-1} at each cut a skip crosses), stacked with the members'
+    parameters; diverged members left out as in the analysis tables."""
+    device = resolve_device(config.device)
+    parts = []
+    for member in runs:
+        if member.params["variant"] == VARIANTS["none"] or runs.diverged(member):
+            continue
+        net = runs.run(member).model("last").to(device)
+        parts.append(with_params(lp_accuracy(net, runs.data(member), with_skip=True), member))
+    columns = ["member", "variant", "depth", "width", "seed", "layer", "split", "accuracy", "skip"]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+
+def structure_with_skip(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The structure table of every member with a residual net's LP replaced by the control's (the LP given
+    x^{l-1} too where a skip crosses the cut); a plain net's LP already reads its L-map's inputs and stays."""
+    control = tables["lp_with_skip"].drop(columns="skip")
+    lp = tables["lp"][~tables["lp"]["member"].isin(control["member"])]
+    lp = pd.concat([lp, control[lp.columns]], ignore_index=True)
+    return structure_table({**tables, "lp": lp}, ["variant", "depth", "width", "seed"])
+
+
+def effective_panels(structure: pd.DataFrame, control: pd.DataFrame) -> pd.DataFrame:
+    """A structure table with the control's residual rows beside it as variants of their own (``residual`` +
+    :data:`CONTROL_PANEL`), one panel each in the effective-layer figure, next to their variant's."""
+    residual = control[control["variant"] != VARIANTS["none"]]
+    return pd.concat([structure, residual.assign(variant=residual["variant"] + CONTROL_PANEL)], ignore_index=True)
+
+
 def seed_medians(structure: pd.DataFrame) -> pd.DataFrame:
     """One row per network of a structure table: the median over seeds of the layers from which on LP and L-map
     pruning are effective (a seed where pruning never becomes effective ranks after every layer, so the median is
@@ -157,6 +208,29 @@ def _accuracy_bands(fig: Figure, structure: pd.DataFrame) -> None:
         seed_band(line, spread.min(), spread.max())
 
 
+def _effective_figure(tables: dict[str, pd.DataFrame], n_seeds: int, first: int) -> Figure:
+    """Where LP and L-map pruning become effective, one panel per variant, the control's panels (a residual
+    net's LP given x^{l-1} too) beside their variant's when the tables have them."""
+    from netdyn.plots.pruning import plot_effective_layers
+
+    structure = tables["structure"]
+    if "structure_with_skip" in tables:
+        structure = effective_panels(structure, tables["structure_with_skip"])
+    fig = plot_effective_layers(seed_medians(structure))
+    control = ""
+    if "structure_with_skip" in tables:
+        control = (f"\npanels '...{CONTROL_PANEL}': the control, a residual net's LP fitted on x^l and x^(l-1) "
+                   "where a skip crosses the cut (the L-map's inputs there)")
+    if n_seeds > 1:
+        _effective_bars(fig, structure)
+        fig.suptitle(f"Where LP and L-map pruning become effective (test set; median of {n_seeds} seeds, bars: "
+                     "min to max of the L-map layer,\nnever effective drawn at 1; filled where most seeds have "
+                     f"the standard structure){control}")
+    else:
+        fig.suptitle(f"Where LP and L-map pruning become effective (test set; seed {first}){control}")
+    return fig
+
+
 class Residual(Experiment[ResidualConfig]):
     name = "residual"
     figure = "Fig. 9"
@@ -176,8 +250,11 @@ class Residual(Experiment[ResidualConfig]):
         "lmap": ("variant", "depth", "width", "seed", "layer", "split", "accuracy"),
         "lp": ("variant", "depth", "width", "seed", "layer", "split", "accuracy"),
         "structure": ("variant", "depth", "width", "seed", *STRUCTURE_COLUMNS),
+        "lp_with_skip": ("variant", "depth", "width", "seed", "layer", "split", "accuracy", "skip"),
+        "structure_with_skip": ("variant", "depth", "width", "seed", *STRUCTURE_COLUMNS),
     }
-    nullable = {"structure": (*EFFECTIVE_COLUMNS, "linear_tail")}
+    nullable = {"structure": (*EFFECTIVE_COLUMNS, "linear_tail"),
+                "structure_with_skip": (*EFFECTIVE_COLUMNS, "linear_tail")}
     scales = {
         "smoke": ResidualConfig(
             seeds=2,
@@ -213,10 +290,12 @@ class Residual(Experiment[ResidualConfig]):
         tables = runs.tables(("network", "lmap", "lp"), analysis)
         tables = {name: table.drop(columns="step", errors="ignore") for name, table in tables.items()}
         tables["structure"] = structure_table(tables, ["variant", "depth", "width", "seed"])
+        tables["lp_with_skip"] = lp_with_skip_table(runs, config)
+        tables["structure_with_skip"] = structure_with_skip(tables)
         return tables
 
     def figures(self, tables: dict[str, pd.DataFrame], config: ResidualConfig) -> dict[str, Figure]:
-        from netdyn.plots.pruning import plot_by_size, plot_effective_layers, plot_pruning_grid
+        from netdyn.plots.pruning import plot_by_size, plot_pruning_grid
 
         figs: dict[str, Figure] = {}
         n_seeds = tables["structure"]["seed"].nunique()
@@ -230,15 +309,7 @@ class Residual(Experiment[ResidualConfig]):
                          f"(test set; layer 0 = input; filled = effective{which})")
             figs[f"fig9_pruning_{variant}"] = fig
         per_network = seed_medians(tables["structure"])
-        fig = plot_effective_layers(per_network)
-        if n_seeds > 1:
-            _effective_bars(fig, tables["structure"])
-            fig.suptitle(f"Where LP and L-map pruning become effective (test set; median of {n_seeds} seeds, bars: "
-                         "min to max of the L-map layer,\nnever effective drawn at 1; filled where most seeds have "
-                         "the standard structure)")
-        else:
-            fig.suptitle(f"Where LP and L-map pruning become effective (test set; seed {first})")
-        figs["fig9_effective_layers"] = fig
+        figs["fig9_effective_layers"] = _effective_figure(tables, n_seeds, first)
         fig = plot_by_size(
             per_network, "test_accuracy",
             ylabel="test accuracy" if n_seeds == 1 else f"test accuracy (median of {n_seeds} seeds)",
@@ -262,6 +333,12 @@ class Residual(Experiment[ResidualConfig]):
         }
         for value in ("standard_structure", "lmap_effective_from", "lp_effective_from", "linear_tail", "test_accuracy"):
             out[value] = by_network(table, keys, value)
+        control = tables.get("structure_with_skip")
+        if control is not None:  # the control: the LP given the L-map's inputs
+            out["standard_structure_share_lp_with_skip"] = {
+                variant: float(rows["standard_structure"].mean()) for variant, rows in control.groupby("variant")
+            }
+            out["lp_with_skip_effective_from"] = by_network(control, keys, "lp_effective_from")
         return out
 
 
