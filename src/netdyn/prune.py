@@ -398,7 +398,7 @@ def prune_run(
         raise ConfigError(f"--checkpoint: {exc}") from None
     net = source.model(at, into=into)
     data = data if data is not None else source.dataset(root=root)
-    reading = source.reading if source.user_model else {"input_shape": None, "cuts": None}
+    reading = source.reading if source.user_model or not isinstance(net, MLP) else {"input_shape": None, "cuts": None}
     pruned = prune_network(net, data, method=method, tolerance=tolerance, input_shape=reading["input_shape"],
                            cuts=reading["cuts"])
     shape = pruned.net.input_shape if isinstance(pruned.net, Pruned) else None

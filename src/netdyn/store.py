@@ -452,13 +452,14 @@ class RunFolder(Folder):
     def model(self, step: int | str | None = "last", into: torch.nn.Module | None = None) -> torch.nn.Module:
         """The network at a checkpoint, in evaluation mode on the CPU.
 
-        A netdyn MLP is rebuilt from config.json alone. A user's model is rebuilt by the ``model_factory`` that
-        config.json records, called with its ``model_args``; without one, the weights are loaded ``into`` the model
+        A netdyn MLP is rebuilt from config.json alone. A user's model, and a ConvNet, ResNet or ViT that
+        ``netdyn train --arch`` trained, is rebuilt by the ``model_factory`` that config.json records, called with
+        its ``model_args``; without one, the weights are loaded ``into`` the model
         passed (its architecture must match). A pruned model (``pruned`` in config.json) is rebuilt around its
         original: ``into`` is then the original's architecture.
         """
         config = self.config
-        if not self.user_model:
+        if not self.user_model and not config.get("model_factory"):
             if into is not None:
                 return _loaded(into, self.load_checkpoint(step), self.path)
             return self._mlp(step)

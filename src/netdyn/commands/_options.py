@@ -230,7 +230,7 @@ def word_list(text: str) -> tuple[str, ...] | None:
 
 
 def width(text: str) -> int | tuple[int, ...]:
-    """argparse type of ``--width``: one whole number, or one per hidden layer."""
+    """argparse type of ``--width`` and ``--blocks``: one whole number, or one per hidden layer (stage)."""
     try:
         values = tuple(int(v) for v in text.split(","))
     except ValueError:
@@ -366,7 +366,7 @@ def add_run_spec_options(parser: argparse.ArgumentParser, defaults: bool = True,
     from netdyn.data._dataset import NORMALIZATIONS
     from netdyn.data.spec import DataSpec
     from netdyn.models.activations import ACTIVATIONS
-    from netdyn.models.spec import INITS, RESIDUALS, ModelSpec
+    from netdyn.models.spec import ARCHS, INITS, POOLS, RESIDUALS, ModelSpec
     from netdyn.orchestration.settings import FLAG_NAMES
     from netdyn.training import TrainConfig
     from netdyn.training.config import BN_EVALS, DTYPES, LOSSES, OPTIMIZERS
@@ -394,11 +394,13 @@ def add_run_spec_options(parser: argparse.ArgumentParser, defaults: bool = True,
         )
         data.add_argument("--download", action="store_true", help="download mnist / fashion-mnist if missing")
     add_dataclass_options(
-        parser, ModelSpec, skip=("in_features", "num_classes"), title="model", rename=model_flags, defaults=defaults,
-        choices={"activation": sorted(ACTIVATIONS), "residual": RESIDUALS, "init": INITS},
-        helps={"seed": "seed of the initial weights (default: --seed)"},
+        parser, ModelSpec, skip=("in_features", "num_classes", "input_shape"), title="model", rename=model_flags,
+        defaults=defaults, helps={"seed": "seed of the initial weights (default: --seed)"},
+        choices={"activation": sorted(ACTIVATIONS), "residual": RESIDUALS, "init": INITS, "arch": ARCHS, "pool": POOLS},
     )
-    next(a for a in parser._actions if a.dest == "width").type = width
+    for action in parser._actions:
+        if action.dest in ("width", "blocks"):
+            action.type = width
     add_dataclass_options(
         parser, TrainConfig, title="training", defaults=defaults,
         choices={"optimizer": OPTIMIZERS, "loss": LOSSES, "dtype": DTYPES, "bn_eval": BN_EVALS},

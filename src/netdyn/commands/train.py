@@ -1,4 +1,5 @@
-"""``netdyn train``: train an MLP and record its dynamics in a run folder (every RunSpec field is a flag)."""
+"""``netdyn train``: train an MLP, ConvNet, ResNet or ViT and record its dynamics in a run folder (every RunSpec
+field is a flag)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ from netdyn.commands._options import (
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
-        help="train an MLP, recording its dynamics in a run folder",
-        description="Train an MLP on a dataset and record its learning dynamics in a run folder.",
+        help="train an MLP (or --arch convnet, resnet, vit), recording its dynamics in a run folder",
+        description="Train an MLP, or a ConvNet, ResNet or ViT (--arch), on a dataset and record its learning "
+        "dynamics in a run folder.",
     )
     spec_flags = add_run_spec_options(p)
     run = p.add_argument_group("run")

@@ -297,6 +297,8 @@ class MLP(nn.Module):
         """A freshly initialised network of ``spec`` (which must hold ``in_features`` and ``num_classes``)."""
         if spec.in_features is None or spec.num_classes is None:
             raise ConfigError("the model spec needs in_features and num_classes (see ModelSpec.resolve)")
+        if spec.arch != "mlp":
+            raise ConfigError(f"the spec's arch is {spec.arch}, not mlp: build it with netdyn.models.vision.spec_model")
         return cls(
             spec.in_features,
             spec.width,

@@ -17,11 +17,10 @@ import torch
 from torch import nn
 
 from netdyn.errors import ConfigError
+from netdyn.models.spec import POOLS, ModelSpec
 
 #: The architectures :func:`build` makes, beside netdyn's own MLP ("mlp").
 VISION_ARCHS = ("convnet", "resnet", "vit")
-#: The pooling of a :class:`ConvNet`'s blocks.
-POOLS = ("avg", "max")
 #: ``"package.module:function"`` of :func:`build`, as config.json records it.
 FACTORY = "netdyn.models.vision:build"
 
@@ -377,3 +376,36 @@ def _make(arch: str, channels: int, side: int, num_classes: int, sizes: dict[str
     if arch == "resnet":
         return ResNet(num_classes=num_classes, in_channels=channels, **sizes)
     return ViT(num_classes=num_classes, image_size=side, in_channels=channels, **sizes)
+
+
+def spec_model(spec: ModelSpec) -> nn.Module:
+    """A freshly initialised network of a resolved ``spec``: netdyn's MLP, or the vision model its ``arch`` names.
+
+    Args:
+        spec: A model spec holding its data-decided sizes (``ModelSpec.resolve``).
+
+    Returns:
+        The network, in training mode.
+    """
+    from netdyn.models.mlp import MLP
+
+    if spec.arch == "mlp":
+        return MLP.from_spec(spec)
+    return build(**factory_args(spec))
+
+
+def factory_args(spec: ModelSpec) -> dict[str, Any]:
+    """:func:`build`'s keyword arguments for a resolved vision ``spec``, as JSON types (config.json's ``model_args``).
+
+    Args:
+        spec: A resolved model spec of a vision architecture.
+
+    Returns:
+        ``arch``, ``input_shape``, ``num_classes``, ``seed`` and the architecture's sizes.
+    """
+    if spec.arch == "mlp":
+        raise ConfigError("an MLP is rebuilt from its spec, not by the vision models' factory")
+    if spec.input_shape is None or spec.num_classes is None:
+        raise ConfigError("the model spec needs input_shape and num_classes (see ModelSpec.resolve)")
+    return {"arch": spec.arch, "input_shape": list(spec.input_shape), "num_classes": spec.num_classes,
+            "seed": spec.seed, **spec.vision_sizes}

@@ -23,6 +23,7 @@ from netdyn.data.spec import DataSpec
 from netdyn.errors import ConfigError
 from netdyn.models import MLP
 from netdyn.models.spec import ModelSpec
+from netdyn.models.vision import FACTORY, factory_args, spec_model
 from netdyn.orchestration.analyses import Analysis, analyze, load_analysis
 from netdyn.orchestration.display import run_html
 from netdyn.orchestration.reports import write_run_report
@@ -141,18 +142,37 @@ def run(
     # the record holds the data set's options as loaded (defaults filled in), so that the same data loaded
     # again (``load_run(...).dataset()``) is recognised as this run's on resume
     resolved = replace(spec, model=spec.model.resolve(data), data=DataSpec.of(data))
-    net = MLP.from_spec(resolved.model)
+    net = spec_model(resolved.model)
     if progress:
         print(
-            f"training an MLP, {model_settings(resolved.model)}, on {data.name} ({len(data.y_train)} train / "
-            f"{len(data.y_test)} test)"
+            f"training {_a_model(resolved.model)}, {model_settings(resolved.model)}, on {data.name} "
+            f"({len(data.y_train)} train / {len(data.y_test)} test)"
         )
-    record = {"netdyn_version": __version__, **resolved.to_dict()}
+    record = run_spec_record(resolved, net)
     result = train(
         net, data, resolved.train, run_dir=run_dir, resume=resume, progress=progress, record=record,
         callbacks=callbacks,
     )
     return _finish(resolved, result, data, run_dir, progress)
+
+
+def run_spec_record(resolved: RunSpec, net: Any) -> dict[str, Any]:
+    """config.json of a run of ``resolved``: the spec, and for a vision model the factory that rebuilds it.
+
+    A ConvNet, ResNet or ViT is recorded as a user's model is too (``model_factory`` netdyn.models.vision:build with
+    its ``model_args``, the class and ``input_shape``), so that ``load_run(...).model()``, ``analyze`` and ``prune``
+    read it as any model.
+    """
+    record = {"netdyn_version": __version__, **resolved.to_dict()}
+    if resolved.model.arch != "mlp":
+        shape = list(resolved.model.input_shape or ())
+        record |= {"model_class": f"{type(net).__module__}.{type(net).__qualname__}", "model_factory": FACTORY,
+                   "model_args": factory_args(resolved.model), "input_shape": shape, "cuts": None}
+    return record
+
+
+def _a_model(model: ModelSpec) -> str:
+    return {"mlp": "an MLP", "convnet": "a ConvNet", "resnet": "a ResNet", "vit": "a ViT"}[model.arch]
 
 
 def _finish(
@@ -186,6 +206,12 @@ def run_population(
     specs = list(specs)
     if not specs or any(not isinstance(s, RunSpec) for s in specs):
         raise ConfigError("run_population takes a non-empty list of RunSpecs")
+    other = next((s.model.arch for s in specs if s.model.arch != "mlp"), None)
+    if other is not None:
+        raise ConfigError(
+            f"run_population trains netdyn MLPs (their parameters stacked and vmapped); arch {other} trains one run "
+            "per spec (netdyn.run)"
+        )
     if len({population_key(s) for s in specs}) != 1:
         raise ConfigError(
             "run_population: the specs differ in more than the model seed, init scale, training seed, lr, weight "
@@ -236,8 +262,12 @@ def load_run(path: str | Path) -> Run:
 def model_settings(model: ModelSpec) -> str:
     """A resolved model's shape as ``netdyn train``'s flags take it, and the sizes the data decides.
 
-    ``width=256 depth=3 activation=relu residual=none batchnorm=false (784 inputs, 10 classes)``.
+    ``width=256 depth=3 activation=relu residual=none batchnorm=false (784 inputs, 10 classes)``; a vision model's
+    own sizes (``arch=resnet width=16 depth=3 blocks=2 (1x28x28 inputs, 10 classes)``).
     """
-    shown = ("width", "depth", "activation", "residual", "batchnorm")
+    shown = {"mlp": ("width", "depth", "activation", "residual", "batchnorm"),
+             "convnet": ("arch", "width", "depth", "batchnorm", "pool"), "resnet": ("arch", "width", "depth", "blocks"),
+             "vit": ("arch", "width", "depth", "patch", "heads", "mlp_dim")}[model.arch]
     flags = " ".join(f"{name}={_config.flag_text(getattr(model, name))}" for name in shown)
-    return f"{flags} ({model.in_features} inputs, {model.num_classes} classes)"
+    inputs = model.in_features if model.arch == "mlp" else "x".join(map(str, model.input_shape or ()))
+    return f"{flags} ({inputs} inputs, {model.num_classes} classes)"

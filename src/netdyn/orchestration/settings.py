@@ -48,6 +48,7 @@ FLAG_NAMES = {
 NOT_KEYS = {
     ("model", "in_features"): "the data decides it",
     ("model", "num_classes"): "the data decides it",
+    ("model", "input_shape"): "the data decides it",
     ("analysis", "seed"): "the analysis follows the training's seed (key seed)",
     ("analysis", "device"): "the analysis follows the training's device (key device)",
     ("analysis", "dtype"): "the analysis follows the training's dtype (key dtype)",

@@ -11,7 +11,8 @@ training (:func:`run_steps`, with the progress bar) and the per-member summary a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,12 @@ import torch
 from netdyn._device import resolve_device
 from netdyn._progress import progress_bar
 from netdyn._version import __version__
-from netdyn.data.samples import DataLike, SampleSet, as_samples, check_fits
+from netdyn.data.samples import DataLike, SampleSet, as_samples, check_fits, check_labels
 from netdyn.data.spec import DataSpec
 from netdyn.errors import ConfigError, ModelError
-from netdyn.models import MLP
-from netdyn.store import RunFolder
+from netdyn.models import MLP, ConvNet, ResNet, ViT
+from netdyn.models.adapter import evaluating
+from netdyn.store import RunFolder, user_model_record
 from netdyn.training.config import TrainConfig
 from netdyn.training.recorder import Hook, Measure, Recorder, RecordPoint, Save, Schedule
 
@@ -45,7 +47,8 @@ class TrainResult:
     history: pd.DataFrame
     summary: dict[str, Any]
     run_dir: Path | None
-    net: MLP = field(repr=False)
+    net: torch.nn.Module = field(repr=False)
+    """The trained network: a netdyn MLP, or the ``nn.Module`` trained (a ConvNet, ResNet, ViT, ...)."""
 
     @property
     def diverged(self) -> bool:
@@ -57,13 +60,17 @@ class TrainResult:
 
         meta: dict[str, Any] = {"run folder": str(self.run_dir) if self.run_dir is not None else "none (not saved)"}
         meta.update({k: v for k, v in self.summary.items() if not isinstance(v, (dict, list))})
-        return block(f"netdyn TrainResult: {self.net.extra_repr()}", meta, [("last evaluations", self.history.tail(4))])
+        title = self.net.extra_repr() if isinstance(self.net, MLP) else type(self.net).__name__
+        return block(f"netdyn TrainResult: {title}", meta, [("last evaluations", self.history.tail(4))])
 
 
 # ------------------------------------------------------------------------------------------------ the data
 @dataclass(frozen=True)
 class DeviceData:
-    """A run's training and test tensors on its device and dtype, inputs flattened, labels long."""
+    """A run's training and test tensors on its device and dtype, labels long.
+
+    Inputs are flattened for a netdyn MLP and shaped as the model is fed (``input_shape``) for any other model.
+    """
 
     x_train: torch.Tensor
     y_train: torch.Tensor
@@ -90,31 +97,74 @@ class DeviceData:
         return ("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)
 
 
-def check_training_data(net: MLP, data: DataLike) -> SampleSet:
+def check_training_data(net: torch.nn.Module, data: DataLike) -> SampleSet:
     """``data`` as a SampleSet that fits ``net``, with at least 2 training samples.
 
-    A net that is not a netdyn MLP is a ModelError, data that do not fit it a ConfigError.
+    A net that is not one of netdyn's models (MLP, ConvNet, ResNet, ViT) is a ModelError, data that do not fit it a
+    ConfigError. A vision model is fed ``x.reshape(-1, *input_shape)`` (:func:`input_shape`) and its outputs must
+    cover the labels.
     """
-    if not isinstance(net, MLP):
-        raise ModelError(f"train takes a netdyn MLP, got {type(net).__name__}; convert an nn.Sequential with "
-                         "netdyn.MLP.from_sequential(seq)")
-    data = as_samples(data, num_classes=net.widths[-1])
-    check_fits(data, net.widths[0], net.widths[-1])
+    if not isinstance(net, (MLP, ConvNet, ResNet, ViT)):
+        raise ModelError(f"train takes a netdyn MLP, ConvNet, ResNet or ViT, got {type(net).__name__}; convert an "
+                         "nn.Sequential with netdyn.MLP.from_sequential(seq), or train your own model in your loop "
+                         "with netdyn.Monitor")
+    if isinstance(net, MLP):
+        data = as_samples(data, num_classes=net.widths[-1])
+        check_fits(data, net.widths[0], net.widths[-1])
+    else:
+        data = as_samples(data)
+        check_labels(data)
+        _check_outputs(net, data)
     if data.x_train.shape[0] < 2:
         raise ConfigError("the training set needs at least 2 samples")
     return data
 
 
-def prepare_data(nets: Sequence[MLP], data: DataLike, config: TrainConfig) -> tuple[SampleSet, DeviceData]:
+def input_shape(data: SampleSet) -> tuple[int, ...]:
+    """How one sample is fed to a model other than a netdyn MLP: the data's ``input_shape`` (a channel in front of
+    an image's (H, W)), else its stored shape."""
+    shape = tuple(int(s) for s in (getattr(data, "input_shape", None) or data.x_train.shape[1:]))
+    return (1, *shape) if len(shape) == 2 else shape
+
+
+def _check_outputs(net: torch.nn.Module, data: SampleSet) -> None:
+    """The model's logits [batch, classes] cover the data's classes (one sample through it, in evaluation mode)."""
+    ref = next(iter(net.parameters()), None)
+    x = data.x_train[:1].reshape(-1, *input_shape(data))
+    if ref is not None:
+        x = x.to(device=ref.device, dtype=ref.dtype)
+    try:
+        with torch.no_grad(), evaluating(net):
+            out = net(x)
+    except RuntimeError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{type(net).__name__} cannot take samples of shape {input_shape(data)}: {reason}") from None
+    if not isinstance(out, torch.Tensor) or out.ndim != 2:
+        raise ModelError(f"train needs a model whose output is logits [batch, classes]; {type(net).__name__} "
+                         f"returns {tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__}")
+    classes = int(data.num_classes)
+    if out.shape[1] < classes:
+        raise ConfigError(f"data set {getattr(data, 'name', '?')!r} has {classes} classes but "
+                          f"{type(net).__name__} has {out.shape[1]} outputs")
+
+
+def prepare_data(
+    nets: Sequence[torch.nn.Module], data: DataLike, config: TrainConfig
+) -> tuple[SampleSet, DeviceData]:
     """Check ``data`` against the (first) net and move the nets and the data to ``config``'s device and dtype."""
     samples = check_training_data(nets[0], data)
     device, dtype = resolve_device(config.device), getattr(torch, config.dtype)
     for net in nets:
         net.to(device=device, dtype=dtype)
+    shape = None if isinstance(nets[0], MLP) else input_shape(samples)
+
+    def fed(x: torch.Tensor) -> torch.Tensor:
+        return (x.flatten(1) if shape is None else x.reshape(x.shape[0], *shape)).to(device=device, dtype=dtype)
+
     placed = DeviceData(
-        samples.x_train.flatten(1).to(device=device, dtype=dtype),
+        fed(samples.x_train),
         samples.y_train.to(device=device, dtype=torch.long),
-        samples.x_test.flatten(1).to(device=device, dtype=dtype),
+        fed(samples.x_test),
         samples.y_test.to(device=device, dtype=torch.long),
     )
     return samples, placed
@@ -130,25 +180,54 @@ def minibatch(step: int, steps_per_epoch: int, batch_size: int, n_train: int) ->
     return epoch, slice(pos * batch_size, stop)
 
 
-def run_record(net: MLP, data: SampleSet, config: TrainConfig) -> dict[str, Any]:
+def run_record(net: torch.nn.Module, data: SampleSet, config: TrainConfig) -> dict[str, Any]:
     """What config.json records: enough to rebuild the model, the data and the training from the folder alone.
 
-    The data are recorded by their portable spec, without the folder their files came from.
+    The data are recorded by their portable spec, without the folder their files came from. A model other than a
+    netdyn MLP is recorded as a user's model (its class and ``input_shape``; no factory, so ``load_run(...).model``
+    needs ``into=``).
     """
     spec = getattr(data, "spec", None)
+    model = {"model": net.spec.to_dict()} if isinstance(net, MLP) else user_model_record(
+        net, None, None, input_shape(data), None)
     return {
         "netdyn_version": __version__,
-        "model": net.spec.to_dict(),
+        **model,
         "train": config.to_dict(),
         "data": DataSpec.from_dict(spec).to_dict() if spec else None,
     }
 
 
 # --------------------------------------------------------------------------------------------- recording
-def bn_modes(net: MLP, bn_eval: str) -> list[str]:
+def has_batchnorm(net: torch.nn.Module) -> bool:
+    """Whether ``net`` normalises by batch statistics anywhere (a netdyn MLP's BN layers, any ``_BatchNorm``)."""
+    if isinstance(net, MLP):
+        return net.has_batchnorm
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())
+
+
+@contextmanager
+def batch_statistics(net: torch.nn.Module) -> Iterator[None]:
+    """Run ``net`` (in evaluation mode) with every batch norm normalising by the batch's own statistics, its running
+    statistics left exactly as they were (saved and restored around the block)."""
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    saved = [{k: v.clone() for k, v in m.named_buffers(recurse=False)} for m in norms]
+    modes = [m.training for m in norms]
+    try:
+        for m in norms:
+            m.train()
+        yield
+    finally:
+        for m, buffers, mode in zip(norms, saved, modes, strict=True):
+            m.train(mode)
+            for name, value in buffers.items():
+                getattr(m, name).copy_(value)
+
+
+def bn_modes(net: torch.nn.Module, bn_eval: str) -> list[str]:
     """The ``bn_mode`` values of the history rows: "none" for a net without batch norm, else ``bn_eval``'s
     ("auto" and "both": running and batch statistics)."""
-    if not net.has_batchnorm:
+    if not has_batchnorm(net):
         return ["none"]
     return ["running", "batch"] if bn_eval in ("both", "auto") else [bn_eval]
 
@@ -326,7 +405,7 @@ def summarize(
 
 def finish(
     recorders: Sequence[Recorder],
-    nets: Sequence[MLP],
+    nets: Sequence[torch.nn.Module],
     diverged: Sequence[int | None],
     total: int,
     data: DeviceData,

@@ -30,6 +30,7 @@ from netdyn.training.core import (
     Evaluate,
     HistoryMeasure,
     TrainResult,
+    batch_statistics,
     bn_modes,
     finish,
     history_frame,
@@ -53,7 +54,7 @@ class TrainState:
     step: int
     epoch: float
     total_steps: int
-    net: MLP
+    net: torch.nn.Module
     optimizer: torch.optim.Optimizer
     run_dir: Path | None
     recorder: Recorder = field(repr=False)
@@ -100,7 +101,9 @@ class StepFn:
     it is read by the host only at evaluation points.
     """
 
-    def __init__(self, net: MLP, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, loss: str):
+    def __init__(
+        self, net: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, loss: str
+    ) -> None:
         self.net, self.optimizer, self.x, self.y, self.loss = net, optimizer, x, y, loss
         device = x.device
         self.counter = torch.zeros((), dtype=torch.long, device=device)
@@ -125,12 +128,12 @@ class StepFn:
 
 @torch.no_grad()
 def evaluate(
-    net: MLP, x: torch.Tensor, y: torch.Tensor, loss: str, bn_mode: str, batch_size: int
+    net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str, bn_mode: str, batch_size: int
 ) -> tuple[float, float]:
-    """(mean loss, accuracy) of a split.
+    """(mean loss, accuracy) of a split, ``net`` in evaluation mode.
 
     ``bn_mode="batch"`` normalises each batch of ``batch_size`` by its own statistics (the paper's training-mode
-    evaluation); "running" uses the running statistics.
+    evaluation; any other model's running statistics are left as they were); "running" uses the running statistics.
     """
     n = x.shape[0]
     if n == 0:
@@ -141,10 +144,20 @@ def evaluate(
     for start in range(0, n, chunk):
         xb, yb = x[start : start + chunk], y[start : start + chunk]
         mode = "batch" if bn_mode == "batch" and xb.shape[0] > 1 else "running"
-        logits = net(xb, bn_mode=mode)
+        logits = _logits(net, xb, mode)
         total_loss += compute_loss(logits, yb, loss, reduction="sum").double()
         correct += (logits.argmax(1) == yb).sum()
     return total_loss.item() / n, correct.item() / n
+
+
+def _logits(net: torch.nn.Module, x: torch.Tensor, bn_mode: str) -> torch.Tensor:
+    """``net``'s logits on ``x`` with batch norm in ``bn_mode`` ("batch" or "running")."""
+    if isinstance(net, MLP):
+        return net(x, bn_mode=bn_mode)
+    if bn_mode == "batch":
+        with batch_statistics(net):
+            return net(x)
+    return net(x)
 
 
 class _NetSteps:
@@ -165,7 +178,7 @@ class _NetSteps:
         return [self.step_fn.diverged_step()]
 
 
-def _net_evaluator(net: MLP, loss: str, batch_size: int) -> Evaluate:
+def _net_evaluator(net: torch.nn.Module, loss: str, batch_size: int) -> Evaluate:
     """:func:`evaluate` of the one net, in evaluation mode, as the core's ``Evaluate`` (a list of one)."""
 
     def evaluate_net(x: torch.Tensor, y: torch.Tensor, bn_mode: str) -> list[tuple[float, float]]:
@@ -179,7 +192,7 @@ def _net_evaluator(net: MLP, loss: str, batch_size: int) -> Evaluate:
 
 
 def train(
-    net: MLP,
+    net: MLP | torch.nn.Module,
     data: DataLike,
     config: TrainConfig | None = None,
     run_dir: str | Path | None = None,
@@ -195,6 +208,10 @@ def train(
     and the same history table as an uninterrupted run. A callback ``callback(event, state)`` runs at each
     evaluation ("eval") and at the end ("end"); an exception it raises stops the run, leaving the folder
     readable, and propagates. ``record`` replaces what config.json records (``netdyn.run`` passes its spec).
+
+    ``net`` is a netdyn MLP, or a ``netdyn.ConvNet``, ``ResNet`` or ``ViT``: such a model is fed
+    ``x.reshape(-1, *input_shape)``, the data set's own sample shape (one channel in front of an image set's
+    (H, W)); a model with batch norm records both evaluations as an MLP does.
     """
     config = config or TrainConfig()
     if not isinstance(config, TrainConfig):

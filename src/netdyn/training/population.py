@@ -67,6 +67,12 @@ def _members(
     nets = list(nets)
     if not nets:
         raise ConfigError("train_population needs at least one network")
+    other = next((net for net in nets if not isinstance(net, MLP)), None)
+    if other is not None:
+        raise ConfigError(
+            f"train_population trains netdyn MLPs (their parameters stacked and vmapped, batch norm folded per "
+            f"member), not a {type(other).__name__}: train each member with netdyn.train"
+        )
     configs = [configs] * len(nets) if isinstance(configs, TrainConfig) else list(configs)
     if len(configs) != len(nets):
         raise ConfigError(f"train_population: {len(nets)} nets but {len(configs)} configs")
@@ -170,11 +176,15 @@ def population_key(spec: Any) -> str:
     """What members of one population must share, as text.
 
     The key is the run spec with the fields a population lets differ (model seed, init scale; training seed, lr, weight
-    decay, momentum) blanked. Specs with equal keys can train as one population.
+    decay, momentum) blanked. Specs with equal keys can train as one population. Only netdyn's MLP trains in a
+    population: the spec of any other architecture (``arch`` convnet, resnet, vit) gets a key of its own, so that
+    it trains alone.
     """
     import json
     from dataclasses import replace
 
+    if getattr(spec.model, "arch", "mlp") != "mlp":
+        return f"alone {id(spec)}"
     blank = replace(
         spec,
         model=replace(spec.model, seed=None, init_scale=1.0),
