@@ -8,7 +8,7 @@ it), and whether the network has the paper's standard structure: LP pruning effe
 pruning, and L-map pruning effective before the last hidden layer (a linear tail of at least one hidden layer).
 The paper says residual connections keep that structure over a wider range of depths and widths than plain nets.
 
-Control (SPEC 6.1, see docs/verdicts.md): where a skip crosses the cut (layer l+1 receives x^{l-1}), a residual net's
+Control (see docs/verdicts.md): where a skip crosses the cut (layer l+1 receives x^{l-1}), a residual net's
 L-map reads x^{l-1} as well as x^l while its LP reads x^l only. The experiment also fits each residual net's LP on the
 L-map's inputs (``lp_accuracy(..., with_skip=True)``: table ``lp_with_skip``), judges the standard structure with it
 (``structure_with_skip``, plain nets as they are), draws it as panels of their own in the effective-layer figure,
@@ -134,7 +134,7 @@ CONTROL_PANEL = ", LP given x^l and x^(l-1)"
 
 
 def lp_with_skip_table(runs: ExperimentRuns, config: ExperimentConfig) -> pd.DataFrame:
-    """The control of SPEC 6.1: the LP of each residual member's last checkpoint given the L-map's inputs,
+    """The LP control (docs/verdicts.md): the LP of each residual member's last checkpoint given the L-map's inputs,
     ``lp_accuracy(..., with_skip=True)`` (x^l and x^{l-1} at each cut a skip crosses), stacked with the members'
     parameters; diverged members left out as in the analysis tables."""
     device = resolve_device(config.device)
@@ -435,7 +435,7 @@ def residual_criteria() -> list[Criterion]:
             "residual_keeps_structure_more_often_lp_with_skip",
             "Fig. 9: 'DNNs endowed with residual connections are capable of achieving a standard structure across "
             "a broader spectrum of network scales compared to those devoid of residual connections', the standard "
-            "structure being LP pruning effective before L-map pruning (Fig. 3(a)); control (SPEC 6.1): the LP "
+            "structure being LP pruning effective before L-map pruning (Fig. 3(a)); control (docs/verdicts.md): the LP "
             "given the same inputs as the L-map",
             "share of residual networks with the standard structure, judged with the LP given x^l and x^{l-1} at "
             "each cut a skip crosses (the L-map's inputs there), minus the share of plain ones (whose LP already "
