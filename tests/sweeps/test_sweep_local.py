@@ -61,9 +61,14 @@ def test_cli_resume_runs_only_the_new_points_of_a_grown_grid(tmp_path, capsys):
     assert main(argv) == 0
     first = capsys.readouterr().out
     assert "1 points: 1 ok, 0 failed, 0 diverged (1 run now" in first
+    assert "comparison:" not in first and not (out / "compare").exists()  # one point: nothing to compare
     checkpoints = load_run(out / "runs" / "seed=0").checkpoints()
     argv[2] = "seed=0,1"
     assert main(argv) == 0
-    assert "2 points: 2 ok, 0 failed, 0 diverged (1 run now, 1 complete" in capsys.readouterr().out
+    second = capsys.readouterr().out
+    assert "2 points: 2 ok, 0 failed, 0 diverged (1 run now, 1 complete" in second
+    report = out / "compare" / "report.html"
+    assert f"comparison: {report}" in second
+    assert "seed=0" in report.read_text() and "seed=1" in report.read_text()  # both points, side by side
     assert load_run(out / "runs" / "seed=0").checkpoints() == checkpoints
     assert list(pd.read_parquet(out / "sweep.parquet")["name"]) == ["seed=0", "seed=1"]

@@ -27,7 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "OUT/sweep.parquet: one row per point with its parameters, status (ok, failed, diverged), error and "
         "summary. Keys are RunSpec fields, named as the flags of `netdyn train`, and every flag of `netdyn train` "
         "(but --out and --resume) is a setting of every point. Running the same command again resumes: complete "
-        "points are skipped. Each point is its own run.",
+        "points are skipped. Each point is its own run. OUT/compare/report.html shows the points that ended ok side by "
+        "side.",
     )
     p.add_argument("file", nargs="?", default=None, metavar="SWEEP_TOML",
                    help="a TOML file with [fixed] settings, a [grid] of value lists and/or [[points]]")
@@ -87,6 +88,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for row in result.failed.itertuples():
         print(f"failed: {row.name}: {row.error}", file=sys.stderr)
     print(f"table: {result.folder / 'sweep.parquet'}")
+    if result.comparison is not None:
+        print(f"comparison: {result.comparison}")
     if counts["failed"]:
         print(f"netdyn sweep: {counts['failed']} point(s) failed (errors in {result.folder / 'errors'}); "
               "--retry-failed runs them again", file=sys.stderr)

@@ -35,6 +35,8 @@ class SweepResult:
     ran: list[str]
     """Names of the points run by this call (the others were complete, or failed and not retried)."""
     wall_time: float = 0.0
+    comparison: Path | None = None
+    """``compare/report.html``: the points that ended ok, side by side (None with fewer than two)."""
 
     def counts(self) -> dict[str, int]:
         """How many points ended ok, failed and diverged."""
@@ -203,7 +205,18 @@ def sweep(
             (folder.path / ".running").rmdir()
         except OSError:
             pass
-    return SweepResult(folder.path, table, every, [p.name for p in todo], time.perf_counter() - start)
+    ok = [folder.path / "runs" / n for n in order if n in rows and rows[n].get("status") == OK]
+    comparison = _write_comparison(folder.path, ok)
+    return SweepResult(folder.path, table, every, [p.name for p in todo], time.perf_counter() - start, comparison)
+
+
+def _write_comparison(out: Path, runs: list[Path]) -> Path | None:
+    """``out/compare/report.html``: the runs that ended ok, side by side (None for fewer than two)."""
+    if len(runs) < 2:
+        return None
+    from netdyn.comparison import compare
+
+    return compare(runs, out / "compare", title=f"the points of {out.name}, side by side")
 
 
 def load_sweep(out: str | Path) -> SweepResult:
