@@ -99,10 +99,10 @@ class Criterion:
     @property
     def rule_text(self) -> str:
         """The rule in words: ``>= 0.9``, ``between 0.1 and 0.3``, ``true``."""
-        if self.rule == "between":
-            low, high = self.threshold  # type: ignore[misc]
+        if isinstance(self.threshold, tuple):  # "between"
+            low, high = self.threshold
             return f"between {low:g} and {high:g}"
-        if self.rule in ("true", "false"):
+        if self.threshold is None:  # "true" / "false"
             return self.rule
         return f"{self.rule} {self.threshold:g}"
 
@@ -113,10 +113,12 @@ class Criterion:
         if self.rule == "false":
             return not bool(value)
         x = float(value)
-        if self.rule == "between":
-            low, high = self.threshold  # type: ignore[misc]
+        if isinstance(self.threshold, tuple):  # "between" (__post_init__ pairs the rule with its threshold)
+            low, high = self.threshold
             return low <= x <= high
-        t = float(self.threshold)  # type: ignore[arg-type]
+        if self.threshold is None:  # pragma: no cover - "true"/"false" returned above
+            raise ConfigError(f"criterion {self.name}: rule {self.rule!r} needs a threshold")
+        t = float(self.threshold)
         return {">=": x >= t, ">": x > t, "<=": x <= t, "<": x < t}[self.rule]
 
     def evaluate(self, tables: Mapping[str, pd.DataFrame], config: Any, seed: int) -> SeedResult:
