@@ -209,6 +209,16 @@ def test_permuting_a_conv_layers_channels_leaves_the_summaries_unchanged(images)
     assert list(first.index) == [0, 1, 2, 3] and first["order_preservation"].between(0, 1).all()
 
 
+def test_neuron_modes_read_in_one_pass_or_cut_by_cut_are_equal(images, monkeypatch):
+    """All cuts in one pass of the model per chunk, or one cut per pass where the held bytes allow no more."""
+    model = trained(conv_net(), images)
+    together = neuron_modes(model, images, input_shape=(1, 8, 8))
+    monkeypatch.setattr(units, "HELD_BYTES", 1)
+    network = read_network(model, (1, 8, 8))
+    assert units._groups(network, [1, 2, 3], 100) == [[1], [2], [3]]
+    pd.testing.assert_frame_equal(neuron_modes(model, images, input_shape=(1, 8, 8)), together)
+
+
 def test_conv_neuron_modes_are_per_channel_and_a_linear_net_is_all_opm(images):
     model = trained(conv_net(nn.Identity), images)
     table = neuron_modes(model, images, input_shape=(1, 8, 8))

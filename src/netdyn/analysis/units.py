@@ -112,7 +112,7 @@ def _samples_per_chunk(network: Network, layer: int, n: int, factor: int) -> int
     return chunk_rows(n, 8 * probe[0].numel() * factor)
 
 
-HELD_BYTES = 1 << 30
+HELD_BYTES = 1 << 29
 """Bytes of activations and references that :func:`activations_references_contributions` holds at once."""
 
 
