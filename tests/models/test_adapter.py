@@ -6,8 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from netdyn.errors import ModelError
-from netdyn.models import adapter
-from netdyn.models.adapter import fit_affine, read_network, register_transfer_function
+from netdyn.models.adapter import _registry, fit_affine, read_network, register_transfer_function
 
 
 class TwoLayer(nn.Module):
@@ -249,7 +248,7 @@ def test_netdyn_activations_and_a_registered_one_are_transfer_functions(monkeypa
     softplus = nn.Sequential(nn.Linear(6, 5), nn.Softplus(), nn.Linear(5, 3))
     with pytest.raises(ModelError, match="register_transfer_function"):
         read_network(softplus, (6,))
-    monkeypatch.setattr(adapter, "_TRANSFER_MODULES", dict(adapter._TRANSFER_MODULES))
+    monkeypatch.setattr(_registry, "_TRANSFER_MODULES", dict(_registry._TRANSFER_MODULES))  # the one shared registry
     register_transfer_function(nn.Softplus, "softplus")
     assert [c.name for c in read_network(softplus, (6,)).cuts] == ["input", "1"]
 
@@ -364,7 +363,7 @@ def test_the_hook_path_keeps_a_gate_and_linearises_a_registered_transfer_module(
     with torch.no_grad():
         torch.testing.assert_close(net.run_tail("fc2", [h, net.feed(x)]), model.fc3(h * torch.sigmoid(h)))
 
-    monkeypatch.setattr(adapter, "_TRANSFER_MODULES", dict(adapter._TRANSFER_MODULES))
+    monkeypatch.setattr(_registry, "_TRANSFER_MODULES", dict(_registry._TRANSFER_MODULES))  # the one shared registry
     register_transfer_function(nn.Softplus, "softplus")
     softplus = nn.Sequential(nn.Linear(6, 5), nn.Softplus(), nn.Linear(5, 5), nn.Softplus(), nn.Linear(5, 3))
     assert_same_tails(*hooked_and_traced(softplus, (6,)), x)
