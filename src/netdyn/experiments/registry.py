@@ -8,7 +8,8 @@ from typing import Any
 
 from netdyn.experiments.base import Experiment
 
-#: The modules holding the experiments, in the order ``netdyn reproduce all`` runs them (the paper's order).
+#: The modules holding the experiments, in the order ``netdyn reproduce all`` runs them (the paper's order, then
+#: the experiments beyond the paper).
 _MODULES = (
     "shallow",
     "structure",
@@ -21,14 +22,17 @@ _MODULES = (
     "residual",
     "lmap_training",
     "depth_100",
+    "structure_families",
 )
 
 
 def _registry() -> dict[str, type[Experiment[Any]]]:
     registry: dict[str, type[Experiment[Any]]] = {}
     for module in _MODULES:
-        cls = importlib.import_module(f"netdyn.experiments.{module}").EXPERIMENT
-        registry[cls.name] = cls
+        found = importlib.import_module(f"netdyn.experiments.{module}")
+        # a module holds one experiment (EXPERIMENT) or several sharing code (EXPERIMENTS, in their order)
+        for cls in getattr(found, "EXPERIMENTS", None) or (found.EXPERIMENT,):
+            registry[cls.name] = cls
     return registry
 
 
