@@ -76,3 +76,32 @@ def test_criteria_that_cannot_be_evaluated_say_why():
     tables["rpd_summary"] = _per_cut(4, 0, "gradient", [1.0, float("nan"), float("nan"), float("nan")], start=1)
     assert "fewer than two cuts" in criteria["rpd_gradient_grows"].evaluate(tables, None, 0).reason
     assert "no class_geometry rows" in criteria["samples_cluster"].evaluate(tables, None, 1).reason
+
+
+def test_vit_figures_draw_both_lmap_variants_and_name_each_cuts_tail():
+    from netdyn.experiments.structure_families import StructureViT, gelu_cuts
+
+    assert gelu_cuts(2) == ["blocks.0.mlp.1", "blocks.1.mlp.1"]
+    cuts = {"cut": ["x", "embed.add", "blocks.0", "blocks.1", "blocks.2"]}
+    tables = _tables([0.3, 0.6, 0.8, 0.95, 0.95], [0.2, 0.5, 0.7, 0.95, 0.95])
+    lmap = tables["lmap"]
+    tables["lmap"] = lmap[lmap["depth"] == 4].assign(
+        cut=lambda t: [cuts["cut"][i] for i in t["layer"]],
+        tail=lambda t: ["nonlinear" if v == "keep" else "affine" for v in t["variant"]])
+    for name in ("lp", "class_geometry"):
+        rows = tables[name][tables[name]["depth"] == 4]
+        tables[name] = rows.assign(cut=[cuts["cut"][i] for i in rows["layer"]])
+    tables["class_geometry"] = tables["class_geometry"].assign(cos_dist_q25=0.0, cos_dist_q75=0.5,
+                                                               centre_similarity=0.5)
+    rows = tables["rpd_summary"][tables["rpd_summary"]["depth"] == 4]
+    tables["rpd_summary"] = rows.assign(cut=[f"blocks.{i - 1}.mlp.1" for i in rows["layer"]], order_index=0.1)
+    tables["network"] = tables["network"][tables["network"]["depth"] == 4]
+    figures = StructureViT().figures(tables, StructureViT.scales["smoke"])
+    assert set(figures) == {"pruning_depth4", "rpd_gradient_depth4", "class_geometry_depth4"}
+    ax = figures["pruning_depth4"].axes[0]
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels[2] == "2\nblocks.0\nkeep: nonlinear\nconstant: affine"
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "L-map pruning (keep)" in legend and "L-map pruning (constant)" in legend
+    rpd_ticks = [t.get_text() for t in figures["rpd_gradient_depth4"].axes[-1].get_xticklabels()]
+    assert rpd_ticks[0] == "1\nblocks.0.mlp.1"

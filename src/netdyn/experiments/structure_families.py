@@ -22,7 +22,7 @@ import pandas as pd
 
 from netdyn._device import resolve_device
 from netdyn.analysis.config import AnalysisConfig
-from netdyn.analysis.network import effective_layer
+from netdyn.analysis.network import effective_layer, is_effective
 from netdyn.analysis.ranks import rpd_summary
 from netdyn.data.spec import DataSpec
 from netdyn.experiments.base import (
@@ -225,14 +225,17 @@ class StructureFamily(Experiment[FamilyConfig]):
         ax = fig.axes[0]
         bands = [("L-map pruning", lmap_low, lmap_high), ("LP pruning", lp_low, lp_high)]
         for variant in self.lmap_variants[1:]:
-            bands.append(_extra_lmap_line(ax, lmap[lmap["variant"] == variant], variant))
+            bands.append(_extra_lmap_line(ax, lmap[lmap["variant"] == variant], variant, network))
         if n_seeds > 1:
             for label, low, high in bands:
                 seed_band(lines_labelled(fig, label)[0], low.xs("test", level="split")["accuracy"],
                           high.xs("test", level="split")["accuracy"])
         if len(self.lmap_variants) > 1:
+            from matplotlib.lines import Line2D
+
             lines_labelled(fig, "L-map pruning")[0].set_label(f"L-map pruning ({self.lmap_variants[0]})")
-            ax.legend(loc="lower right", fontsize="small")
+            filled = Line2D([], [], ls="none", marker="o", color="0.3", ms=7, label="filled: pruning effective")
+            ax.legend(handles=[*ax.get_legend_handles_labels()[0], filled], loc="lower right", fontsize="small")
         _cut_axis(ax, lmap, self.lmap_variants)
         ax.set_title(f"{self.family} depth {depth}: LP and L-map pruning by cut\n(test; {seed_note(n_seeds)})")
         return fig
@@ -314,13 +317,18 @@ def _cut_ticks(rows: pd.DataFrame) -> tuple[list[int], list[str]]:
     return cuts["layer"].tolist(), [f"{layer}\n{cut}" for layer, cut in zip(cuts["layer"], cuts["cut"], strict=True)]
 
 
-def _extra_lmap_line(ax: Axes, rows: pd.DataFrame, variant: str) -> tuple[str, Any, Any]:
-    """Draw the median L-map of a second variant on the pruning axes; its label and min / max over seeds."""
+def _extra_lmap_line(ax: Axes, rows: pd.DataFrame, variant: str, network: pd.DataFrame) -> tuple[str, Any, Any]:
+    """Draw the median L-map of a second variant on the pruning axes (filled where effective, as the others);
+    its label and min / max over seeds."""
     median, low, high = _over_seeds(rows, ["layer", "split"], ["accuracy"])
     test = median[median["split"] == "test"].sort_values("layer")
     label = f"L-map pruning ({variant})"
     ax.plot(test["layer"].to_numpy(), test["accuracy"].to_numpy(), marker="^", color="C2", mfc="white", lw=1.5,
             label=label)
+    accuracy = float(network.set_index("split")["accuracy"]["test"])
+    effective = test[is_effective(test["accuracy"], accuracy)]
+    ax.plot(effective["layer"].to_numpy(), effective["accuracy"].to_numpy(), ls="none", marker="^", color="C2",
+            ms=7, label=f"_{label} effective")
     return label, low, high
 
 
@@ -367,8 +375,8 @@ class StructureConvNet(StructureFamily):
         "samples gathering at their class centres? " + DIGITS_NOTE
     )
     measured = {
-        "smoke": "not measured yet",
-        "small": "not measured yet",
+        "smoke": "6.7 s (2 seeds; 2 CPU cores shared with another job, load ~3.5, 1 thread, 2026-12-06)",
+        "small": "4.0 min (241.5 s; 3 seeds; same machine and load, 1 thread, 2026-12-06)",
         "paper": "not run (meant for a GPU)",
     }
     scales = {
@@ -393,8 +401,8 @@ class StructureResNet(StructureFamily):
         "RPD gradient growing with depth and samples gathering at their class centres? " + DIGITS_NOTE
     )
     measured = {
-        "smoke": "not measured yet",
-        "small": "not measured yet",
+        "smoke": "6.5 s (2 seeds; 2 CPU cores shared with another job, load ~3.5, 1 thread, 2026-12-06)",
+        "small": "2.9 min (173.5 s; 3 seeds; same machine and load, 1 thread, 2026-12-06)",
         "paper": "not run (meant for a GPU)",
     }
     scales = {
@@ -423,8 +431,8 @@ class StructureViT(StructureFamily):
         "centres? " + DIGITS_NOTE
     )
     measured = {
-        "smoke": "not measured yet",
-        "small": "not measured yet",
+        "smoke": "8.0 s (2 seeds; 2 CPU cores shared with another job, load ~3.5, 1 thread, 2026-12-06)",
+        "small": "1.4 min (86.1 s; 3 seeds; same machine and load, 1 thread, 2026-12-06)",
         "paper": "not run (meant for a GPU)",
     }
     scales = {
