@@ -1,11 +1,15 @@
-"""The analysis of a user's ResNet: the L-map over every cut beside the passes it inherently needs, and the whole
-``analyze`` (basins off) in wall time and peak memory (issue 19, SPEC section 10).
+"""The analysis of a ResNet or a ViT read as any model: the L-map over every cut beside the passes it needs.
+
+And the whole ``analyze`` (basins off) in wall time and peak memory (issues 19 and 20; docs/any-network.md).
 
 The model is netdyn's ResNet (``netdyn.ResNet``), written as torchvision writes one (``BasicBlock`` with
 ``conv1/bn1/relu/conv2/bn2``, a ``downsample`` where the shape changes, ``out += identity``), in the CIFAR family: a
 3x3 stem of width 16, then 3 stages x 2 basic blocks of widths 16, 32, 64, global average pooling and a linear head;
 trained ``--steps`` Adam steps on ``mnist5k`` (5,000 train digits, the official 10,000 test digits when
-``NETDYN_DATA`` holds them). Its default cuts are the stem's output and the six block outputs.
+``NETDYN_DATA`` holds them). Its default cuts are the stem's output and the six block outputs. ``--arch vit``
+analyses netdyn's ViT at its defaults instead (7x7 patches, a class token, 4 pre-LN blocks of width 64 with explicit
+softmax attention and a GELU MLP): cuts after the stem and each block, where the RPD and neuron modes are NaN (a
+residual stream has no privileged basis).
 
 "passes" is the least any L-map can do: one trunk pass over train + test capturing the cuts, plus one pass of each
 cut's tail (transfer functions as the identity) over the same samples, timed in the same run just before.
@@ -24,7 +28,7 @@ import torch
 from torch import nn
 
 import netdyn
-from netdyn.models import ResNet
+from netdyn.models import ResNet, ViT
 from netdyn.models.adapter import read_network
 
 
@@ -61,12 +65,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200, help="Adam steps before the analysis")
     parser.add_argument("--repeats", type=int, default=2, help="interleaved repeats of passes vs lmap_accuracy")
-    parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--arch", choices=("resnet", "vit"), default="resnet",
+                        help="netdyn.ResNet(blocks=(2, 2, 2), width=16) or netdyn.ViT() at its defaults")
+    parser.add_argument("--width", type=int, default=16, help="the ResNet's first stage width")
     args = parser.parse_args()
 
     torch.manual_seed(0)
     data = netdyn.load_dataset("mnist5k")
-    model = ResNet(blocks=(2, 2, 2), width=args.width)
+    model = ResNet(blocks=(2, 2, 2), width=args.width) if args.arch == "resnet" else ViT()
     t0 = time.perf_counter()
     train(model, data, args.steps)
     print(f"device: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
