@@ -26,6 +26,7 @@ def images():
 
 @pytest.fixture(scope="module")
 def cnn(images):
+    torch.manual_seed(0)  # the initial weights, whatever tests ran before in this process (pytest-xdist)
     return trained(small_cnn(), images)
 
 
@@ -228,6 +229,7 @@ def test_prune_a_cnn_run_into_its_trunk_and_one_linear(images, tmp_path):
 
 
 def test_prune_refuses_a_model_without_an_affine_tail(images):
+    torch.manual_seed(0)
     model = trained(small_cnn(pool="max"), images, steps=20)
     with pytest.raises(ModelError, match="no cut of Sequential has an affine tail.*1: piecewise_linear"):
         prune_network(model, images, input_shape=INPUT_SHAPE, cuts=["1", "4"])

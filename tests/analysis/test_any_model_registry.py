@@ -22,6 +22,7 @@ def images():
 
 @pytest.fixture(scope="module")
 def bn_cnn(images):
+    torch.manual_seed(0)  # the initial weights, whatever tests ran before in this process (pytest-xdist)
     return trained(small_cnn(batchnorm=True), images)
 
 
