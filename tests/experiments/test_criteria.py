@@ -207,3 +207,17 @@ def test_the_same_tables_whatever_the_thread_count_of_the_environment(tmp_path):
         timeless = [c for c in one.columns if "time" not in c]
         pd.testing.assert_frame_equal(one[timeless], two[timeless], check_exact=True, obj=path.stem)
     assert json.loads((folders[2] / "config.json").read_text())["config"]["threads"] == 1
+
+
+def test_rank_correlation_is_spearmans_and_says_when_it_cannot_be_evaluated():
+    from scipy.stats import spearmanr
+
+    from netdyn.experiments.criteria import rank_correlation
+
+    x = pd.Series([2.0, 4.0, 6.0, 8.0, 10.0], index=[5, 3, 9, 1, 0])  # the index plays no part
+    y = pd.Series([0.3, 0.1, 0.4, 0.4, 0.9])
+    assert rank_correlation(x, y, "depths") == pytest.approx(spearmanr(x.to_numpy(), y.to_numpy())[0])
+    with pytest.raises(CannotEvaluate, match="fewer than two depths to correlate"):
+        rank_correlation(x[:1], y[:1], "depths")
+    with pytest.raises(CannotEvaluate, match="the value is the same at every depth: no rank correlation"):
+        rank_correlation(x, pd.Series([1.0] * 5), "depths")

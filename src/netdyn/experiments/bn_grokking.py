@@ -29,7 +29,7 @@ from netdyn.analysis.basins import curve_sizes
 from netdyn.analysis.config import AnalysisConfig
 from netdyn.data.spec import DataSpec
 from netdyn.experiments.base import Experiment, ExperimentRuns, Member, with_params
-from netdyn.experiments.criteria import CannotEvaluate, Criterion
+from netdyn.experiments.criteria import CannotEvaluate, Criterion, rank_correlation
 from netdyn.experiments.grokking import first_crossing_step, grokking_stages, stage_rows
 from netdyn.experiments.structure import StructureConfig, member_specs
 from netdyn.transitions import accuracy_jump, jump_table
@@ -368,12 +368,8 @@ def late_jump_trend(tables: Mapping[str, pd.DataFrame], config: BNGrokkingConfig
             values[depth] = late_jump_decades(tables, config, seed, mode="running", depth=depth)
         except CannotEvaluate:
             continue
-    series = pd.Series(values, dtype=float)
-    if len(series) < 2:
-        raise CannotEvaluate("fewer than two depths to correlate")
-    if series.nunique() < 2:
-        raise CannotEvaluate("the same value at every depth: no rank correlation")
-    return float(pd.Series(series.index, dtype=float).rank().corr(series.reset_index(drop=True).rank()))
+    return rank_correlation(pd.Series(list(values), dtype=float), pd.Series(list(values.values()), dtype=float),
+                            "depths")
 
 
 def _running_jump(tables: Mapping[str, pd.DataFrame], config: BNGrokkingConfig, seed: int) -> pd.Series:

@@ -135,6 +135,19 @@ class Criterion:
         return SeedResult(seed, value, self.check(value), None)
 
 
+def rank_correlation(x: pd.Series, y: pd.Series, what: str) -> float:
+    """Spearman's rank correlation of ``y`` with ``x`` over ``what`` (a plural noun: "depths", "layers").
+
+    A trend criterion's value; :class:`CannotEvaluate` with the reason when fewer than two points are given or
+    either side is constant (no rank correlation is defined).
+    """
+    if len(x) < 2:
+        raise CannotEvaluate(f"fewer than two {what} to correlate")
+    if x.nunique() < 2 or y.nunique() < 2:
+        raise CannotEvaluate(f"the value is the same at every {what.removesuffix('s')}: no rank correlation")
+    return float(x.reset_index(drop=True).rank().corr(y.reset_index(drop=True).rank()))
+
+
 def _plain(value: Any) -> float | bool | None:
     """A measured value as a JSON-ready Python bool or float (numpy and pandas scalars, NA as None)."""
     if value is None or value is pd.NA:

@@ -27,7 +27,7 @@ from netdyn.analysis.config import AnalysisConfig
 from netdyn.analysis.network import effective_layer
 from netdyn.data.spec import DataSpec
 from netdyn.experiments.base import Experiment, ExperimentRuns, Member, with_params
-from netdyn.experiments.criteria import CannotEvaluate, Criterion
+from netdyn.experiments.criteria import CannotEvaluate, Criterion, rank_correlation
 from netdyn.experiments.structure import StructureConfig, member_specs
 from netdyn.transitions import later_layers, log_distance, log_rate, loss_bump, rate_maximum
 
@@ -280,12 +280,8 @@ def bump_trend(tables: Mapping[str, pd.DataFrame], config: DoubleDescentConfig, 
             values[depth] = bump_size(tables, config, seed, mode=mode, depth=depth)
         except CannotEvaluate:
             continue
-    series = pd.Series(values, dtype=float)
-    if len(series) < 2:
-        raise CannotEvaluate("fewer than two depths to correlate")
-    if series.nunique() < 2:
-        raise CannotEvaluate("the same value at every depth: no rank correlation")
-    return float(pd.Series(series.index, dtype=float).rank().corr(series.reset_index(drop=True).rank()))
+    return rank_correlation(pd.Series(list(values), dtype=float), pd.Series(list(values.values()), dtype=float),
+                            "depths")
 
 
 def _bump_peak(tables: Mapping[str, pd.DataFrame], config: DoubleDescentConfig, seed: int, mode: str) -> pd.Series:

@@ -19,7 +19,7 @@ from netdyn.analysis.config import AnalysisConfig
 from netdyn.analysis.network import effective_layer
 from netdyn.data.spec import DataSpec
 from netdyn.experiments.base import Experiment, ExperimentConfig, ExperimentRuns, Member, member_name, seeded
-from netdyn.experiments.criteria import CannotEvaluate, Criterion
+from netdyn.experiments.criteria import CannotEvaluate, Criterion, rank_correlation
 from netdyn.models.spec import ModelSpec
 from netdyn.orchestration import RunSpec
 
@@ -315,12 +315,6 @@ def _effective_from(tables: Mapping[str, pd.DataFrame], kind: str, variant: str,
     return layer
 
 
-def _spearman(x: pd.Series, y: pd.Series, what: str) -> float:
-    if len(x) < 2:
-        raise CannotEvaluate(f"fewer than two {what} to correlate")
-    if x.nunique() < 2 or y.nunique() < 2:
-        raise CannotEvaluate(f"the value is the same at every {what[:-1]}: no rank correlation")
-    return float(x.rank().corr(y.rank()))
 
 
 def lp_before_lmap(tables: Mapping[str, pd.DataFrame], config: Any, seed: int, *, variant: str) -> float:
@@ -338,7 +332,7 @@ def rpd_gradient_trend(tables: Mapping[str, pd.DataFrame], config: Any, seed: in
     """Spearman correlation of the RPD gradient with the hidden layer's index."""
     rows = _rows(tables, "rpd_summary", variant, seed)
     rows = rows[rows["layer"] >= 1].sort_values("layer")
-    return _spearman(rows["layer"], rows["gradient"], "layers")
+    return rank_correlation(rows["layer"], rows["gradient"], "layers")
 
 
 def rpd_gradient_at_lmap(tables: Mapping[str, pd.DataFrame], config: Any, seed: int, *, variant: str) -> float:
@@ -392,7 +386,7 @@ def loss_bump_trend(
 ) -> float:
     """Spearman correlation of the test-loss bump with depth."""
     bumps = loss_bumps(tables["history"], variant, seed, bn_mode)
-    return _spearman(pd.Series(bumps.index, dtype=float), pd.Series(bumps.to_numpy()), "depths")
+    return rank_correlation(pd.Series(bumps.index, dtype=float), pd.Series(bumps.to_numpy()), "depths")
 
 
 def _layer_criteria(variant: str) -> list[Criterion]:

@@ -34,7 +34,7 @@ from netdyn.experiments.base import (
     seeded,
     with_params,
 )
-from netdyn.experiments.criteria import CannotEvaluate, Criterion
+from netdyn.experiments.criteria import CannotEvaluate, Criterion, rank_correlation
 from netdyn.experiments.structure import MIN_TREND
 from netdyn.models.spec import ModelSpec
 from netdyn.orchestration import RunSpec
@@ -504,11 +504,7 @@ def rpd_gradient_trend(tables: Mapping[str, pd.DataFrame], config: Any, seed: in
     """Spearman correlation of the RPD gradient with the cut's index, over the cuts where it is defined."""
     rows = _rows(tables, "rpd_summary", seed)
     rows = rows[(rows["layer"] >= 1) & rows["gradient"].notna()].sort_values("layer")
-    if len(rows) < 2:
-        raise CannotEvaluate("fewer than two cuts with an RPD to correlate")
-    if rows["gradient"].nunique() < 2:
-        raise CannotEvaluate("the RPD gradient is the same at every cut: no rank correlation")
-    return float(rows["layer"].rank().corr(rows["gradient"].rank()))
+    return rank_correlation(rows["layer"], rows["gradient"], "cuts")  # the cuts where the RPD is defined
 
 
 def cos_dist_ratio(tables: Mapping[str, pd.DataFrame], config: Any, seed: int) -> float:
