@@ -59,9 +59,9 @@ class FamilyConfig(ExperimentConfig):
     every choice below is netdyn's) and the analysis."""
 
     data: DataSpec = field(default_factory=lambda: DataSpec("mnist5k", normalize="none"))
-    """mnist5k (4,000 training digits, the official 10,000 test digits when present, else 1,000 held out) with
-    pixels in [0, 1] (``normalize="none"``): the unit-norm rows of the MLP experiments give pixels of about 0.04,
-    which a conv net at torch's default initialisation barely moves from chance in a few epochs."""
+    """mnist5k (5,000 training digits and the official 10,000 test digits when present, else 4,000 and 1,000 held
+    out) with pixels in [0, 1] (``normalize="none"``): the unit-norm rows of the MLP experiments give pixels of
+    about 0.04, which a conv net at torch's default initialisation barely moves from chance in a few epochs."""
     depths: tuple[int, ...] = (2, 4)
     """The members' depths (see the family's own config for what a depth counts); the criteria read the deepest."""
     width: int = 8
@@ -376,7 +376,7 @@ class StructureConvNet(StructureFamily):
     )
     measured = {
         "smoke": "6.7 s (2 seeds; 2 CPU cores shared with another job, load ~3.5, 1 thread, 2026-12-06)",
-        "small": "4.0 min (241.5 s; 3 seeds; same machine and load, 1 thread, 2026-12-06)",
+        "small": "5.0 min (298.7 s; idle 2-core CPU, 1 torch thread, 2026-12-06)",
         "paper": "not run (meant for a GPU)",
     }
     scales = {
@@ -402,7 +402,7 @@ class StructureResNet(StructureFamily):
     )
     measured = {
         "smoke": "6.5 s (2 seeds; 2 CPU cores shared with another job, load ~3.5, 1 thread, 2026-12-06)",
-        "small": "2.9 min (173.5 s; 3 seeds; same machine and load, 1 thread, 2026-12-06)",
+        "small": "5.8 min (346.2 s; idle 2-core CPU, 1 torch thread, 2026-12-06)",
         "paper": "not run (meant for a GPU)",
     }
     scales = {
@@ -432,7 +432,7 @@ class StructureViT(StructureFamily):
     )
     measured = {
         "smoke": "8.0 s (2 seeds; 2 CPU cores shared with another job, load ~3.5, 1 thread, 2026-12-06)",
-        "small": "1.4 min (86.1 s; 3 seeds; same machine and load, 1 thread, 2026-12-06)",
+        "small": "2.4 min (145.6 s; idle 2-core CPU, 1 torch thread, 2026-12-06)",
         "paper": "not run (meant for a GPU)",
     }
     scales = {
