@@ -20,6 +20,17 @@ def small_cnn(channels: int = 4, classes: int = 3, pool: str = "avg", batchnorm:
                          nn.Linear(16, classes))
 
 
+def conv_net(activation: type[nn.Module] = nn.ReLU, seed: int = 1) -> nn.Sequential:
+    """A conv net on 1x8x8 images with batch norm and average pooling (every tail affine when ``activation`` is
+    the identity), 3 classes; its initial weights drawn from ``seed``."""
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), activation(), nn.AvgPool2d(2),
+        nn.Conv2d(4, 6, 3, padding=1), activation(), nn.AvgPool2d(2),
+        nn.Flatten(), nn.Linear(6 * 2 * 2, 5), activation(), nn.Linear(5, 3),
+    )
+
+
 def image_data(n_train: int = 240, n_test: int = 120, classes: int = 3, seed: int = 0):
     """Gaussian classes of 8x8 images (stored flat, ``input_shape`` (1, 8, 8)), unit norm."""
     from netdyn.data import Dataset

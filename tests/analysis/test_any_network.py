@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from any_models import conv_net
 from netdyn import MLP
 from netdyn.analysis import probes
 from netdyn.analysis.geometry import class_geometry
@@ -71,15 +72,6 @@ def test_per_sample_geometry_of_any_module(seq, data):
     reference = class_geometry(MLP.from_sequential(seq), data, per_sample=True, classes=[1], limit=5)
     table = class_geometry(seq, data, per_sample=True, classes=[1], limit=5)
     pd.testing.assert_frame_equal(shared(table, reference), reference, rtol=1e-5)
-
-
-def conv_net(activation):
-    torch.manual_seed(1)
-    return nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), activation(), nn.AvgPool2d(2),
-        nn.Conv2d(4, 6, 3, padding=1), activation(), nn.AvgPool2d(2),
-        nn.Flatten(), nn.Linear(6 * 2 * 2, 5), activation(), nn.Linear(5, 3),
-    )
 
 
 @pytest.fixture(scope="module")

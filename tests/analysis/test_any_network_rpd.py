@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from any_models import conv_net
 from netdyn import MLP
 from netdyn.analysis import units
 from netdyn.analysis.fields import local_fields
@@ -87,15 +88,6 @@ def test_an_nn_sequential_mlp_has_the_netdyn_mlps_local_fields(twins, data):
 
 
 # ------------------------------------------------------------------------------------------------- conv nets
-def conv_net(activation=nn.ReLU, seed=1):
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), activation(), nn.AvgPool2d(2),
-        nn.Conv2d(4, 6, 3, padding=1), activation(), nn.AvgPool2d(2),
-        nn.Flatten(), nn.Linear(6 * 2 * 2, 5), activation(), nn.Linear(5, 3),
-    )
-
-
 @pytest.fixture(scope="module")
 def images():
     gen = torch.Generator().manual_seed(2)
