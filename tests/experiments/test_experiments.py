@@ -94,6 +94,8 @@ def test_registry_and_list(capsys):
         (["reproduce", "structure", "--scale", "huge"], "invalid choice: 'huge'"),
         (["reproduce", "structure", "--seeds", "0"], "--seeds must be >= 1"),
         (["reproduce"], "give an experiment NAME"),
+        (["reproduce", "all", "--jobs", "0"], "--jobs must be >= 1"),
+        (["reproduce", "structure", "--jobs", "2"], "it needs NAME all"),
     ],
 )
 def test_bad_names_exit_2_with_one_line(argv, words, capsys):

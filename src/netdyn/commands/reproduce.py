@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from netdyn.commands._options import Folder, UsageError
@@ -28,6 +29,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "results depend on the thread count, so the same command gives the same tables on any machine)",
     )
     p.add_argument(
+        "--jobs", default=1, type=int, metavar="N",
+        help="with all: run N experiments at once, each in its own process (default 1; with --threads 1 on a "
+        "2-core machine, 2 uses both cores)",
+    )
+    p.add_argument(
         "--table", default=None, type=Folder("read"), metavar="DIR",
         help="print the verdict table (markdown) of every experiment folder under DIR and exit",
     )
@@ -44,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from netdyn.experiments import EXPERIMENTS, list_experiments, run_all, run_experiment
+    from netdyn.experiments import list_experiments, run_all, run_experiment
 
     if args.list:
         table = list_experiments()
@@ -62,23 +68,19 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         return 0
     if args.name is None:
         raise UsageError("netdyn reproduce: error: give an experiment NAME, all, --list or --table DIR")
-    if args.name != "all" and args.name not in EXPERIMENTS:
-        raise UsageError(
-            f"netdyn reproduce: error: unknown experiment {args.name!r}; choose one of {', '.join(EXPERIMENTS)}, all"
-        )
-    if args.seeds is not None and args.seeds < 1:
-        raise UsageError(f"netdyn reproduce: error: --seeds must be >= 1, got {args.seeds}")
-    if args.threads is not None and args.threads < 1:
-        raise UsageError(f"netdyn reproduce: error: --threads must be >= 1, got {args.threads}")
+    _check_run_arguments(args)
     options = dict(dataset=args.dataset, device=args.device, seeds=args.seeds, threads=args.threads,
                    resume=args.resume,
                    progress=not args.quiet, root=args.data_root, download=args.download)
     if args.name == "all":
-        results = run_all(args.scale, args.out, **options)
+        results = run_all(args.scale, args.out, jobs=args.jobs, **options)
         for result in results:
             print(f"{result.name}: {result.folder / 'report.html'} ({result.summary['wall_time']:.0f} s; "
                   f"{result.summary['verdict'] or 'no criteria'})")
-        print(f"index: {Path(results[0].folder).parent / 'report.html'}")
+        index = Path(results[0].folder).parent
+        wall = json.loads((index / "all.json").read_text())["wall_time"]
+        print(f"all {len(results)} experiments: {wall / 60:.1f} min, {args.jobs} at a time")
+        print(f"index: {index / 'report.html'}")
         return 0
     result = run_experiment(args.name, args.scale, args.out, **options)
     print(f"{result.name} ({result.summary['figure']}, scale {result.scale}): {result.summary['wall_time']:.1f} s")
@@ -86,3 +88,19 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     print(f"report: {result.folder / 'report.html'}")
     print(f"experiment folder: {result.folder}")
     return 0
+
+
+def _check_run_arguments(args: argparse.Namespace) -> None:
+    """One UsageError line for an unknown experiment or an impossible seed, thread or job count."""
+    from netdyn.experiments import EXPERIMENTS
+
+    if args.name != "all" and args.name not in EXPERIMENTS:
+        raise UsageError(
+            f"netdyn reproduce: error: unknown experiment {args.name!r}; choose one of {', '.join(EXPERIMENTS)}, all"
+        )
+    for flag in ("seeds", "threads", "jobs"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise UsageError(f"netdyn reproduce: error: --{flag} must be >= 1, got {value}")
+    if args.jobs > 1 and args.name != "all":
+        raise UsageError("netdyn reproduce: error: --jobs runs several experiments at once; it needs NAME all")

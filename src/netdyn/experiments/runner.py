@@ -27,7 +27,7 @@ import pandas as pd
 from netdyn import _io
 from netdyn._device import resolve_device
 from netdyn._progress import progress_bar
-from netdyn.errors import ConfigError
+from netdyn.errors import ConfigError, NetdynError
 from netdyn.experiments.base import SCALES, Experiment, ExperimentConfig, ExperimentRuns, Member, seeded
 from netdyn.experiments.criteria import (
     CriterionResult,
@@ -183,7 +183,7 @@ def run_experiment(
         results = evaluate_criteria(criteria, tables, config, seeded(config))
     wall = time.perf_counter() - start
     previous = _previous_wall_time(folder) if resume else 0.0
-    member_time = sum(float(runs.run(m).summary.get("wall_time", 0.0)) for m in members)
+    member_time = training_time(runs, members, population)
     summary = {
         "experiment": name,
         "figure": experiment.figure,
@@ -205,6 +205,18 @@ def run_experiment(
     comparison = _write_comparison(folder, [folder / "runs" / m.name for m in members])
     _write_report(folder, experiment, scale, config, figures, summary, results, comparison)
     return ExperimentResult(name, scale, folder, tables, summary)
+
+
+def training_time(runs: ExperimentRuns, members: list[Member], population: bool = True) -> float:
+    """Seconds spent training the members: a population's members share one clock, so each population counts
+    once (its longest member's wall time), a member trained alone its own."""
+    from netdyn.training.population import population_key
+
+    groups: dict[str, float] = {}
+    for member in members:
+        key = population_key(member.spec) if population else member.name
+        groups[key] = max(groups.get(key, 0.0), float(runs.run(member).summary.get("wall_time", 0.0)))
+    return sum(groups.values())
 
 
 def _write_comparison(folder: Path, runs: list[Path]) -> str | None:
@@ -352,30 +364,96 @@ def _config_table(config: ExperimentConfig) -> pd.DataFrame:
 
 
 def run_all(
-    scale: str, out: str | Path | None = None, *, progress: bool = False, **options: Any
+    scale: str,
+    out: str | Path | None = None,
+    *,
+    names: list[str] | None = None,
+    jobs: int = 1,
+    progress: bool = False,
+    **options: Any,
 ) -> list[ExperimentResult]:
-    """Every registered experiment at ``scale``, each in ``OUT/NAME``, then an index ``OUT/report.html``."""
+    """Every registered experiment (or those in ``names``) at ``scale``, each in ``OUT/NAME``, then an index
+    ``OUT/report.html`` and ``OUT/all.json`` (each experiment's verdict and wall time, and the wall time of all).
+
+    ``jobs`` > 1 runs that many experiments at once, each in its own process with the configuration's thread
+    count (one torch thread by default), the longest first by their measured wall times. An experiment that fails
+    does not stop the others; the first failure is raised once every experiment has ended, and ``resume``
+    continues from there. ``options`` are :func:`run_experiment`'s.
+    """
     from netdyn.report import ReportSection, render_report
 
+    chosen = list(EXPERIMENTS) if names is None else list(names)
+    for name in chosen:
+        get_experiment(name)  # an unknown name is refused before anything runs
+    if jobs < 1:
+        raise ConfigError(f"jobs must be >= 1, got {jobs}")
     root = Path(out) if out is not None else Path("reproductions") / f"all-{scale}"
     _io.check_writable_folder(root, "experiment folder")
-    results = [
-        run_experiment(name, scale, root / name, progress=progress, **options) for name in EXPERIMENTS
-    ]
+    start = time.perf_counter()
+    if jobs == 1:
+        results = [run_experiment(name, scale, root / name, progress=progress, **options) for name in chosen]
+    else:
+        results = _run_parallel(chosen, scale, root, jobs, progress, options)
+    wall = time.perf_counter() - start
     rows = [
         {"experiment": r.name, "figure": r.summary["figure"],
          "verdict": r.summary["verdict"] if r.summary["verdict"] is not None else "no criteria",
          "members": r.summary["members"], "wall_time_s": round(r.summary["wall_time"], 1)}
         for r in results
     ]
+    _io.write_json(root / "all.json", {"scale": scale, "jobs": jobs, "wall_time": wall, "experiments": rows})
     section = ReportSection(
         "Experiments",
-        f"Every experiment of the paper that netdyn reproduces, at scale {scale}. Each link opens its report.",
+        f"Every experiment of the paper that netdyn reproduces, at scale {scale}, {jobs} at a time: "
+        f"{wall / 60:.1f} min in all. Each link opens its report.",
         tables=[("experiments", pd.DataFrame(rows))],
         links=[(f"{r.name} ({r.summary['figure']})", f"{r.name}/report.html") for r in results],
     )
     render_report(f"netdyn reproduce all --scale {scale}", [section], root / "report.html")
     return results
+
+
+def expected_seconds(name: str, scale: str) -> float:
+    """The wall time measured for ``name`` at ``scale`` (the seconds of its ``measured`` entry; 0 when none)."""
+    import re
+
+    found = re.search(r"\(([\d.]+) s\b", EXPERIMENTS[name].measured.get(scale, ""))
+    return float(found.group(1)) if found else 0.0
+
+
+def _run_parallel(
+    names: list[str], scale: str, root: Path, jobs: int, progress: bool, options: dict[str, Any]
+) -> list[ExperimentResult]:
+    """``run_experiment`` of every name in a pool of ``jobs`` processes, the longest first; results in the order
+    of ``names``. A line is printed as each ends when ``progress`` is set (bars would interleave)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    order = sorted(names, key=lambda n: -expected_seconds(n, scale))
+    done: dict[str, ExperimentResult] = {}
+    failures: list[tuple[str, BaseException]] = []
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited torch thread pools
+    with ProcessPoolExecutor(max_workers=min(jobs, len(order)), mp_context=context) as pool:
+        futures = {pool.submit(run_experiment, name, scale, root / name, **options): name for name in order}
+        for future in as_completed(futures):
+            name = futures[future]
+            try:
+                done[name] = future.result()
+            except Exception as error:  # noqa: BLE001 - the others go on; the first failure is raised below
+                failures.append((name, error))
+                if progress:
+                    print(f"{name}: failed: {error}", flush=True)
+                continue
+            if progress:
+                summary = done[name].summary
+                print(f"{name}: {summary['wall_time']:.0f} s, {summary['verdict'] or 'no criteria'} "
+                      f"({len(done)}/{len(order)} done)", flush=True)
+    if failures:
+        failed, first = failures[0]
+        if isinstance(first, NetdynError):
+            raise type(first)(f"experiment {failed}: {first}") from first
+        raise first
+    return [done[name] for name in names]
 
 
 def list_experiments() -> pd.DataFrame:
