@@ -123,8 +123,9 @@ def score(experiments: Path, sweep: Path) -> pd.DataFrame:
 
 
 def _counts(table: pd.DataFrame, by: str) -> pd.DataFrame:
+    table = table.assign(key=table["group"] + "/" + table["run"])  # member names repeat across experiments
     counts = table.groupby(by, sort=False).agg(
-        runs=("run", "nunique"), expected=("expected", "sum"), hits=("hit", "sum"), misses=("miss", "sum"),
+        runs=("key", "nunique"), expected=("expected", "sum"), hits=("hit", "sum"), misses=("miss", "sum"),
         false_alarms=("false_alarm", "sum"),
     )
     runs = table[["group", "run"]].drop_duplicates().shape[0]

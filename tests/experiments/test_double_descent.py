@@ -77,3 +77,20 @@ def test_log_distance_in_decades():
     assert log_distance(10, 1000) == pytest.approx(-2.0)
     assert log_distance(0, 10) == pytest.approx(-1.0)  # below 1 counts as 1
     assert math.isnan(log_distance(None, 10))
+
+
+@pytest.mark.parametrize("descends_again, marked", [(True, True), (False, False)])
+def test_the_figure_marks_a_bump_only_where_the_loss_falls_again(descends_again, marked):
+    from netdyn.experiments.double_descent import _loss_and_rate_figure
+
+    history = _history([2.3, 2.0, 1.0, 0.5, 0.6, 0.4 if descends_again else 0.7])
+    rates = pd.DataFrame({"step": [3.0, 30.0, 300.0] * 2, "layer": [1] * 3 + [2] * 3, "rate": [0.5, 1.5, 0.2] * 2})
+    mean = rates.groupby("step", as_index=False)["rate"].mean()
+    descent = pd.DataFrame([{"bn_mode": "running", "peak_step": 1000.0 if descends_again else 10000.0,
+                             "peak_level": 0.6 if descends_again else 0.7, "rate_max_step": 30.0, "rate_max": 1.5,
+                             "descends_again": descends_again}])
+    fig = _loss_and_rate_figure({"history": history, "gradient_rate": rates, "gradient_rate_mean": mean,
+                                 "descent": descent}, "running")
+    labels = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    assert any("bump maximum" in label for label in labels) is marked
+    assert any("rate maximum" in text.get_text() for text in fig.axes[1].get_legend().get_texts())

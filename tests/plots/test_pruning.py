@@ -183,7 +183,7 @@ def test_lmap_training_draws_the_tail_only_from_the_networks_rise_on():
     panel = fig.axes[2]
     np.testing.assert_array_equal(_line(panel, "first layer of the linear tail (train set)").get_ydata(),
                                   [np.nan, np.nan, 3, 2, 2])
-    assert "drawn from the network's rise on" in panel.get_title()
+    assert "drawn from the network's half-rise on" in panel.get_title()
     _line(fig.axes[0], "network train accuracy (checkpoints, batch statistics)")
     never = plot_lmap_training(LMAP_STEPS, HISTORY, tail=tail, chance_until=np.inf).axes
     assert np.isnan(_line(never[2], "first layer of the linear tail (train set)").get_ydata()).all()

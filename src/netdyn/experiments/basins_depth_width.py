@@ -283,7 +283,7 @@ class BasinsDepthWidth(Experiment[BasinsDepthWidthConfig]):
     nullable = {"basin_sizes": ("size_mid", "size_half"), "members": ("train_accuracy", "test_accuracy")}
     measured = {
         "smoke": "13 s (2 CPU cores shared with other jobs, load average 6; 2026-11-30)",
-        "small": "3.7 min (220 s; idle 2-core CPU, 2 torch threads, 2026-11-30)",
+        "small": "11.0 min (660.0 s; 3 seeds, 1 torch thread, --jobs 2 on an idle 2-core CPU, 2026-12-06)",
     }
     scales = {
         "smoke": BasinsDepthWidthConfig(

@@ -134,7 +134,7 @@ class BasinsHparams(Experiment[BasinsHparamsConfig]):
     nullable = {"basin_sizes": ("size_mid", "size_half"), "members": ("train_accuracy", "test_accuracy")}
     measured = {
         "smoke": "14 s (2 CPU cores shared with other jobs, load average 6; 2026-11-30)",
-        "small": "3.9 min (235 s; idle 2-core CPU, 2 torch threads, 2026-11-30)",
+        "small": "19.2 min (1151.9 s; 3 seeds, 1 torch thread, --jobs 2 on an idle 2-core CPU, 2026-12-06)",
     }
     scales = {
         "smoke": BasinsHparamsConfig(

@@ -131,7 +131,7 @@ class BNGrokking(Experiment[BNGrokkingConfig]):
     }
     measured = {
         "smoke": "14 s (2 CPU cores, load ~4, 2026-11-30)",
-        "small": "2.5 min (148 s; idle 2-core CPU, 2 torch threads, 2026-11-30)",
+        "small": "7.0 min (419.1 s; 3 seeds, 1 torch thread, --jobs 2 on an idle 2-core CPU, 2026-12-06)",
     }
 
     def members(self, config: BNGrokkingConfig) -> list[Member]:

@@ -104,7 +104,7 @@ class Depth100(Experiment[Depth100Config]):
     )
     measured = {
         "smoke": "22 s (2 CPU cores shared with other jobs, load ~13, 2026-11-30)",
-        "small": "1.5 min (90 s; idle 2-core CPU, 2 torch threads, 2026-11-30)",
+        "small": "5.5 min (332.9 s; 3 seeds, 1 torch thread, --jobs 2 on an idle 2-core CPU, 2026-12-06)",
     }
     columns = {
         "history": ("member", *_PARAMS, "step", "split", "bn_mode", "loss", "accuracy"),

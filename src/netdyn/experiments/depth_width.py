@@ -81,7 +81,7 @@ class DepthWidth(Experiment[DepthWidthConfig]):
                                        "order_index_mean")}
     measured = {
         "smoke": "about 10 s (6-10 s of CPU time; 1.9 min wall on the shared, loaded machine)",
-        "small": "5.1 min (305 s; idle 2-core CPU, 2 torch threads, 2026-11-30)",
+        "small": "10.4 min (625.8 s; 3 seeds, 1 torch thread, --jobs 2 on an idle 2-core CPU, 2026-12-06)",
         "paper": "not run (meant for a GPU; the task that built it had none)",
     }
     scales = {

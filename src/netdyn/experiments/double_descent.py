@@ -98,7 +98,7 @@ class DoubleDescent(Experiment[DoubleDescentConfig]):
     }
     measured = {
         "smoke": "16 s (2 CPU cores, load ~4, 2026-11-30)",
-        "small": "2.0 min (120 s; idle 2-core CPU, 2 torch threads, 2026-11-30)",
+        "small": "8.0 min (478.4 s; 3 seeds, 1 torch thread, --jobs 2 on an idle 2-core CPU, 2026-12-06)",
     }
 
     def members(self, config: DoubleDescentConfig) -> list[Member]:
@@ -182,7 +182,9 @@ class DoubleDescent(Experiment[DoubleDescentConfig]):
                 row = pick["descent"].set_index("bn_mode").loc[mode]
                 effective = row["lmap_effective_earliest"]
                 start = "last hidden layer" if math.isnan(effective) else f"layers >= {int(effective)}"
-                fig.axes[0].set_title(f"Depth {depth}: test loss ({mode}-statistics bump marked) and the rate of\n"
+                bump = (f"{mode}-statistics bump marked" if bool(row.get("descends_again", False))
+                        else f"no {mode}-statistics bump: the loss does not fall again")
+                fig.axes[0].set_title(f"Depth {depth}: test loss ({bump}) and the rate of\n"
                                       f"the RPD gradient ({start}) with BN {mode} statistics; {note}",
                                       fontsize="medium")
                 figs[f"fig8b_loss_vs_rpd_rate_depth{depth}" + ("" if mode == "running" else "_batch")] = fig
@@ -227,9 +229,11 @@ def _loss_and_rate_figure(pick: dict[str, pd.DataFrame], mode: str) -> Figure:
     from netdyn.plots import dynamics
 
     rows = pick["descent"]
-    row = {k: float(v) for k, v in rows[rows["bn_mode"] == mode].iloc[0].items()
-           if k in ("peak_step", "peak_level", "rate_max_step", "rate_max")}
-    loss_peak = None if math.isnan(row["peak_step"]) else (row["peak_step"], row["peak_level"])
+    found = rows[rows["bn_mode"] == mode].iloc[0]
+    row = {k: float(v) for k, v in found.items() if k in ("peak_step", "peak_level", "rate_max_step", "rate_max")}
+    # a rise that never falls again is no bump: nothing to mark (the criteria find none to place either)
+    bump = not math.isnan(row["peak_step"]) and bool(found.get("descends_again", True))
+    loss_peak = (row["peak_step"], row["peak_level"]) if bump else None
     rate_peak = None if math.isnan(row["rate_max_step"]) else (row["rate_max_step"], row["rate_max"])
     return dynamics.plot_loss_and_rate(pick["history"], pick["gradient_rate"], pick["gradient_rate_mean"],
                                        loss_peak=loss_peak, rate_peak=rate_peak)

@@ -225,7 +225,7 @@ class Grokking(Experiment[GrokkingConfig]):
     }
     measured = {
         "smoke": "15 s (2 CPU cores, load ~4, 2026-11-30)",
-        "small": "12.2 min (734 s; idle 2-core CPU, 2 torch threads, 2026-11-30)",
+        "small": "21.8 min (1306.0 s; 3 seeds, 1 torch thread, --jobs 2 on an idle 2-core CPU, 2026-12-06)",
     }
 
     def members(self, config: GrokkingConfig) -> list[Member]:

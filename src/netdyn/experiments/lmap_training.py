@@ -168,7 +168,7 @@ class LmapTraining(Experiment[LmapTrainingConfig]):
     )
     measured = {
         "smoke": "16 s (2 CPU cores shared with other jobs, load ~13, 2026-11-30)",
-        "small": "1.6 min (93 s; idle 2-core CPU, 2 torch threads, 2026-11-30)",
+        "small": "7.3 min (438.4 s; 3 seeds, 1 torch thread, --jobs 2 on an idle 2-core CPU, 2026-12-06)",
     }
     columns = {
         "history": ("member", "variant", "depth", "seed", "step", "split", "bn_mode", "loss", "accuracy"),

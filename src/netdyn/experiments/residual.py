@@ -243,7 +243,7 @@ class Residual(Experiment[ResidualConfig]):
     )
     measured = {
         "smoke": "5.0 s (2 seeds; 2 CPU cores shared with other jobs, load ~5, 1 thread, 2026-12-06)",
-        "small": "3.4 min (201 s; idle 2-core CPU, 2 torch threads, 2026-11-30)",
+        "small": "13.6 min (816.7 s; 3 seeds, 1 torch thread, --jobs 2 on an idle 2-core CPU, 2026-12-06)",
     }
     columns = {
         "network": ("variant", "depth", "width", "seed", "split", "accuracy"),

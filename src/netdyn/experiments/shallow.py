@@ -130,7 +130,7 @@ class Shallow(Experiment[ShallowConfig]):
                                        "order_index_mean")}
     measured = {
         "smoke": "about 15 s (12-15 s of CPU time; 2.5 min wall on the shared, loaded machine)",
-        "small": "3.0 min (182 s; idle 2-core CPU, 2 torch threads, 2026-11-30)",
+        "small": "6.1 min (364.2 s; 3 seeds, 1 torch thread, --jobs 2 on an idle 2-core CPU, 2026-12-06)",
         "paper": "not run (meant for a GPU; the task that built it had none)",
     }
     scales = {

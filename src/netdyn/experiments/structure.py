@@ -91,7 +91,7 @@ class Structure(Experiment[StructureConfig]):
     )
     measured = {
         "smoke": "8.6 s (2 seeds; 2 CPU cores shared with other jobs, load ~5, 1 thread, 2026-12-06)",
-        "small": "4.2 min (254 s; idle 2-core CPU, 2 torch threads, 2026-11-30)",
+        "small": "13.2 min (793.1 s; 3 seeds, 1 torch thread, --jobs 2 on an idle 2-core CPU, 2026-12-06)",
         "paper": "not run (meant for a GPU; none was lent to this task)",
     }
     columns = {

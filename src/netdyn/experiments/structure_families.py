@@ -376,7 +376,7 @@ class StructureConvNet(StructureFamily):
     )
     measured = {
         "smoke": "6.7 s (2 seeds; 2 CPU cores shared with another job, load ~3.5, 1 thread, 2026-12-06)",
-        "small": "5.0 min (298.7 s; idle 2-core CPU, 1 torch thread, 2026-12-06)",
+        "small": "5.2 min (313.6 s; 3 seeds, 1 torch thread, --jobs 2 on an idle 2-core CPU, 2026-12-06)",
         "paper": "not run (meant for a GPU)",
     }
     scales = {
@@ -402,7 +402,7 @@ class StructureResNet(StructureFamily):
     )
     measured = {
         "smoke": "6.5 s (2 seeds; 2 CPU cores shared with another job, load ~3.5, 1 thread, 2026-12-06)",
-        "small": "5.8 min (346.2 s; idle 2-core CPU, 1 torch thread, 2026-12-06)",
+        "small": "6.1 min (365.9 s; 3 seeds, 1 torch thread, --jobs 2 on an idle 2-core CPU, 2026-12-06)",
         "paper": "not run (meant for a GPU)",
     }
     scales = {
@@ -432,7 +432,7 @@ class StructureViT(StructureFamily):
     )
     measured = {
         "smoke": "8.0 s (2 seeds; 2 CPU cores shared with another job, load ~3.5, 1 thread, 2026-12-06)",
-        "small": "2.4 min (145.6 s; idle 2-core CPU, 1 torch thread, 2026-12-06)",
+        "small": "2.9 min (174.9 s; 3 seeds, 1 torch thread, --jobs 2 on an idle 2-core CPU, 2026-12-06)",
         "paper": "not run (meant for a GPU)",
     }
     scales = {

@@ -329,8 +329,8 @@ def _tail_panel(ax: Axes, tail: pd.DataFrame, rows: pd.DataFrame, split: str, de
         note = "\n(undefined throughout: the network's accuracy never rises from chance)"
     elif defined_from is not None and np.isfinite(defined_from):
         start = start.where(part["step"] >= defined_from)
-        note = (f"\n(drawn from the network's rise on, step {format_value(defined_from)}: before it, at chance, "
-                "it is undefined)")
+        note = (f"\n(drawn from the network's half-rise on, step {format_value(defined_from)}: before it the "
+                "network has not covered half its rise, and the tail is not read)")
     ax.plot(part["step"], start, color="C2", marker="o", ms=3,
             lw=1.4, drawstyle="steps-post", label=f"first layer of the linear tail ({split} set)")
     top_layer = max(float(rows["layer"].max()), float(np.nanmax(start)) if start.notna().any() else 0.0)
