@@ -439,7 +439,9 @@ def _depth_curves(
     plot_basin(by_depth, ax=ax, kind=space, sizes=half, legend_title="depth")
     legend = ax.get_legend()
     if legend is not None:
-        legend.set_loc("lower left")  # below a curve's fall and left of its tail: empty on every panel
+        # the empty corner: sample-space curves fall late (below the fall, left of the tail), weight-space curves
+        # early (above their tails, right of the fall)
+        legend.set_loc("lower left" if space == "sample" else "upper right")
     label = VARIANT_LABELS[batchnorm] + (f", {init} init" if init else "")
     ax.set_title(f"{label}, width {width}: {space}-space basins")
 

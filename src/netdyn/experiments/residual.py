@@ -316,7 +316,7 @@ class Residual(Experiment[ResidualConfig]):
         )  # fmt: skip
         if n_seeds > 1:
             _accuracy_bands(fig, tables["structure"])
-            fig.axes[0].set_title(f"Test accuracy by depth and width (median of {n_seeds} seeds, band min to max)")
+            fig.axes[0].set_title(f"Test accuracy by depth and width\n(median of {n_seeds} seeds, band min to max)")
         figs["fig9_test_accuracy"] = fig
         return figs
 
