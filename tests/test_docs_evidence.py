@@ -62,3 +62,22 @@ def test_every_image_a_document_shows_exists():
             assert (document.parent / target).is_file(), f"{document.relative_to(ROOT)} shows missing {target}"
             shown += 1
     assert shown >= len(EXPERIMENTS)
+
+
+def test_an_experiment_page_shows_each_seed_its_reason_and_the_revision_mark():
+    from netdyn.experiments.verdicts import experiment_page
+
+    criterion = {"name": "c", "label": "c", "statement": "the paper | says", "quantity": "q", "rule_text": ">= 1",
+                 "values": [2.0, None, 0.123456], "reasons": [None, "no bump to place", None], "seeds": [0, 1, 2],
+                 "seeds_passing": 1, "n_seeds": 3, "holds": False, "decides": True}
+    revised = dict(criterion, name="c2", label="c2", decides=False, since="2026-11-30", holds=True, seeds_passing=3)
+    summary = {"experiment": "grokking", "figure": "Fig. 7", "scale": "small", "dataset": "mnist5k", "members": 3,
+               "threads": 1, "wall_time": 120.0, "verdict": "partly", "verdict_line": "partly: 0 of 1",
+               "test_accuracy": [0.9, 0.91], "by_depth": {"depth2": 0.5}, "criteria": [criterion, revised]}
+    page = experiment_page(summary, ["../evidence/grokking/a.png"], "netdyn reproduce all")
+    assert "| `c` | the paper \\| says | q | >= 1 | 2; – (no bump to place); 0.123 | 1/3 | fails |" in page
+    assert "| `c2 [changed 2026-11-30, does not decide]` |" in page and "| 3/3 | **holds** |" in page
+    assert "2.0 min of wall time with 1 torch thread." in page and "partly: 0 of 1" in page
+    assert "| `test_accuracy` | 0.9, 0.91 |" in page and "| `by_depth` | depth2: 0.5 |" in page
+    assert "![a](../evidence/grokking/a.png)" in page and "## The paper's claim" in page
+    assert "| `verdict` |" not in page  # the verdict is the page's first line, not a headline number
