@@ -12,6 +12,7 @@ committed pages and tables are what this script writes from the committed summar
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import sys
@@ -35,8 +36,6 @@ def figures_of(name: str) -> list[str]:
 
 def page_text(name: str) -> str:
     """The generated page of the experiment ``name`` from its committed summary."""
-    import json
-
     summary = json.loads((EVIDENCE / name / "summary.json").read_text())
     return experiment_page(summary, figures_of(name), COMMAND) + "\n"
 

@@ -33,6 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 from netdyn import load_run
+from netdyn.experiments.verdicts import markdown_table
 from netdyn.transitions import detect_transitions
 
 KINDS = ("grokking", "double_descent", "bn_lag", "rpd_rate_max")
@@ -134,9 +135,7 @@ def _counts(table: pd.DataFrame, by: str) -> pd.DataFrame:
 
 
 def _markdown(table: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + " --- |" * len(table.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join(lines)
+    return "\n".join(markdown_table(list(table.columns), table.itertuples(index=False)))
 
 
 def main(experiments: Path, sweep: Path) -> None:

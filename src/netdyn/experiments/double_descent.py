@@ -182,7 +182,7 @@ class DoubleDescent(Experiment[DoubleDescentConfig]):
                 row = pick["descent"].set_index("bn_mode").loc[mode]
                 effective = row["lmap_effective_earliest"]
                 start = "last hidden layer" if math.isnan(effective) else f"layers >= {int(effective)}"
-                bump = (f"{mode}-statistics bump marked" if bool(row.get("descends_again", False))
+                bump = (f"{mode}-statistics bump marked" if _bump_to_mark(row)
                         else f"no {mode}-statistics bump: the loss does not fall again")
                 fig.axes[0].set_title(f"Depth {depth}: test loss ({bump}) and the rate of\n"
                                       f"the RPD gradient ({start}) with BN {mode} statistics; {note}",
@@ -223,6 +223,12 @@ RATE_TABLES = ("gradient_rate", "gradient_rate_mean", "descent")
 """The tables with one set of rows per BN mode that a figure of one mode picks (``bn_mode``)."""
 
 
+def _bump_to_mark(row: pd.Series) -> bool:
+    """Whether a ``descent`` row holds a bump: a peak the loss falls from again (a rise that never falls is none,
+    and the criteria find none to place either)."""
+    return not math.isnan(float(row["peak_step"])) and bool(row["descends_again"])
+
+
 def _loss_and_rate_figure(pick: dict[str, pd.DataFrame], mode: str) -> Figure:
     """One run's test loss (both modes drawn) above the rate of its RPD gradient under ``mode``, the mode's bump
     and rate maximum marked."""
@@ -231,9 +237,7 @@ def _loss_and_rate_figure(pick: dict[str, pd.DataFrame], mode: str) -> Figure:
     rows = pick["descent"]
     found = rows[rows["bn_mode"] == mode].iloc[0]
     row = {k: float(v) for k, v in found.items() if k in ("peak_step", "peak_level", "rate_max_step", "rate_max")}
-    # a rise that never falls again is no bump: nothing to mark (the criteria find none to place either)
-    bump = not math.isnan(row["peak_step"]) and bool(found.get("descends_again", True))
-    loss_peak = (row["peak_step"], row["peak_level"]) if bump else None
+    loss_peak = (row["peak_step"], row["peak_level"]) if _bump_to_mark(found) else None
     rate_peak = None if math.isnan(row["rate_max_step"]) else (row["rate_max_step"], row["rate_max"])
     return dynamics.plot_loss_and_rate(pick["history"], pick["gradient_rate"], pick["gradient_rate_mean"],
                                        loss_peak=loss_peak, rate_peak=rate_peak)

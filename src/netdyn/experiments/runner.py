@@ -15,6 +15,7 @@ Training and analysis run under the configuration's thread count (torch's and th
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -415,8 +416,6 @@ def run_all(
 
 def expected_seconds(name: str, scale: str) -> float:
     """The wall time measured for ``name`` at ``scale`` (the seconds of its ``measured`` entry; 0 when none)."""
-    import re
-
     found = re.search(r"\(([\d.]+) s\b", EXPERIMENTS[name].measured.get(scale, ""))
     return float(found.group(1)) if found else 0.0
 

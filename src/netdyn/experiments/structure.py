@@ -305,14 +305,18 @@ def _rows(tables: Mapping[str, pd.DataFrame], name: str, variant: str, seed: int
     return rows
 
 
-def _effective_from(tables: Mapping[str, pd.DataFrame], kind: str, variant: str, seed: int) -> int:
-    """The layer from which on ``kind`` ("lp" or "lmap") pruning is effective on the test set (see
-    docs/quantities.md#l-map)."""
-    network = _rows(tables, "network", variant, seed).set_index("split")["accuracy"]
-    layer = effective_layer(_rows(tables, kind, variant, seed), float(network["test"]), rule="from")
+def effective_from(network: pd.DataFrame, pruning: pd.DataFrame, kind: str) -> int:
+    """The layer (or cut) from which on ``kind`` ("lp" or "lmap") pruning is effective on the test set, from one
+    net's ``network`` rows and its ``pruning`` rows (see docs/quantities.md#l-map); CannotEvaluate when never."""
+    accuracy = network.set_index("split")["accuracy"]
+    layer = effective_layer(pruning, float(accuracy["test"]), rule="from")
     if layer is None:
         raise CannotEvaluate(f"{'L-map' if kind == 'lmap' else 'LP'} pruning never becomes effective")
     return layer
+
+
+def _effective_from(tables: Mapping[str, pd.DataFrame], kind: str, variant: str, seed: int) -> int:
+    return effective_from(_rows(tables, "network", variant, seed), _rows(tables, kind, variant, seed), kind)
 
 
 

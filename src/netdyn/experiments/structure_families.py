@@ -35,7 +35,7 @@ from netdyn.experiments.base import (
     with_params,
 )
 from netdyn.experiments.criteria import CannotEvaluate, Criterion, rank_correlation
-from netdyn.experiments.structure import MIN_TREND
+from netdyn.experiments.structure import MIN_TREND, effective_from
 from netdyn.models.spec import ModelSpec
 from netdyn.orchestration import RunSpec
 
@@ -482,11 +482,7 @@ def _rows(tables: Mapping[str, pd.DataFrame], name: str, seed: int, variant: str
 
 def _effective_from(tables: Mapping[str, pd.DataFrame], kind: str, seed: int, variant: str | None) -> int:
     """The cut from which on ``kind`` ("lp" or "lmap") pruning is effective on the test set."""
-    network = _rows(tables, "network", seed).set_index("split")["accuracy"]
-    layer = effective_layer(_rows(tables, kind, seed, variant), float(network["test"]), rule="from")
-    if layer is None:
-        raise CannotEvaluate(f"{'L-map' if kind == 'lmap' else 'LP'} pruning never becomes effective")
-    return layer
+    return effective_from(_rows(tables, "network", seed), _rows(tables, kind, seed, variant), kind)
 
 
 def lp_before_lmap(tables: Mapping[str, pd.DataFrame], config: Any, seed: int, *, variant: str) -> float:

@@ -71,16 +71,21 @@ def verdict_table(directory: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(VERDICT_COLUMNS))
 
 
+def markdown_table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    """The lines of a markdown table: ``header``, then one line per row, each cell as text with its pipes escaped
+    and its line breaks as spaces."""
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |" for row in rows]
+    return lines
+
+
 def verdict_markdown(table: pd.DataFrame) -> str:
     """A verdict table as a markdown table (the form README and REPRODUCTION.md paste)."""
     header = ["experiment", "paper", "scale", "verdict", "criteria that hold (seeds passing)",
               "criteria that fail (seeds passing)"]  # fmt: skip
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    for row in table.to_dict("records"):
-        cells = [f"`{row['experiment']}`", row["figure"], row["scale"], f"**{row['verdict']}**",
-                 row["holds"] or "–", row["fails"] or "–"]  # fmt: skip
-        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
-    return "\n".join(lines)
+    rows = [[f"`{row['experiment']}`", row["figure"], row["scale"], f"**{row['verdict']}**",
+             row["holds"] or "–", row["fails"] or "–"] for row in table.to_dict("records")]  # fmt: skip
+    return "\n".join(markdown_table(header, rows))
 
 
 _PAGE_SKIP = {"experiment", "figure", "scale", "criteria", "verdict", "verdict_line"}
@@ -97,12 +102,6 @@ def _cell(value: Any) -> str:
     if isinstance(value, dict):
         return "; ".join(f"{k}: {_cell(v)}" for k, v in value.items())
     return str(value)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    lines += ["| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in row) + " |" for row in rows]
-    return lines
 
 
 def experiment_page(summary: dict[str, Any], figures: list[str], command: str) -> str:
@@ -141,11 +140,11 @@ def experiment_page(summary: dict[str, Any], figures: list[str], command: str) -
                                                                                  strict=True)]
             rows.append([f"`{label}`", c["statement"], c["quantity"], c["rule_text"], "; ".join(values),
                          f"{c['seeds_passing']}/{c['n_seeds']}", "**holds**" if c["holds"] else "fails"])
-        lines += _table(["criterion", "the paper says", "measured", "rule", "value per seed (seeds "
+        lines += markdown_table(["criterion", "the paper says", "measured", "rule", "value per seed (seeds "
                          + ", ".join(str(s) for s in criteria[0]["seeds"]) + ")", "passing", ""], rows)
         lines.append("")
     headline = [[f"`{k}`", _cell(v)] for k, v in summary.items() if k not in _PAGE_SKIP]
-    lines += ["## Headline numbers (summary.json)", "", *_table(["quantity", "value"], headline), ""]
+    lines += ["## Headline numbers (summary.json)", "", *markdown_table(["quantity", "value"], headline), ""]
     if figures:
         lines += ["## Figures", ""]
         for path in figures:
